@@ -1,0 +1,83 @@
+//! The admin listener: `/healthz` (the process answers), `/readyz` (200 only when the
+//! config is loaded, the client certificate is valid and every credential some route
+//! needs is usable; otherwise 503 with the reasons as JSON).
+
+use crate::body::{full, ProxyBody};
+use crate::route::Mode;
+use crate::Shared;
+use http::{header, HeaderValue, Request, Response, StatusCode};
+use hyper::body::Incoming;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+pub async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> Response<ProxyBody> {
+    match request.uri().path() {
+        "/healthz" => json(StatusCode::OK, serde_json::json!({ "status": "ok" })),
+        "/readyz" => {
+            let reasons = not_ready_reasons(&shared);
+            if reasons.is_empty() {
+                json(StatusCode::OK, serde_json::json!({ "ready": true }))
+            } else {
+                json(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    serde_json::json!({ "ready": false, "reasons": reasons }),
+                )
+            }
+        }
+        _ => json(
+            StatusCode::NOT_FOUND,
+            serde_json::json!({ "error": "not_found", "message": "the admin listener serves /healthz and /readyz" }),
+        ),
+    }
+}
+
+/// Why wisegate should not get traffic now; empty when it should.
+pub fn not_ready_reasons(shared: &Shared) -> Vec<String> {
+    let mut reasons = Vec::new();
+    if shared.shutting_down.load(Ordering::Relaxed) {
+        reasons.push("shutting down".to_owned());
+    }
+    let snapshot = shared.snapshot.load();
+    let identity = shared.resolver.current();
+    if identity.not_after <= SystemTime::now() {
+        reasons.push(format!(
+            "the client certificate {} has expired",
+            identity.cert_file.display()
+        ));
+    }
+    let modes = needed_modes(&snapshot);
+    if modes.contains(&Mode::OAuthMtls) {
+        if let Err(error) = shared.tokens.user_bearer() {
+            reasons.push(error.to_string());
+        }
+    }
+    if modes.contains(&Mode::PersonalToken) && snapshot.personal_bearer.is_none() {
+        reasons.push("routes need the personal token but none is configured".to_owned());
+    }
+    reasons
+}
+
+/// The modes some request could take under the current snapshot.
+fn needed_modes(snapshot: &crate::app::Snapshot) -> Vec<Mode> {
+    if snapshot.config.rollback_all {
+        return vec![Mode::PersonalToken];
+    }
+    let mut modes = vec![Mode::OAuthMtls];
+    for route in snapshot.config.routes.routes() {
+        if !modes.contains(&route.mode) {
+            modes.push(route.mode);
+        }
+    }
+    modes
+}
+
+fn json(status: StatusCode, value: serde_json::Value) -> Response<ProxyBody> {
+    let mut response = Response::new(full(value.to_string()));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+}

@@ -1,0 +1,175 @@
+//! Assembles the running parts from a validated config: the client identity and its
+//! resolver, the upstream clients, the personal token, the token manager. A
+//! [`Snapshot`] is everything the request path needs from one config; it is built
+//! whole (and so validated whole) before it is published.
+
+use crate::config::{Config, SecretSource};
+use crate::route::Mode;
+use crate::secret::{ClientSecret, PersonalToken};
+use crate::tls::{self, ClientCertResolver, ClientIdentity, TlsError};
+use crate::token::{FileStore, OAuthClient, StoreError, TokenManager};
+use crate::upstream::{Upstream, UpstreamSettings};
+use http::{HeaderValue, Method};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("cannot read {what} from {file}: {message}")]
+    SecretFile {
+        what: &'static str,
+        file: PathBuf,
+        message: String,
+    },
+    #[error("the environment variable {var} named by oauth.client_secret_env is not set or empty")]
+    SecretEnv { var: String },
+}
+
+/// Reads a secret file, refusing an empty one.
+pub fn read_secret_file(what: &'static str, file: &Path) -> Result<String, BuildError> {
+    let error = |message: String| BuildError::SecretFile {
+        what,
+        file: file.to_owned(),
+        message,
+    };
+    let text = std::fs::read_to_string(file).map_err(|e| error(e.to_string()))?;
+    if text.trim().is_empty() {
+        return Err(error("the file is empty".into()));
+    }
+    Ok(text)
+}
+
+/// The client secret from its file or environment variable.
+pub fn client_secret(source: &SecretSource) -> Result<ClientSecret, BuildError> {
+    match source {
+        SecretSource::File(file) => Ok(ClientSecret::new(read_secret_file(
+            "the client secret",
+            file,
+        )?)),
+        SecretSource::Env(var) => match std::env::var(var) {
+            Ok(value) if !value.trim().is_empty() => Ok(ClientSecret::new(value)),
+            _ => Err(BuildError::SecretEnv { var: var.clone() }),
+        },
+    }
+}
+
+fn settings(config: &Config) -> UpstreamSettings {
+    UpstreamSettings {
+        connect_timeout: config.limits.upstream_connect_timeout,
+        timeout: config.limits.upstream_timeout,
+        idle_timeout: config.limits.idle_timeout,
+    }
+}
+
+/// The client identity, checked, and a resolver presenting it.
+pub fn load_identity(config: &Config) -> Result<Arc<ClientCertResolver>, TlsError> {
+    let identity = ClientIdentity::load(&config.mtls.cert_file, &config.mtls.key_file)?;
+    Ok(ClientCertResolver::new(identity))
+}
+
+/// The OAuth client for `config`'s token endpoint, over mTLS.
+pub fn oauth_client(
+    config: &Config,
+    resolver: &Arc<ClientCertResolver>,
+) -> Result<OAuthClient, BuildError> {
+    let roots = tls::root_store(config.upstream.ca_file.as_deref())?;
+    let upstream = Upstream::new(
+        &config.oauth.token_url,
+        tls::client_config(roots, Some(resolver.clone())),
+        settings(config),
+    );
+    Ok(OAuthClient::new(
+        upstream,
+        config.oauth.token_url.clone(),
+        config.oauth.client_id.clone(),
+        client_secret(&config.oauth.client_secret)?,
+    ))
+}
+
+/// The token manager for `config`, with the stored lineage loaded.
+pub fn token_manager(
+    config: &Config,
+    resolver: &Arc<ClientCertResolver>,
+) -> Result<TokenManager, BuildError> {
+    let oauth = oauth_client(config, resolver)?;
+    Ok(TokenManager::load(
+        oauth,
+        FileStore::new(&config.oauth.token_store),
+    )?)
+}
+
+/// Everything the request path reads from one config.
+#[derive(Debug)]
+pub struct Snapshot {
+    pub config: Config,
+    pub mtls: Upstream,
+    pub legacy: Upstream,
+    /// `Bearer <personal token>`, when `[personal_token]` is configured.
+    pub personal_bearer: Option<HeaderValue>,
+    pub generation: u64,
+}
+
+impl Snapshot {
+    pub fn build(
+        config: Config,
+        resolver: &Arc<ClientCertResolver>,
+        generation: u64,
+    ) -> Result<Snapshot, BuildError> {
+        let roots = tls::root_store(config.upstream.ca_file.as_deref())?;
+        let mtls = Upstream::new(
+            &config.upstream.mtls_url,
+            tls::client_config(roots.clone(), Some(resolver.clone())),
+            settings(&config),
+        );
+        let legacy = Upstream::new(
+            &config.upstream.legacy_url,
+            tls::client_config(roots, None),
+            settings(&config),
+        );
+        let personal_bearer = match &config.personal_token {
+            Some(personal) => {
+                let token = PersonalToken::new(read_secret_file(
+                    "the personal token",
+                    &personal.token_file,
+                )?);
+                let mut value = HeaderValue::try_from(format!("Bearer {}", token.expose()))
+                    .map_err(|_| BuildError::SecretFile {
+                        what: "the personal token",
+                        file: personal.token_file.clone(),
+                        message: "it holds characters that cannot go in a header".into(),
+                    })?;
+                value.set_sensitive(true);
+                Some(value)
+            }
+            None => None,
+        };
+        Ok(Snapshot {
+            config,
+            mtls,
+            legacy,
+            personal_bearer,
+            generation,
+        })
+    }
+
+    /// The route name and effective mode (after the rollback flag) for a request.
+    pub fn select(&self, method: &Method, path: &str) -> (&str, Mode) {
+        let (name, mode) = self.config.routes.select(method, path);
+        if self.config.rollback_all {
+            (name, Mode::PersonalToken)
+        } else {
+            (name, mode)
+        }
+    }
+
+    pub fn upstream(&self, mode: Mode) -> &Upstream {
+        match mode {
+            Mode::OAuthMtls | Mode::OAuthClient => &self.mtls,
+            Mode::PersonalToken => &self.legacy,
+        }
+    }
+}

@@ -1,0 +1,235 @@
+//! Configuration: the TOML file read into [`raw::RawConfig`] (serde, unknown keys
+//! refused), then validated into a typed [`Config`]. Validation reports every problem it
+//! finds at once, each with the file, line and key, so a broken config is fixed in one go.
+//! Relative paths are resolved against the config file's folder.
+
+mod locate;
+pub mod raw;
+mod validate;
+
+use crate::route::RouteTable;
+use http::Uri;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub use validate::validate;
+
+/// Which of Wise's environments the default hosts come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Environment {
+    Sandbox,
+    Production,
+}
+
+impl Environment {
+    pub fn mtls_url(self) -> &'static str {
+        match self {
+            Environment::Sandbox => "https://api-mtls.wise-sandbox.com",
+            Environment::Production => "https://api-mtls.transferwise.com",
+        }
+    }
+
+    pub fn legacy_url(self) -> &'static str {
+        match self {
+            Environment::Sandbox => "https://api.wise-sandbox.com",
+            Environment::Production => "https://api.wise.com",
+        }
+    }
+
+    pub fn authorize_url(self) -> &'static str {
+        match self {
+            Environment::Sandbox => "https://wise-sandbox.com/oauth/authorize/",
+            Environment::Production => "https://wise.com/oauth/authorize/",
+        }
+    }
+}
+
+/// A validated configuration snapshot.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The file this came from (absolute when it was given so).
+    pub file: PathBuf,
+    pub environment: Environment,
+    pub listen: Listen,
+    pub admin: Admin,
+    pub upstream: Upstream,
+    pub mtls: Mtls,
+    pub oauth: OAuth,
+    pub personal_token: Option<PersonalTokenConfig>,
+    pub limits: Limits,
+    pub rollback_all: bool,
+    pub routes: RouteTable,
+    pub log: Log,
+}
+
+#[derive(Debug, Clone)]
+pub struct Listen {
+    pub address: SocketAddr,
+    pub shutdown_grace: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct Admin {
+    pub address: SocketAddr,
+}
+
+#[derive(Debug, Clone)]
+pub struct Upstream {
+    /// `https://host[:port]`, no path.
+    pub mtls_url: Uri,
+    pub legacy_url: Uri,
+    pub ca_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Mtls {
+    pub cert_file: PathBuf,
+    pub key_file: PathBuf,
+}
+
+/// Where the client secret is read from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SecretSource {
+    File(PathBuf),
+    Env(String),
+}
+
+#[derive(Debug, Clone)]
+pub struct OAuth {
+    pub client_id: String,
+    pub client_secret: SecretSource,
+    pub redirect_uri: String,
+    pub token_store: PathBuf,
+    pub token_url: Uri,
+    pub authorize_url: String,
+    pub refresh_before: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct PersonalTokenConfig {
+    pub token_file: PathBuf,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    pub max_header_bytes: usize,
+    pub max_body_bytes: u64,
+    pub header_read_timeout: Duration,
+    pub upstream_connect_timeout: Duration,
+    pub upstream_timeout: Duration,
+    pub idle_timeout: Duration,
+    pub max_connections: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_header_bytes: 64 * 1024,
+            max_body_bytes: 32 * 1024 * 1024,
+            header_read_timeout: Duration::from_secs(10),
+            upstream_connect_timeout: Duration::from_secs(5),
+            upstream_timeout: Duration::from_secs(60),
+            idle_timeout: Duration::from_secs(90),
+            max_connections: 4096,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone)]
+pub struct Log {
+    pub format: LogFormat,
+    /// A `tracing` filter directive, e.g. `info` or `wisegate=debug`.
+    pub level: String,
+}
+
+/// One thing wrong with a config file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// Dotted key as written in the file (`oauth.client_id`, `route[1].mode`).
+    pub key: String,
+    pub line: Option<usize>,
+    pub message: String,
+}
+
+/// Everything wrong with a config file, reported at once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub file: PathBuf,
+    pub problems: Vec<Problem>,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let count = self.problems.len();
+        write!(
+            f,
+            "invalid config {} ({count} problem{})",
+            self.file.display(),
+            if count == 1 { "" } else { "s" }
+        )?;
+        for problem in &self.problems {
+            write!(f, "\n  {}", self.file.display())?;
+            if let Some(line) = problem.line {
+                write!(f, ":{line}")?;
+            }
+            if problem.key.is_empty() {
+                write!(f, ": {}", problem.message)?;
+            } else {
+                write!(f, ": {}: {}", problem.key, problem.message)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl Config {
+    /// Reads and validates a config file.
+    pub fn load(file: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(file).map_err(|error| ConfigError {
+            file: file.to_owned(),
+            problems: vec![Problem {
+                key: String::new(),
+                line: None,
+                message: format!("cannot read the config file: {error}"),
+            }],
+        })?;
+        Config::parse(file, &text)
+    }
+
+    /// Validates config text as if it had been read from `file`.
+    pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigError> {
+        let raw: raw::RawConfig = toml::from_str(text).map_err(|error| ConfigError {
+            file: file.to_owned(),
+            problems: vec![Problem {
+                key: String::new(),
+                line: error.span().map(|span| locate::line_of(text, span.start)),
+                message: error.message().to_owned(),
+            }],
+        })?;
+        validate(file, raw).map_err(|problems| ConfigError {
+            file: file.to_owned(),
+            problems: problems
+                .into_iter()
+                .map(|problem| Problem {
+                    line: locate::line_of_key(text, &problem.key),
+                    ..problem
+                })
+                .collect(),
+        })
+    }
+
+    /// The folder relative paths in this config are resolved against.
+    pub fn base_dir(&self) -> &Path {
+        self.file.parent().unwrap_or(Path::new("."))
+    }
+}

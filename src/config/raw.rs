@@ -1,0 +1,120 @@
+//! The config file as written: serde types that mirror the TOML one to one. Nothing is
+//! checked here beyond the shape (`deny_unknown_fields` catches typos); `validate.rs`
+//! turns this into a typed [`crate::config::Config`].
+
+use serde::Deserialize;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    pub environment: Option<String>,
+    #[serde(default)]
+    pub listen: RawListen,
+    #[serde(default)]
+    pub admin: RawAdmin,
+    #[serde(default)]
+    pub upstream: RawUpstream,
+    pub mtls: Option<RawMtls>,
+    pub oauth: Option<RawOAuth>,
+    pub personal_token: Option<RawPersonalToken>,
+    #[serde(default)]
+    pub limits: RawLimits,
+    #[serde(default)]
+    pub rollback: RawRollback,
+    #[serde(default)]
+    pub log: RawLog,
+    #[serde(default, rename = "route")]
+    pub routes: Vec<RawRoute>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawListen {
+    pub address: Option<String>,
+    #[serde(default)]
+    pub allow_non_loopback: bool,
+    pub shutdown_grace: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAdmin {
+    pub address: Option<String>,
+    #[serde(default)]
+    pub allow_non_loopback: bool,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawUpstream {
+    pub mtls_url: Option<String>,
+    pub legacy_url: Option<String>,
+    pub ca_file: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawMtls {
+    pub cert_file: Option<String>,
+    pub key_file: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawOAuth {
+    pub client_id: Option<String>,
+    pub client_secret_file: Option<String>,
+    pub client_secret_env: Option<String>,
+    pub redirect_uri: Option<String>,
+    pub token_store: Option<String>,
+    pub refresh_token_file: Option<String>,
+    pub token_url: Option<String>,
+    pub authorize_url: Option<String>,
+    pub refresh_before: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPersonalToken {
+    pub token_file: Option<String>,
+    pub sca_key_file: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLimits {
+    pub max_header_bytes: Option<u64>,
+    pub max_body_bytes: Option<u64>,
+    pub header_read_timeout: Option<String>,
+    pub upstream_connect_timeout: Option<String>,
+    pub upstream_timeout: Option<String>,
+    pub idle_timeout: Option<String>,
+    pub max_connections: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRollback {
+    #[serde(default)]
+    pub all: bool,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLog {
+    pub format: Option<String>,
+    pub level: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRoute {
+    pub name: Option<String>,
+    pub path: Option<String>,
+    pub methods: Option<Vec<String>>,
+    pub mode: Option<String>,
+    #[serde(default)]
+    pub shadow: bool,
+    #[serde(default)]
+    pub fallback: bool,
+}

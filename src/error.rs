@@ -1,0 +1,87 @@
+//! The one place where wisegate's own failures become HTTP responses:
+//! `{"error": "<kind>", "message": "<what failed and what to do>"}` plus the header
+//! `x-wisegate-error: <kind>`, so the app can tell wisegate's answers from Wise's.
+
+use crate::body::{full, ProxyBody};
+use crate::token::CredentialError;
+use crate::upstream::UpstreamError;
+use http::{header, HeaderValue, Response, StatusCode};
+
+/// The header that marks a response as wisegate's own.
+pub const ERROR_HEADER: &str = "x-wisegate-error";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProxyError {
+    #[error(
+        "CONNECT is not supported: wisegate is not an open proxy; send plain HTTP requests to it"
+    )]
+    ConnectRefused,
+    #[error("absolute-form request targets are refused: wisegate is not an open proxy; send origin-form requests (`GET /v1/... HTTP/1.1`)")]
+    AbsoluteForm,
+    #[error("the request body is larger than limits.max_body_bytes ({limit} bytes)")]
+    BodyTooLarge { limit: u64 },
+    #[error(transparent)]
+    Upstream(#[from] UpstreamError),
+    #[error(transparent)]
+    Credential(#[from] CredentialError),
+}
+
+impl ProxyError {
+    /// The snake_case kind carried in the body and in `x-wisegate-error`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ProxyError::ConnectRefused => "connect_refused",
+            ProxyError::AbsoluteForm => "absolute_form_refused",
+            ProxyError::BodyTooLarge { .. } => "body_too_large",
+            ProxyError::Upstream(error) => match error {
+                UpstreamError::Connect { .. } => "upstream_unreachable",
+                UpstreamError::ClientCertRejected { .. } => "client_certificate_rejected",
+                UpstreamError::Tls { .. } => "upstream_tls_failed",
+                UpstreamError::Timeout { .. } => "upstream_timeout",
+                UpstreamError::BodyTooLarge => "body_too_large",
+                UpstreamError::Other { .. } => "upstream_failed",
+            },
+            ProxyError::Credential(error) => match error {
+                CredentialError::NotAuthorized { .. } => "not_authorized",
+                CredentialError::TokenUnavailable { .. } => "token_unavailable",
+                CredentialError::ClientTokenUnavailable { .. } => "client_token_unavailable",
+                CredentialError::PersonalTokenMissing { .. } => "personal_token_missing",
+            },
+        }
+    }
+
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ProxyError::ConnectRefused => StatusCode::METHOD_NOT_ALLOWED,
+            ProxyError::AbsoluteForm => StatusCode::BAD_REQUEST,
+            ProxyError::BodyTooLarge { .. } | ProxyError::Upstream(UpstreamError::BodyTooLarge) => {
+                StatusCode::PAYLOAD_TOO_LARGE
+            }
+            ProxyError::Upstream(UpstreamError::Timeout { .. }) => StatusCode::GATEWAY_TIMEOUT,
+            ProxyError::Upstream(_) => StatusCode::BAD_GATEWAY,
+            ProxyError::Credential(_) => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    pub fn into_response(self) -> Response<ProxyBody> {
+        error_response(self.status(), self.kind(), &self.to_string())
+    }
+}
+
+/// A response in wisegate's error format.
+pub fn error_response(
+    status: StatusCode,
+    kind: &'static str,
+    message: &str,
+) -> Response<ProxyBody> {
+    let body = serde_json::json!({ "error": kind, "message": message }).to_string();
+    let mut response = Response::new(full(body));
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    headers.insert(ERROR_HEADER, HeaderValue::from_static(kind));
+    response
+}

@@ -1,0 +1,139 @@
+//! wisegate: a sidecar that lets an application written for Wise's personal-token API
+//! move to OAuth 2.0 + mutual TLS without changing its code. The app sends plain HTTP to
+//! the listener; wisegate removes the app's credential, adds the route's credential and
+//! forwards over (m)TLS to Wise.
+//!
+//! # Layout
+//!
+//! - [`config`]: the TOML file, validated into a typed [`config::Config`].
+//! - [`route`]: path patterns and the route table (method + path -> mode).
+//! - [`tls`]: PEM loading, the client identity and its resolver, rustls configs.
+//! - [`upstream`]: one pooled HTTP/2 + HTTP/1.1 client per upstream host.
+//! - [`token`]: the OAuth client, the token store and the token manager.
+//! - [`app`]: assembles the parts; a [`app::Snapshot`] is one config's request-path state.
+//! - [`proxy`]: the request path. [`headers`]: hop-by-hop hygiene. [`body`]: body types.
+//! - [`server`]: the app-facing listener. [`admin`]: `/healthz` and `/readyz`.
+//! - [`authorize`]: the one-time OAuth authorization step.
+//! - [`error`]: wisegate's own answers. [`secret`]: redacting secret types.
+//!
+//! Tests and embedders call [`run`] with listeners they bound themselves.
+
+pub mod admin;
+pub mod app;
+pub mod authorize;
+pub mod body;
+pub mod config;
+pub mod error;
+pub mod headers;
+pub mod proxy;
+pub mod route;
+pub mod secret;
+pub mod server;
+pub mod tls;
+pub mod token;
+pub mod upstream;
+
+use app::{BuildError, Snapshot};
+use arc_swap::ArcSwap;
+use config::Config;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use tls::ClientCertResolver;
+use token::TokenManager;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+/// State shared by every request: the current snapshot and the long-lived parts.
+#[derive(Debug)]
+pub struct Shared {
+    pub snapshot: ArcSwap<Snapshot>,
+    pub tokens: Arc<TokenManager>,
+    pub resolver: Arc<ClientCertResolver>,
+    pub shutting_down: AtomicBool,
+}
+
+/// The listeners `run` serves on, bound by the caller.
+pub struct Listeners {
+    pub proxy: TcpListener,
+    pub admin: TcpListener,
+}
+
+impl Listeners {
+    /// Binds the addresses in `config`.
+    pub async fn bind(config: &Config) -> std::io::Result<Listeners> {
+        let proxy = TcpListener::bind(config.listen.address)
+            .await
+            .map_err(|error| {
+                std::io::Error::new(
+                    error.kind(),
+                    format!(
+                        "cannot listen on {} (listen.address): {error}",
+                        config.listen.address
+                    ),
+                )
+            })?;
+        let admin = TcpListener::bind(config.admin.address)
+            .await
+            .map_err(|error| {
+                std::io::Error::new(
+                    error.kind(),
+                    format!(
+                        "cannot listen on {} (admin.address): {error}",
+                        config.admin.address
+                    ),
+                )
+            })?;
+        Ok(Listeners { proxy, admin })
+    }
+}
+
+/// Builds everything from `config` (failing on bad certificates, keys, secrets or
+/// store), then serves until `shutdown` is cancelled and in-flight requests drained.
+pub async fn run(
+    config: Config,
+    listeners: Listeners,
+    shutdown: CancellationToken,
+) -> Result<(), BuildError> {
+    let resolver = app::load_identity(&config)?;
+    let tokens = Arc::new(app::token_manager(&config, &resolver)?);
+    let limits = config.limits.clone();
+    let grace = config.listen.shutdown_grace;
+    let snapshot = Snapshot::build(config, &resolver, 1)?;
+    let shared = Arc::new(Shared {
+        snapshot: ArcSwap::from_pointee(snapshot),
+        tokens,
+        resolver,
+        shutting_down: AtomicBool::new(false),
+    });
+    tracing::info!(
+        listen = %listeners.proxy.local_addr().map(|a| a.to_string()).unwrap_or_default(),
+        admin = %listeners.admin.local_addr().map(|a| a.to_string()).unwrap_or_default(),
+        "wisegate is serving"
+    );
+
+    let admin_stop = CancellationToken::new();
+    let admin_shared = shared.clone();
+    let admin = tokio::spawn(server::serve(
+        listeners.admin,
+        config::Limits::default(),
+        std::time::Duration::from_secs(1),
+        admin_stop.clone(),
+        move |request| admin::handle(admin_shared.clone(), request),
+    ));
+
+    let marker = shared.clone();
+    let proxy_stop = shutdown.clone();
+    let marking = async move {
+        proxy_stop.cancelled().await;
+        marker.shutting_down.store(true, Ordering::Relaxed);
+        tracing::info!("shutting down: no new connections, draining requests in flight");
+    };
+    let proxy_shared = shared.clone();
+    let serving = server::serve(listeners.proxy, limits, grace, shutdown, move |request| {
+        proxy::handle(proxy_shared.clone(), request)
+    });
+    tokio::join!(marking, serving);
+    admin_stop.cancel();
+    let _ = admin.await;
+    Ok(())
+}

@@ -1,0 +1,230 @@
+//! The `wisegate` command line: parses arguments, sets up logging, and calls into the
+//! library. Exit codes: 0 success, 64 invalid arguments or config, 1 anything else.
+
+use anyhow::Context;
+use clap::{Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{SystemTime, UNIX_EPOCH};
+use tokio_util::sync::CancellationToken;
+use wisegate::config::{Config, ConfigError, LogFormat};
+use wisegate::{app, authorize, Listeners};
+
+/// Invalid arguments or config (sysexits' EX_USAGE).
+const EXIT_USAGE: u8 = 64;
+
+#[derive(Parser)]
+#[command(
+    name = "wisegate",
+    version,
+    about = "Plain HTTP in, OAuth 2.0 bearer + mutual TLS out to Wise"
+)]
+struct Cli {
+    /// Log format (overrides log.format in the config).
+    #[arg(long, global = true, value_enum)]
+    log_format: Option<LogFormatArg>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormatArg {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve: the app-facing listener and the admin listener.
+    Run {
+        #[arg(long, env = "WISEGATE_CONFIG")]
+        config: PathBuf,
+    },
+    /// The one-time OAuth step: get a code, exchange it, store the tokens.
+    Authorize {
+        #[arg(long, env = "WISEGATE_CONFIG")]
+        config: PathBuf,
+        /// A code already obtained from Wise's redirect.
+        #[arg(long)]
+        code: Option<String>,
+    },
+    /// Inspect or refresh the stored OAuth token.
+    Token {
+        #[command(subcommand)]
+        action: TokenAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum TokenAction {
+    /// Show the stored token's expiry (never the token).
+    Status {
+        #[arg(long, env = "WISEGATE_CONFIG")]
+        config: PathBuf,
+    },
+    /// Refresh the stored token now.
+    Refresh {
+        #[arg(long, env = "WISEGATE_CONFIG")]
+        config: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => {
+            let code = if error.use_stderr() { EXIT_USAGE } else { 0 };
+            let _ = error.print();
+            return ExitCode::from(code);
+        }
+    };
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("wisegate: cannot start the runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(dispatch(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            if let Some(config_error) = error.downcast_ref::<ConfigError>() {
+                eprintln!("wisegate: {config_error}");
+                return ExitCode::from(EXIT_USAGE);
+            }
+            eprintln!("wisegate: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn load(path: &PathBuf, log_format: Option<LogFormatArg>) -> anyhow::Result<Config> {
+    let config = Config::load(path)?;
+    let format = match log_format {
+        Some(LogFormatArg::Json) => LogFormat::Json,
+        Some(LogFormatArg::Text) => LogFormat::Text,
+        None => config.log.format,
+    };
+    init_logging(format, &config.log.level);
+    Ok(config)
+}
+
+fn init_logging(format: LogFormat, level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("WISEGATE_LOG")
+        .or_else(|_| tracing_subscriber::EnvFilter::try_new(level))
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+async fn dispatch(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Run { config } => {
+            let config = load(&config, cli.log_format)?;
+            let listeners = Listeners::bind(&config).await?;
+            let shutdown = CancellationToken::new();
+            tokio::spawn(stop_on_signal(shutdown.clone()));
+            wisegate::run(config, listeners, shutdown).await?;
+            Ok(())
+        }
+        Command::Authorize { config, code } => {
+            let config = load(&config, cli.log_format)?;
+            let stdin = tokio::io::BufReader::new(tokio::io::stdin());
+            let authorized =
+                authorize::authorize(&config, code, stdin, |text| println!("{text}")).await?;
+            println!(
+                "Authorized. Tokens stored in {} (access token valid until {}).",
+                config.oauth.token_store.display(),
+                rfc3339(authorized.expires_at)
+            );
+            match authorized.profile_id {
+                Some(profile) => println!("profileId: {profile}"),
+                None => println!(
+                    "profileId: not given with --code (see the redirect URL's profileId parameter)"
+                ),
+            }
+            Ok(())
+        }
+        Command::Token {
+            action: TokenAction::Status { config },
+        } => {
+            let config = load(&config, cli.log_format)?;
+            let store = wisegate::token::FileStore::new(&config.oauth.token_store);
+            match store.load()? {
+                None => println!(
+                    "No tokens stored in {}: run `wisegate authorize`.",
+                    store.path().display()
+                ),
+                Some(tokens) => {
+                    let now = SystemTime::now();
+                    let state = if tokens.expires_at > now {
+                        "valid"
+                    } else {
+                        "EXPIRED"
+                    };
+                    println!("store:          {}", store.path().display());
+                    println!(
+                        "access token:   {state}, expires {}",
+                        rfc3339(tokens.expires_at)
+                    );
+                    println!("obtained:       {}", rfc3339(tokens.obtained_at));
+                    match tokens.refresh_token_expires_at {
+                        Some(at) => println!("refresh token:  present, expires {}", rfc3339(at)),
+                        None if tokens.refresh_token.is_some() => {
+                            println!("refresh token:  present")
+                        }
+                        None => println!("refresh token:  none"),
+                    }
+                    if let Some(profile) = tokens.profile_id {
+                        println!("profileId:      {profile}");
+                    }
+                }
+            }
+            Ok(())
+        }
+        Command::Token {
+            action: TokenAction::Refresh { config },
+        } => {
+            let config = load(&config, cli.log_format)?;
+            let resolver = app::load_identity(&config)?;
+            let tokens = app::token_manager(&config, &resolver)?;
+            tokens.refresh_now().await.context("refresh failed")?;
+            let status = tokens.status();
+            println!(
+                "Refreshed. New access token valid until {}.",
+                status.expires_at.map(rfc3339).unwrap_or_default()
+            );
+            Ok(())
+        }
+    }
+}
+
+async fn stop_on_signal(shutdown: CancellationToken) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        tracing::error!("cannot install signal handlers");
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM received"),
+        _ = int.recv() => tracing::info!("SIGINT received"),
+    }
+    shutdown.cancel();
+}
+
+fn rfc3339(time: SystemTime) -> String {
+    let seconds = time
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    humantime::format_rfc3339_seconds(UNIX_EPOCH + std::time::Duration::from_secs(seconds))
+        .to_string()
+}

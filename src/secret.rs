@@ -1,0 +1,85 @@
+//! Secret newtypes: credentials that must never reach a log line, an error message or
+//! `Debug` output. Their `Debug` and `Display` print `[redacted]`; the value is reachable
+//! only through `expose()`, which makes every use greppable.
+
+use std::fmt;
+
+macro_rules! secret_type {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Clone, PartialEq, Eq)]
+        pub struct $name(String);
+
+        impl $name {
+            /// Wraps a value, trimming the surrounding white space that files and
+            /// environment variables tend to carry.
+            pub fn new(value: impl Into<String>) -> Self {
+                let value = value.into();
+                let trimmed = value.trim();
+                if trimmed.len() == value.len() {
+                    Self(value)
+                } else {
+                    Self(trimmed.to_owned())
+                }
+            }
+
+            /// The secret itself: only for the wire or the token store.
+            pub fn expose(&self) -> &str {
+                &self.0
+            }
+
+            pub fn is_empty(&self) -> bool {
+                self.0.is_empty()
+            }
+        }
+
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, concat!(stringify!($name), "([redacted])"))
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("[redacted]")
+            }
+        }
+    };
+}
+
+secret_type!(
+    /// An OAuth access token (user or client-credentials). Never assume its size or
+    /// shape: Wise is moving these from UUIDs to JWTs.
+    AccessToken
+);
+secret_type!(
+    /// An OAuth refresh token: the lineage of the user's grant.
+    RefreshToken
+);
+secret_type!(
+    /// The OAuth client secret.
+    ClientSecret
+);
+secret_type!(
+    /// Wise's personal API token, the legacy credential.
+    PersonalToken
+);
+secret_type!(
+    /// A one-time OAuth authorization code.
+    AuthorizationCode
+);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_and_display_are_redacted() {
+        let token = AccessToken::new("  s3cr3t-value\n");
+        assert_eq!(token.expose(), "s3cr3t-value");
+        assert_eq!(format!("{token}"), "[redacted]");
+        assert_eq!(format!("{token:?}"), "AccessToken([redacted])");
+        let secret = ClientSecret::new("abc");
+        assert!(!format!("{secret:?} {secret}").contains("abc"));
+    }
+}

@@ -1,0 +1,209 @@
+//! The token store: where the OAuth lineage (refresh token, current access token) lives
+//! between runs. A JSON file written atomically (temp file, fsync, rename, fsync of the
+//! folder) with mode 0600, so a crash leaves either the old tokens or the new ones.
+
+use crate::secret::{AccessToken, RefreshToken};
+use serde::{Deserialize, Serialize};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// The user's tokens as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenSet {
+    pub access_token: AccessToken,
+    pub expires_at: SystemTime,
+    pub refresh_token: Option<RefreshToken>,
+    pub refresh_token_expires_at: Option<SystemTime>,
+    pub profile_id: Option<String>,
+    pub obtained_at: SystemTime,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot read the token store {file}: {message}")]
+    Read { file: PathBuf, message: String },
+    #[error("the token store {file} is corrupt ({message}): move it aside and run `wisegate authorize` again")]
+    Corrupt { file: PathBuf, message: String },
+    #[error("cannot write the token store {file}: {message}")]
+    Write { file: PathBuf, message: String },
+}
+
+/// The on-disk shape; versioned so it can evolve.
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StoredTokens {
+    version: u32,
+    access_token: String,
+    access_token_expires_at: u64,
+    refresh_token: Option<String>,
+    refresh_token_expires_at: Option<u64>,
+    profile_id: Option<String>,
+    obtained_at: u64,
+}
+
+fn to_unix(time: SystemTime) -> u64 {
+    time.duration_since(UNIX_EPOCH)
+        .unwrap_or(Duration::ZERO)
+        .as_secs()
+}
+
+fn from_unix(seconds: u64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_secs(seconds)
+}
+
+/// A token store in one file.
+#[derive(Debug, Clone)]
+pub struct FileStore {
+    path: PathBuf,
+}
+
+impl FileStore {
+    pub fn new(path: impl Into<PathBuf>) -> FileStore {
+        FileStore { path: path.into() }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The stored tokens; `None` when the file does not exist yet.
+    pub fn load(&self) -> Result<Option<TokenSet>, StoreError> {
+        let text = match std::fs::read_to_string(&self.path) {
+            Ok(text) => text,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(error) => {
+                return Err(StoreError::Read {
+                    file: self.path.clone(),
+                    message: error.to_string(),
+                })
+            }
+        };
+        // serde_json's messages quote no input values, so no token can leak through them.
+        let stored: StoredTokens =
+            serde_json::from_str(&text).map_err(|error| StoreError::Corrupt {
+                file: self.path.clone(),
+                message: format!(
+                    "line {} column {}: {:?}",
+                    error.line(),
+                    error.column(),
+                    error.classify()
+                ),
+            })?;
+        if stored.version != 1 || stored.access_token.is_empty() {
+            return Err(StoreError::Corrupt {
+                file: self.path.clone(),
+                message: format!(
+                    "unsupported version {} or empty access token",
+                    stored.version
+                ),
+            });
+        }
+        Ok(Some(TokenSet {
+            access_token: AccessToken::new(stored.access_token),
+            expires_at: from_unix(stored.access_token_expires_at),
+            refresh_token: stored.refresh_token.map(RefreshToken::new),
+            refresh_token_expires_at: stored.refresh_token_expires_at.map(from_unix),
+            profile_id: stored.profile_id,
+            obtained_at: from_unix(stored.obtained_at),
+        }))
+    }
+
+    /// Writes `tokens` atomically with mode 0600, creating the folder (0700) if needed.
+    pub fn save(&self, tokens: &TokenSet) -> Result<(), StoreError> {
+        let stored = StoredTokens {
+            version: 1,
+            access_token: tokens.access_token.expose().to_owned(),
+            access_token_expires_at: to_unix(tokens.expires_at),
+            refresh_token: tokens.refresh_token.as_ref().map(|t| t.expose().to_owned()),
+            refresh_token_expires_at: tokens.refresh_token_expires_at.map(to_unix),
+            profile_id: tokens.profile_id.clone(),
+            obtained_at: to_unix(tokens.obtained_at),
+        };
+        let text = serde_json::to_vec_pretty(&stored).map_err(|error| self.write_error(&error))?;
+        write_atomically(&self.path, &text).map_err(|error| self.write_error(&error))
+    }
+
+    fn write_error(&self, error: &dyn std::fmt::Display) -> StoreError {
+        StoreError::Write {
+            file: self.path.clone(),
+            message: error.to_string(),
+        }
+    }
+}
+
+/// temp file in the same folder, fsync, rename over `path`, fsync the folder.
+fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+    let folder = match path.parent() {
+        Some(folder) if !folder.as_os_str().is_empty() => folder.to_owned(),
+        _ => PathBuf::from("."),
+    };
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&folder)?;
+    let file_name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let temp = folder.join(format!(".{file_name}.{}.tmp", std::process::id()));
+    let result = (|| {
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&temp)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        std::fs::rename(&temp, path)?;
+        std::fs::File::open(&folder)?.sync_all()
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&temp);
+    }
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn sample() -> TokenSet {
+        TokenSet {
+            access_token: AccessToken::new("access-1"),
+            expires_at: from_unix(2_000_000_000),
+            refresh_token: Some(RefreshToken::new("refresh-1")),
+            refresh_token_expires_at: Some(from_unix(2_100_000_000)),
+            profile_id: Some("12345".into()),
+            obtained_at: from_unix(1_900_000_000),
+        }
+    }
+
+    #[test]
+    fn round_trips_with_mode_0600() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FileStore::new(dir.path().join("state/tokens.json"));
+        assert_eq!(store.load().unwrap(), None);
+        store.save(&sample()).unwrap();
+        assert_eq!(store.load().unwrap(), Some(sample()));
+        let mode = std::fs::metadata(store.path())
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+
+    #[test]
+    fn corrupt_store_names_the_file_and_leaks_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tokens.json");
+        std::fs::write(&path, "{\"version\":1,\"access_token\":\"leaky-secret\",").unwrap();
+        let error = FileStore::new(&path).load().unwrap_err().to_string();
+        assert!(error.contains(&path.display().to_string()), "{error}");
+        assert!(error.contains("wisegate authorize"), "{error}");
+        assert!(!error.contains("leaky-secret"), "{error}");
+    }
+}

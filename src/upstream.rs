@@ -1,0 +1,206 @@
+//! One pooled HTTP client per upstream host: hyper-util's legacy client over
+//! hyper-rustls, HTTP/2 where ALPN offers it, HTTP/1.1 keep-alive otherwise. Failures are
+//! classified here into [`UpstreamError`], whose messages say what failed and where.
+
+use crate::body::ProxyBody;
+use http::uri::{Authority, PathAndQuery, Scheme};
+use http::{Request, Response, Uri};
+use hyper::body::Incoming;
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+use rustls::{AlertDescription, ClientConfig};
+use std::error::Error as StdError;
+use std::time::Duration;
+
+/// Why a request could not be completed upstream. `target` is `host:port`.
+#[derive(Debug, thiserror::Error)]
+pub enum UpstreamError {
+    #[error("the upstream could not be reached at {target}: {detail}")]
+    Connect { target: String, detail: String },
+    #[error("{target} rejected our client certificate ({alert}): check mtls.cert_file is the certificate Wise issued for this client and that it is still active in the Developer Hub")]
+    ClientCertRejected { target: String, alert: String },
+    #[error("the TLS handshake with {target} failed: {detail}")]
+    Tls { target: String, detail: String },
+    #[error("{target} did not answer within {seconds} s (limits.upstream_timeout)")]
+    Timeout { target: String, seconds: u64 },
+    #[error("the request body is larger than limits.max_body_bytes")]
+    BodyTooLarge,
+    #[error("the exchange with {target} failed: {detail}")]
+    Other { target: String, detail: String },
+}
+
+/// Settings an upstream client is built with.
+#[derive(Debug, Clone, Copy)]
+pub struct UpstreamSettings {
+    pub connect_timeout: Duration,
+    pub timeout: Duration,
+    pub idle_timeout: Duration,
+}
+
+/// A pooled client bound to one `https://host:port`.
+#[derive(Clone)]
+pub struct Upstream {
+    client: Client<HttpsConnector<HttpConnector>, ProxyBody>,
+    scheme: Scheme,
+    authority: Authority,
+    target: String,
+    timeout: Duration,
+}
+
+impl std::fmt::Debug for Upstream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Upstream")
+            .field("target", &self.target)
+            .finish()
+    }
+}
+
+impl Upstream {
+    /// `base` must be an `https://host[:port]` URL (checked by config validation).
+    pub fn new(base: &Uri, tls: ClientConfig, settings: UpstreamSettings) -> Upstream {
+        let mut http = HttpConnector::new();
+        http.enforce_http(false);
+        http.set_nodelay(true);
+        http.set_connect_timeout(Some(settings.connect_timeout));
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls)
+            .https_only()
+            .enable_http1()
+            .enable_http2()
+            .wrap_connector(http);
+        let client = Client::builder(TokioExecutor::new())
+            .timer(TokioTimer::new())
+            .pool_timer(TokioTimer::new())
+            .pool_idle_timeout(settings.idle_timeout)
+            .http2_keep_alive_interval(Duration::from_secs(30))
+            .http2_keep_alive_timeout(Duration::from_secs(10))
+            .http2_adaptive_window(true)
+            .build(connector);
+        let authority = base
+            .authority()
+            .cloned()
+            .unwrap_or_else(|| Authority::from_static("invalid"));
+        let port = base.port_u16().unwrap_or(443);
+        let target = format!("{}:{port}", base.host().unwrap_or("invalid"));
+        Upstream {
+            client,
+            scheme: Scheme::HTTPS,
+            authority,
+            target,
+            timeout: settings.timeout,
+        }
+    }
+
+    /// `host:port`, for messages and logs.
+    pub fn target(&self) -> &str {
+        &self.target
+    }
+
+    /// The host name alone, for `Host` headers and logs.
+    pub fn authority(&self) -> &Authority {
+        &self.authority
+    }
+
+    /// The upstream URI for a path and query, kept byte for byte.
+    pub fn uri_for(&self, path_and_query: Option<&PathAndQuery>) -> Uri {
+        let mut parts = http::uri::Parts::default();
+        parts.scheme = Some(self.scheme.clone());
+        parts.authority = Some(self.authority.clone());
+        parts.path_and_query = Some(
+            path_and_query
+                .cloned()
+                .unwrap_or_else(|| PathAndQuery::from_static("/")),
+        );
+        Uri::from_parts(parts).unwrap_or_else(|_| Uri::from_static("/"))
+    }
+
+    /// Sends a request (its URI made by [`Upstream::uri_for`]) and waits for the response
+    /// head, at most `upstream_timeout`.
+    pub async fn send(
+        &self,
+        request: Request<ProxyBody>,
+    ) -> Result<Response<Incoming>, UpstreamError> {
+        match tokio::time::timeout(self.timeout, self.client.request(request)).await {
+            Ok(Ok(response)) => Ok(response),
+            Ok(Err(error)) => Err(self.classify(&error)),
+            Err(_) => Err(UpstreamError::Timeout {
+                target: self.target.clone(),
+                seconds: self.timeout.as_secs(),
+            }),
+        }
+    }
+
+    fn classify(&self, error: &hyper_util::client::legacy::Error) -> UpstreamError {
+        let target = self.target.clone();
+        let mut causes = Vec::new();
+        collect_causes(error, &mut causes);
+        for cause in &causes {
+            if cause
+                .downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some()
+            {
+                return UpstreamError::BodyTooLarge;
+            }
+            if let Some(tls) = cause.downcast_ref::<rustls::Error>() {
+                return classify_tls(target, tls);
+            }
+        }
+        let detail = causes
+            .last()
+            .map_or_else(|| error.to_string(), |cause| cause.to_string());
+        if error.is_connect() {
+            UpstreamError::Connect { target, detail }
+        } else {
+            UpstreamError::Other { target, detail }
+        }
+    }
+}
+
+fn classify_tls(target: String, error: &rustls::Error) -> UpstreamError {
+    match error {
+        rustls::Error::AlertReceived(
+            alert @ (AlertDescription::CertificateRequired
+            | AlertDescription::BadCertificate
+            | AlertDescription::UnknownCA
+            | AlertDescription::CertificateUnknown
+            | AlertDescription::CertificateExpired
+            | AlertDescription::CertificateRevoked
+            | AlertDescription::UnsupportedCertificate
+            | AlertDescription::AccessDenied),
+        ) => UpstreamError::ClientCertRejected {
+            target,
+            alert: format!("TLS alert {alert:?}"),
+        },
+        rustls::Error::InvalidCertificate(reason) => UpstreamError::Tls {
+            detail: format!(
+                "the server certificate of {target} is not trusted ({reason:?}); if Wise gave you a CA certificate, name it in upstream.ca_file"
+            ),
+            target,
+        },
+        other => UpstreamError::Tls {
+            target,
+            detail: other.to_string(),
+        },
+    }
+}
+
+/// Flattens an error's cause chain, looking inside `io::Error`s, whose `source()` skips
+/// the error they wrap (where rustls puts its own).
+fn collect_causes<'a>(
+    error: &'a (dyn StdError + 'static),
+    out: &mut Vec<&'a (dyn StdError + 'static)>,
+) {
+    let mut next = Some(error);
+    while let Some(current) = next {
+        out.push(current);
+        if let Some(io) = current.downcast_ref::<std::io::Error>() {
+            if let Some(inner) = io.get_ref() {
+                collect_causes(inner, out);
+                return;
+            }
+        }
+        next = current.source();
+    }
+}

@@ -1,0 +1,159 @@
+//! Config validation, black-box: every problem reported at once with file, line and
+//! key; the binary exits 64 on a bad config.
+
+use std::path::Path;
+use std::process::Command;
+use wisegate::config::{Config, Environment};
+
+const GOOD: &str = r#"
+environment = "production"
+
+[mtls]
+cert_file = "tls/client.crt"
+key_file = "tls/client.key"
+
+[oauth]
+client_id = "yourapp"
+client_secret_file = "secrets/client_secret"
+redirect_uri = "https://www.yourapp.com"
+token_store = "state/tokens.json"
+
+[personal_token]
+token_file = "secrets/personal_token"
+
+[[route]]
+name = "profile-webhooks"
+path = "/v3/profiles/*/subscriptions/**"
+methods = ["GET", "post"]
+mode = "personal_token"
+"#;
+
+#[test]
+fn a_good_config_gets_presets_and_resolved_paths() {
+    let config = Config::parse(Path::new("/etc/wisegate/wisegate.toml"), GOOD).unwrap();
+    assert_eq!(config.environment, Environment::Production);
+    assert_eq!(
+        config.upstream.mtls_url.to_string(),
+        "https://api-mtls.transferwise.com/"
+    );
+    assert_eq!(
+        config.upstream.legacy_url.to_string(),
+        "https://api.wise.com/"
+    );
+    assert_eq!(
+        config.oauth.token_url.to_string(),
+        "https://api-mtls.transferwise.com/oauth/token"
+    );
+    assert_eq!(
+        config.oauth.authorize_url,
+        "https://wise.com/oauth/authorize/"
+    );
+    assert_eq!(
+        config.mtls.cert_file,
+        Path::new("/etc/wisegate/tls/client.crt")
+    );
+    assert_eq!(
+        config.oauth.token_store,
+        Path::new("/etc/wisegate/state/tokens.json")
+    );
+    assert_eq!(config.listen.address.to_string(), "127.0.0.1:8080");
+    assert_eq!(config.admin.address.to_string(), "127.0.0.1:9901");
+    assert_eq!(config.routes.routes().len(), 1);
+    assert_eq!(config.routes.routes()[0].methods.len(), 2);
+}
+
+#[test]
+fn sandbox_is_the_default_environment() {
+    let text = GOOD.replace("environment = \"production\"", "");
+    let config = Config::parse(Path::new("c.toml"), &text).unwrap();
+    assert_eq!(
+        config.upstream.mtls_url.to_string(),
+        "https://api-mtls.wise-sandbox.com/"
+    );
+    assert_eq!(
+        config.upstream.legacy_url.to_string(),
+        "https://api.wise-sandbox.com/"
+    );
+}
+
+#[test]
+fn every_problem_is_reported_with_line_and_key() {
+    let text = GOOD
+        .replace("environment = \"production\"", "environment = \"staging\"")
+        .replace("mode = \"personal_token\"", "mode = \"personal\"")
+        .replace("client_id = \"yourapp\"\n", "")
+        .replace(
+            "[personal_token]",
+            "[listen]\naddress = \"0.0.0.0:8080\"\n\n[personal_token]",
+        );
+    let error = Config::parse(Path::new("/etc/w.toml"), &text).unwrap_err();
+    let message = error.to_string();
+    assert_eq!(error.problems.len(), 4, "{message}");
+    assert!(
+        message.contains("/etc/w.toml:2: environment: `staging`"),
+        "{message}"
+    );
+    assert!(
+        message.contains("oauth.client_id: is required"),
+        "{message}"
+    );
+    assert!(message.contains("listen.address: 0.0.0.0:8080 is not a loopback address; set listen.allow_non_loopback = true"), "{message}");
+    let route_line = text.lines().position(|l| l.starts_with("mode = ")).unwrap() + 1;
+    assert!(
+        message.contains(&format!(
+            "/etc/w.toml:{route_line}: route[0].mode: `personal` is not a mode"
+        )),
+        "{message}"
+    );
+}
+
+#[test]
+fn unknown_keys_are_refused_with_their_line() {
+    let text = GOOD.replace("[oauth]\n", "[oauth]\nclient_idd = \"typo\"\n");
+    let error = Config::parse(Path::new("w.toml"), &text).unwrap_err();
+    let line = text
+        .lines()
+        .position(|l| l.starts_with("client_idd"))
+        .unwrap()
+        + 1;
+    assert_eq!(error.problems[0].line, Some(line), "{error}");
+    assert!(error.to_string().contains("client_idd"), "{error}");
+}
+
+#[test]
+fn personal_token_routes_need_a_personal_token() {
+    let text = GOOD.replace(
+        "[personal_token]\ntoken_file = \"secrets/personal_token\"\n",
+        "",
+    );
+    let error = Config::parse(Path::new("w.toml"), &text).unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .contains("route[0].mode: sends requests the personal-token way"),
+        "{error}"
+    );
+}
+
+#[test]
+fn the_binary_exits_64_naming_the_file_line_and_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("wisegate.toml");
+    std::fs::write(
+        &file,
+        GOOD.replace("mode = \"personal_token\"", "mode = \"nope\""),
+    )
+    .unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_wisegate"))
+        .args(["run", "--config"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(64));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let line = GOOD.lines().position(|l| l.starts_with("mode = ")).unwrap() + 1;
+    assert!(
+        stderr.contains(&format!("{}:{line}: route[0].mode", file.display())),
+        "{stderr}"
+    );
+}
