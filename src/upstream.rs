@@ -150,6 +150,20 @@ impl Upstream {
         let detail = causes
             .last()
             .map_or_else(|| error.to_string(), |cause| cause.to_string());
+        // h2 keeps only the text of the I/O errors it sees, so an alert received on an
+        // HTTP/2 connection (TLS 1.3 reports client-certificate verdicts after the
+        // handshake) is recognised by rustls' wording.
+        if let Some(alert) = detail.split("received fatal alert: ").nth(1) {
+            if CLIENT_CERT_ALERTS
+                .iter()
+                .any(|known| format!("{known:?}") == alert.trim())
+            {
+                return UpstreamError::ClientCertRejected {
+                    target,
+                    alert: format!("TLS alert {}", alert.trim()),
+                };
+            }
+        }
         if error.is_connect() {
             UpstreamError::Connect { target, detail }
         } else {
@@ -158,18 +172,21 @@ impl Upstream {
     }
 }
 
+/// Alerts a server sends when it does not accept the client certificate.
+const CLIENT_CERT_ALERTS: [AlertDescription; 8] = [
+    AlertDescription::CertificateRequired,
+    AlertDescription::BadCertificate,
+    AlertDescription::UnknownCA,
+    AlertDescription::CertificateUnknown,
+    AlertDescription::CertificateExpired,
+    AlertDescription::CertificateRevoked,
+    AlertDescription::UnsupportedCertificate,
+    AlertDescription::AccessDenied,
+];
+
 fn classify_tls(target: String, error: &rustls::Error) -> UpstreamError {
     match error {
-        rustls::Error::AlertReceived(
-            alert @ (AlertDescription::CertificateRequired
-            | AlertDescription::BadCertificate
-            | AlertDescription::UnknownCA
-            | AlertDescription::CertificateUnknown
-            | AlertDescription::CertificateExpired
-            | AlertDescription::CertificateRevoked
-            | AlertDescription::UnsupportedCertificate
-            | AlertDescription::AccessDenied),
-        ) => UpstreamError::ClientCertRejected {
+        rustls::Error::AlertReceived(alert) if CLIENT_CERT_ALERTS.contains(alert) => UpstreamError::ClientCertRejected {
             target,
             alert: format!("TLS alert {alert:?}"),
         },

@@ -1,0 +1,169 @@
+//! Bodies: the one response body type, response builders, the streamed download body,
+//! and streaming request-body hashing (length + SHA-256 without buffering).
+
+use std::convert::Infallible;
+use std::pin::Pin;
+use std::sync::OnceLock;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http::{header, HeaderValue, Response, StatusCode};
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Empty, Full};
+use hyper::body::{Body, Frame, SizeHint};
+
+use crate::state::hex;
+
+/// The body of every response the double sends.
+pub(crate) type RespBody = BoxBody<Bytes, Infallible>;
+
+/// The size of each chunk of a download.
+const CHUNK: usize = 64 * 1024;
+
+/// A response with a body and a content type.
+pub(crate) fn with_body(
+    status: StatusCode,
+    content_type: &'static str,
+    body: impl Into<Bytes>,
+) -> Response<RespBody> {
+    let mut resp = Response::new(Full::new(body.into()).boxed());
+    *resp.status_mut() = status;
+    resp.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    resp
+}
+
+/// A JSON response.
+pub(crate) fn json(status: StatusCode, value: &serde_json::Value) -> Response<RespBody> {
+    with_body(status, "application/json", value.to_string())
+}
+
+/// An OAuth-style error: `{"error": .., "error_description": ..}`.
+pub(crate) fn oauth_error(
+    status: StatusCode,
+    error: &str,
+    description: &str,
+) -> Response<RespBody> {
+    json(
+        status,
+        &serde_json::json!({ "error": error, "error_description": description }),
+    )
+}
+
+/// A plain-text response.
+pub(crate) fn text(status: StatusCode, body: impl Into<Bytes>) -> Response<RespBody> {
+    with_body(status, "text/plain; charset=utf-8", body)
+}
+
+/// A response with no body.
+pub(crate) fn empty(status: StatusCode) -> Response<RespBody> {
+    let mut resp = Response::new(Empty::new().boxed());
+    *resp.status_mut() = status;
+    resp
+}
+
+/// A download of `len` bytes: byte `i` is `(i % 65536) % 251`.
+pub(crate) fn download(len: u64) -> Response<RespBody> {
+    let mut resp = Response::new(Download { remaining: len }.boxed());
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
+    resp.headers_mut()
+        .insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+    resp
+}
+
+/// The one 64 KiB block every download chunk is cut from (no allocation per chunk).
+fn block() -> &'static Bytes {
+    static BLOCK: OnceLock<Bytes> = OnceLock::new();
+    BLOCK.get_or_init(|| (0..CHUNK).map(|i| (i % 251) as u8).collect())
+}
+
+/// Streams `remaining` bytes in 64 KiB chunks.
+struct Download {
+    remaining: u64,
+}
+
+impl Body for Download {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        if self.remaining == 0 {
+            return Poll::Ready(None);
+        }
+        let n = usize::try_from(self.remaining).map_or(CHUNK, |r| r.min(CHUNK));
+        self.remaining -= n as u64;
+        Poll::Ready(Some(Ok(Frame::data(block().slice(..n)))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.remaining == 0
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        SizeHint::with_exact(self.remaining)
+    }
+}
+
+/// Length and SHA-256 of a body.
+pub(crate) struct BodyDigest {
+    pub len: u64,
+    pub sha256: String,
+}
+
+/// Reads a body to its end frame by frame, hashing as it goes. `Err` when the body broke
+/// off; what was read so far is still counted in the digest inside.
+pub(crate) async fn digest<B>(mut body: B) -> Result<BodyDigest, BodyDigest>
+where
+    B: Body<Data = Bytes> + Unpin,
+{
+    let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+    let mut len = 0u64;
+    let ok = loop {
+        match body.frame().await {
+            None => break true,
+            Some(Err(_)) => break false,
+            Some(Ok(frame)) => {
+                if let Ok(data) = frame.into_data() {
+                    len += data.len() as u64;
+                    ctx.update(&data);
+                }
+            }
+        }
+    };
+    let d = BodyDigest {
+        len,
+        sha256: hex(ctx.finish().as_ref()),
+    };
+    if ok {
+        Ok(d)
+    } else {
+        Err(d)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn download_has_exact_length() {
+        let body = download(200_000).into_body();
+        let d = digest(body).await.ok().unwrap();
+        assert_eq!(d.len, 200_000);
+    }
+
+    #[tokio::test]
+    async fn digest_of_empty_body() {
+        let d = digest(Empty::<Bytes>::new()).await.ok().unwrap();
+        assert_eq!(
+            d.sha256,
+            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+        );
+    }
+}

@@ -1,0 +1,120 @@
+//! The public value types of the double: its configuration, the token-endpoint failure
+//! modes, the token-call counters and the record of one API request.
+
+use std::time::Duration;
+
+/// How the double is set up. `Default` gives the values the tests and the demo use.
+#[derive(Clone, Debug)]
+pub struct FakeWiseConfig {
+    /// The OAuth client id (`wisegate-test`).
+    pub client_id: String,
+    /// The OAuth client secret (`test-secret-0123456789`).
+    pub client_secret: String,
+    /// The one registered redirect URI (`http://127.0.0.1:8765/callback`).
+    pub redirect_uri: String,
+    /// The personal token the legacy host accepts (`personal-token-abcdef`).
+    pub personal_token: String,
+    /// How long access tokens live (43199 s, like Wise).
+    pub access_token_lifetime: Duration,
+    /// Whether a refresh returns a new refresh token, invalidating the old one (false).
+    pub rotate_refresh_token: bool,
+    /// The profile id the authorize page hands out (12345).
+    pub profile_id: u64,
+}
+
+impl Default for FakeWiseConfig {
+    fn default() -> Self {
+        FakeWiseConfig {
+            client_id: "wisegate-test".to_owned(),
+            client_secret: "test-secret-0123456789".to_owned(),
+            redirect_uri: "http://127.0.0.1:8765/callback".to_owned(),
+            personal_token: "personal-token-abcdef".to_owned(),
+            access_token_lifetime: Duration::from_secs(43199),
+            rotate_refresh_token: false,
+            profile_id: 12345,
+        }
+    }
+}
+
+/// How the token endpoint behaves.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum TokenEndpointMode {
+    /// Follows the OAuth rules.
+    #[default]
+    Normal,
+    /// 503 with a JSON error body.
+    Unavailable,
+    /// 200 `text/html` `<html>oops</html>`.
+    Garbage,
+    /// 200 with an empty body.
+    Empty,
+    /// Normal, but the answer comes after this delay.
+    Slow(Duration),
+}
+
+/// Counts of token-endpoint calls.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TokenCalls {
+    /// Successful `authorization_code` grants.
+    pub authorization_code: u64,
+    /// Successful `refresh_token` grants.
+    pub refresh_token: u64,
+    /// Successful `client_credentials` grants.
+    pub client_credentials: u64,
+    /// Calls that issued no token (errors, and the Unavailable/Garbage/Empty modes).
+    pub failed: u64,
+    /// The most token-endpoint requests ever handled at the same time.
+    pub max_concurrent: u64,
+}
+
+/// Which host a request reached.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum HostKind {
+    /// The mutual-TLS API host (OAuth bearer tokens).
+    Mtls,
+    /// The legacy host (personal token).
+    Legacy,
+}
+
+impl HostKind {
+    /// `"mtls"` or `"legacy"`, as in the echo body.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HostKind::Mtls => "mtls",
+            HostKind::Legacy => "legacy",
+        }
+    }
+}
+
+/// One API request as the double saw it.
+#[derive(Clone, Debug)]
+pub struct RecordedRequest {
+    /// The host it reached.
+    pub host: HostKind,
+    /// The method, e.g. `GET`.
+    pub method: String,
+    /// The request target's path and query, as received.
+    pub path_and_query: String,
+    /// Header names (lower case) and values, in the order hyper keeps them, duplicates kept.
+    pub headers: Vec<(String, String)>,
+    /// The length of the request body.
+    pub body_len: u64,
+    /// The SHA-256 of the request body, lower-case hex.
+    pub body_sha256: String,
+    /// The leaf certificate the client presented on the connection, DER.
+    pub client_cert_der: Option<Vec<u8>>,
+    /// `HTTP/1.1` or `HTTP/2.0`.
+    pub http_version: String,
+    /// The status the double answered.
+    pub status: u16,
+}
+
+impl RecordedRequest {
+    /// The first value of a header (name compared case-insensitively).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}

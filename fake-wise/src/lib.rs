@@ -1,0 +1,191 @@
+//! `fake-wise`: a double of Wise's API for wisegate's tests, demo and benchmarks.
+//!
+//! [`FakeWise::start`] opens three listeners on `127.0.0.1`:
+//!
+//! - the **mTLS API host** (TLS, client certificate required): the OAuth token endpoint
+//!   `POST [/YYYYQn]/oauth/token`, and any other path as an API call that needs a valid user
+//!   or app access token;
+//! - the **legacy host** (TLS, no client certificate): any path as an API call that needs
+//!   the personal token;
+//! - the **authorize page** (plain HTTP): approves at once and redirects with a code.
+//!
+//! API calls answer a JSON echo of what arrived (`host`, `method`, `path_and_query`,
+//! `headers`, `body_len`, `body_sha256`, `token_kind`), and are recorded
+//! ([`FakeWise::requests`]). Special paths: `/test/download?bytes=N`,
+//! `/test/status/{code}`, `/test/slow?ms=N`, `/v1/authenticated/playground`.
+//! Every response carries `x-trace-id`. Test certificates come from [`pki::TestCa`].
+//!
+//! # Layout
+//!
+//! - `config`: the public value types (config, modes, counters, recorded requests)
+//! - `pki`: the run-time test PKI
+//! - `state`: codes, tokens, counters, the request record
+//! - `tls`: rustls server configurations
+//! - `server`: accept loops, connections, dispatch
+//! - `token`: the token endpoint
+//! - `api`: API calls on both hosts
+//! - `authorize`: the authorize page
+//! - `body`: response bodies, downloads, request-body hashing
+
+mod api;
+mod authorize;
+mod body;
+mod config;
+pub mod pki;
+mod server;
+mod state;
+mod tls;
+mod token;
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio_rustls::TlsAcceptor;
+
+pub use config::{FakeWiseConfig, HostKind, RecordedRequest, TokenCalls, TokenEndpointMode};
+pub use pki::{CertKeyPem, TestCa};
+
+use server::Role;
+use state::Shared;
+
+/// A running Wise double. Dropping it (or [`FakeWise::shutdown`]) stops its listeners.
+pub struct FakeWise {
+    shared: Arc<Shared>,
+    mtls: SocketAddr,
+    legacy: SocketAddr,
+    authorize: SocketAddr,
+    stop: Option<watch::Sender<()>>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for FakeWise {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FakeWise")
+            .field("mtls", &self.mtls)
+            .field("legacy", &self.legacy)
+            .field("authorize", &self.authorize)
+            .finish_non_exhaustive()
+    }
+}
+
+impl FakeWise {
+    /// Starts the three listeners on `127.0.0.1:0`. `server` is the certificate and key
+    /// of both TLS hosts; the mTLS host accepts client certificates issued by `client_ca_pem`.
+    pub async fn start(
+        config: FakeWiseConfig,
+        server: &CertKeyPem,
+        client_ca_pem: &str,
+    ) -> std::io::Result<FakeWise> {
+        let mtls_tls = TlsAcceptor::from(tls::mtls_config(server, client_ca_pem)?);
+        let legacy_tls = TlsAcceptor::from(tls::legacy_config(server)?);
+        let bind = || TcpListener::bind((Ipv4Addr::LOCALHOST, 0));
+        let (mtls_l, legacy_l, authorize_l) = (bind().await?, bind().await?, bind().await?);
+        let shared = Arc::new(Shared::new(config));
+        let (stop, stop_rx) = watch::channel(());
+        let mut fake = FakeWise {
+            shared: shared.clone(),
+            mtls: mtls_l.local_addr()?,
+            legacy: legacy_l.local_addr()?,
+            authorize: authorize_l.local_addr()?,
+            stop: Some(stop),
+            tasks: Vec::new(),
+        };
+        let listeners = [
+            (mtls_l, Some(mtls_tls), Role::Mtls),
+            (legacy_l, Some(legacy_tls), Role::Legacy),
+            (authorize_l, None, Role::Authorize),
+        ];
+        for (listener, tls, role) in listeners {
+            fake.tasks.push(tokio::spawn(server::accept_loop(
+                listener,
+                tls,
+                role,
+                shared.clone(),
+                stop_rx.clone(),
+            )));
+        }
+        Ok(fake)
+    }
+
+    /// The mTLS API host, `https://127.0.0.1:PORT`.
+    pub fn mtls_url(&self) -> String {
+        format!("https://{}", self.mtls)
+    }
+
+    /// The legacy host, `https://127.0.0.1:PORT`.
+    pub fn legacy_url(&self) -> String {
+        format!("https://{}", self.legacy)
+    }
+
+    /// The authorize page, `http://127.0.0.1:PORT/oauth/authorize/`.
+    pub fn authorize_url(&self) -> String {
+        format!("http://{}/oauth/authorize/", self.authorize)
+    }
+
+    /// The configuration it runs with.
+    pub fn config(&self) -> &FakeWiseConfig {
+        &self.shared.config
+    }
+
+    /// A fresh single-use authorization code, as if the user had approved (30 minutes).
+    pub fn issue_code(&self) -> String {
+        self.shared.issue_code()
+    }
+
+    /// The newest user access token, if it is still valid.
+    pub fn current_access_token(&self) -> Option<String> {
+        self.shared.current_access_token()
+    }
+
+    /// Every user access token becomes invalid (as if another party had refreshed).
+    pub fn invalidate_access_tokens(&self) {
+        self.shared.invalidate_access_tokens();
+    }
+
+    /// The user's grant is revoked: refresh token and user access tokens stop working.
+    /// App (client-credentials) tokens are not tied to the user's grant and stay valid.
+    pub fn revoke_grant(&self) {
+        self.shared.revoke_grant();
+    }
+
+    /// How the token endpoint behaves from now on.
+    pub fn set_token_endpoint(&self, mode: TokenEndpointMode) {
+        self.shared.set_mode(mode);
+    }
+
+    /// Token-endpoint call counts so far.
+    pub fn token_calls(&self) -> TokenCalls {
+        self.shared.token_calls()
+    }
+
+    /// Every API request on the mTLS and legacy hosts (not token calls), oldest first.
+    pub fn requests(&self) -> Vec<RecordedRequest> {
+        self.shared.requests()
+    }
+
+    /// Forgets the recorded requests.
+    pub fn clear_requests(&self) {
+        self.shared.clear_requests();
+    }
+
+    /// Stops the listeners and waits for the accept loops to end. Open connections are
+    /// closed.
+    pub async fn shutdown(mut self) {
+        self.stop.take();
+        for task in std::mem::take(&mut self.tasks) {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for FakeWise {
+    fn drop(&mut self) {
+        self.stop.take();
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}

@@ -1,0 +1,234 @@
+//! Test harness: fake-wise on real TLS with certificates made now, a config written to a
+//! temp folder, and wisegate's `run` on `127.0.0.1:0`.
+#![allow(dead_code)]
+
+use bytes::Bytes;
+use fake_wise::{CertKeyPem, FakeWise, FakeWiseConfig, TestCa};
+use http::{Request, Response};
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use tempfile::TempDir;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use wisegate::config::Config;
+use wisegate::Listeners;
+
+/// What the harness sets up besides the defaults.
+#[derive(Clone, Default)]
+pub struct Options {
+    /// Config text appended at the end (routes, limits...).
+    pub extra: String,
+    /// Config text inserted into the [oauth] section.
+    pub oauth_extra: String,
+    /// Skip `authorize --code` before starting.
+    pub unauthorized: bool,
+    /// Present a client certificate from a CA fake-wise does not trust.
+    pub untrusted_client_cert: bool,
+    /// Leave `upstream.ca_file` out, so fake-wise's server certificate is not trusted.
+    pub no_ca_file: bool,
+    pub fake: FakeWiseConfig,
+}
+
+pub struct Harness {
+    pub dir: TempDir,
+    pub wise: FakeWise,
+    pub client_cert: CertKeyPem,
+    pub config_path: PathBuf,
+    pub proxy: SocketAddr,
+    pub admin: SocketAddr,
+    pub shutdown: CancellationToken,
+    pub task: JoinHandle<Result<(), wisegate::app::BuildError>>,
+}
+
+/// fake-wise started with a fresh PKI; returns it, the client CA and the server CA.
+pub async fn start_wise(fake: FakeWiseConfig) -> (FakeWise, TestCa, TestCa) {
+    let server_ca = TestCa::new("fake-wise server CA");
+    let client_ca = TestCa::new("fake-wise client CA");
+    let wise = FakeWise::start(fake, &server_ca.server_cert(), &client_ca.cert_pem())
+        .await
+        .expect("fake-wise starts");
+    (wise, client_ca, server_ca)
+}
+
+/// Writes the files and config for a wisegate in front of `wise` into `dir`.
+pub fn write_setup(
+    dir: &Path,
+    wise: &FakeWise,
+    server_ca: &TestCa,
+    client: &CertKeyPem,
+    options: &Options,
+) -> PathBuf {
+    std::fs::write(dir.join("wise-ca.pem"), server_ca.cert_pem()).unwrap();
+    std::fs::write(dir.join("client.crt"), &client.cert_pem).unwrap();
+    std::fs::write(dir.join("client.key"), &client.key_pem).unwrap();
+    std::fs::write(
+        dir.join("client_secret"),
+        format!("{}\n", wise.config().client_secret),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("personal_token"),
+        format!("{}\n", wise.config().personal_token),
+    )
+    .unwrap();
+    let ca_line = if options.no_ca_file {
+        ""
+    } else {
+        "ca_file = \"wise-ca.pem\""
+    };
+    let text = format!(
+        r#"environment = "sandbox"
+
+[listen]
+address = "127.0.0.1:0"
+shutdown_grace = "5s"
+
+[admin]
+address = "127.0.0.1:0"
+
+[upstream]
+mtls_url = "{mtls}"
+legacy_url = "{legacy}"
+{ca_line}
+
+[mtls]
+cert_file = "client.crt"
+key_file = "client.key"
+
+[oauth]
+client_id = "{client_id}"
+client_secret_file = "client_secret"
+redirect_uri = "{redirect}"
+authorize_url = "{authorize}"
+token_store = "state/tokens.json"
+{oauth_extra}
+
+[personal_token]
+token_file = "personal_token"
+
+{extra}
+"#,
+        mtls = wise.mtls_url(),
+        legacy = wise.legacy_url(),
+        client_id = wise.config().client_id,
+        redirect = wise.config().redirect_uri,
+        authorize = wise.authorize_url(),
+        oauth_extra = options.oauth_extra,
+        extra = options.extra,
+    );
+    let path = dir.join("wisegate.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// Runs `wisegate authorize --code` against fake-wise.
+pub async fn authorize_with_code(config: &Config, wise: &FakeWise) {
+    wisegate::authorize::authorize(config, Some(wise.issue_code()), tokio::io::empty(), |_| {})
+        .await
+        .expect("authorize --code succeeds");
+}
+
+pub async fn bind_pair() -> Listeners {
+    Listeners {
+        proxy: TcpListener::bind("127.0.0.1:0").await.unwrap(),
+        admin: TcpListener::bind("127.0.0.1:0").await.unwrap(),
+    }
+}
+
+impl Harness {
+    pub async fn start() -> Harness {
+        Harness::start_with(Options::default()).await
+    }
+
+    pub async fn start_with(options: Options) -> Harness {
+        let (wise, client_ca, server_ca) = start_wise(options.fake.clone()).await;
+        let client_cert = if options.untrusted_client_cert {
+            TestCa::new("somebody else's CA").client_cert("Acme")
+        } else {
+            client_ca.client_cert("Acme")
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let config_path = write_setup(dir.path(), &wise, &server_ca, &client_cert, &options);
+        let config = Config::load(&config_path).expect("test config is valid");
+        if !options.unauthorized {
+            // Authorize with a trusted identity even when the run presents another one.
+            let good = dir.path().join("good");
+            std::fs::create_dir_all(&good).unwrap();
+            let mut authorize_config = config.clone();
+            if options.untrusted_client_cert || options.no_ca_file {
+                let trusted = client_ca.client_cert("Acme");
+                std::fs::write(good.join("client.crt"), &trusted.cert_pem).unwrap();
+                std::fs::write(good.join("client.key"), &trusted.key_pem).unwrap();
+                std::fs::write(good.join("wise-ca.pem"), server_ca.cert_pem()).unwrap();
+                authorize_config.mtls.cert_file = good.join("client.crt");
+                authorize_config.mtls.key_file = good.join("client.key");
+                authorize_config.upstream.ca_file = Some(good.join("wise-ca.pem"));
+            }
+            authorize_with_code(&authorize_config, &wise).await;
+        }
+        let listeners = bind_pair().await;
+        let proxy = listeners.proxy.local_addr().unwrap();
+        let admin = listeners.admin.local_addr().unwrap();
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn(wisegate::run(config, listeners, shutdown.clone()));
+        Harness {
+            dir,
+            wise,
+            client_cert,
+            config_path,
+            proxy,
+            admin,
+            shutdown,
+            task,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.proxy)
+    }
+
+    pub async fn get(&self, path: &str) -> (Response<()>, Bytes) {
+        send(
+            Request::get(self.url(path))
+                .body(Full::new(Bytes::new()))
+                .unwrap(),
+        )
+        .await
+    }
+
+    pub async fn admin_get(&self, path: &str) -> (Response<()>, Bytes) {
+        send(
+            Request::get(format!("http://{}{path}", self.admin))
+                .body(Full::new(Bytes::new()))
+                .unwrap(),
+        )
+        .await
+    }
+}
+
+/// Sends one request over plain HTTP/1.1 and collects the whole answer.
+pub async fn send(request: Request<Full<Bytes>>) -> (Response<()>, Bytes) {
+    let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
+    let response = client.request(request).await.expect("wisegate answers");
+    let (parts, body) = response.into_parts();
+    let bytes = body.collect().await.expect("body arrives whole").to_bytes();
+    (Response::from_parts(parts, ()), bytes)
+}
+
+/// The JSON of a body.
+pub fn json(bytes: &Bytes) -> serde_json::Value {
+    serde_json::from_slice(bytes)
+        .unwrap_or_else(|_| panic!("JSON body, got {:?}", String::from_utf8_lossy(bytes)))
+}
+
+/// The DER of the first certificate in a PEM text.
+pub fn first_der(pem: &str) -> Vec<u8> {
+    use rustls_pki_types::pem::PemObject;
+    rustls_pki_types::CertificateDer::from_pem_slice(pem.as_bytes())
+        .unwrap()
+        .to_vec()
+}

@@ -1,0 +1,322 @@
+//! The data path, black-box: plain HTTP in, OAuth bearer + mutual TLS out to fake-wise.
+
+mod common;
+
+use bytes::Bytes;
+use common::{first_der, json, send, Harness, Options};
+use fake_wise::HostKind;
+use http::{Request, StatusCode};
+use http_body_util::{BodyExt, Full, StreamBody};
+use sha2::{Digest, Sha256};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+#[tokio::test]
+async fn the_bearer_replaces_the_apps_credential_and_the_client_cert_is_presented() {
+    let h = Harness::start().await;
+    let request = Request::get(h.url("/v1/profiles"))
+        .header("authorization", "Bearer the-apps-personal-token")
+        .header("proxy-authorization", "Basic c2VjcmV0")
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let (response, body) = send(request).await;
+    assert_eq!(response.status(), StatusCode::OK, "{body:?}");
+    assert_eq!(json(&body)["token_kind"], "user");
+
+    let seen = h.wise.requests();
+    assert_eq!(seen.len(), 1);
+    let request = &seen[0];
+    assert_eq!(request.host, HostKind::Mtls);
+    let token = h.wise.current_access_token().unwrap();
+    assert_eq!(
+        request.header("authorization"),
+        Some(format!("Bearer {token}").as_str())
+    );
+    assert_eq!(
+        request
+            .headers
+            .iter()
+            .filter(|(n, _)| n == "authorization")
+            .count(),
+        1
+    );
+    assert_eq!(request.header("proxy-authorization"), None);
+    assert_eq!(
+        request.client_cert_der.as_deref(),
+        Some(first_der(&h.client_cert.cert_pem).as_slice())
+    );
+    // Over HTTP/2 the authority travels as :authority; a Host header, if any, must be Wise's.
+    let host = h.wise.mtls_url().trim_start_matches("https://").to_owned();
+    assert!(
+        request.header("host").is_none_or(|value| value == host),
+        "{:?}",
+        request.header("host")
+    );
+}
+
+#[tokio::test]
+async fn path_and_query_pass_byte_for_byte() {
+    let h = Harness::start().await;
+    let target = "/v1/a%2Fb/c%20d/./e?z=1&a=%3D%26&a=2&empty=&plus=a+b";
+    let (response, _) = h.get(target).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(h.wise.requests()[0].path_and_query, target);
+}
+
+#[tokio::test]
+async fn hop_by_hop_headers_go_and_the_rest_pass_both_ways() {
+    let h = Harness::start().await;
+    let request = Request::post(h.url("/v1/transfers"))
+        .header("connection", "x-hop-header")
+        .header("x-hop-header", "1")
+        .header("keep-alive", "timeout=5")
+        .header("te", "trailers")
+        .header("upgrade", "h2c")
+        .header("x-external-correlation-id", "corr-123")
+        .header("x-2fa-approval", "one-time-token")
+        .header("x-signature", "c2lnbmF0dXJl")
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from_static(b"{\"amount\":1}")))
+        .unwrap();
+    let (response, _) = send(request).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(
+        response.headers().get("x-trace-id").is_some(),
+        "x-trace-id comes back"
+    );
+    let seen = &h.wise.requests()[0];
+    for gone in ["x-hop-header", "keep-alive", "te", "upgrade", "connection"] {
+        assert_eq!(seen.header(gone), None, "{gone} must not cross");
+    }
+    assert_eq!(seen.header("x-external-correlation-id"), Some("corr-123"));
+    assert_eq!(seen.header("x-2fa-approval"), Some("one-time-token"));
+    assert_eq!(seen.header("x-signature"), Some("c2lnbmF0dXJl"));
+    assert_eq!(seen.header("content-type"), Some("application/json"));
+
+    let (response, _) = h.get("/test/status/429").await;
+    assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(response.headers()["retry-after"], "1");
+    assert_eq!(response.headers()["x-rate-limited-by"], "fake-wise");
+    assert!(response.headers().get("x-wisegate-error").is_none());
+}
+
+#[tokio::test]
+async fn large_bodies_arrive_intact_with_a_length_and_chunked() {
+    let h = Harness::start().await;
+    let payload: Vec<u8> = (0..6 * 1024 * 1024u32).map(|i| (i % 251) as u8).collect();
+    let digest = hex(&Sha256::digest(&payload));
+
+    let (response, body) = send(
+        Request::put(h.url("/v1/upload"))
+            .body(Full::new(Bytes::from(payload.clone())))
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(json(&body)["body_sha256"], digest);
+
+    // Chunked: a streamed body with no length.
+    let chunks: Vec<Result<http_body::Frame<Bytes>, std::io::Error>> = payload
+        .chunks(100_000)
+        .map(|c| Ok(http_body::Frame::data(Bytes::copy_from_slice(c))))
+        .collect();
+    let body = StreamBody::new(futures_util::stream::iter(chunks));
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http();
+    let response = client
+        .request(Request::post(h.url("/v1/upload")).body(body).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let echoed = json(&response.into_body().collect().await.unwrap().to_bytes());
+    assert_eq!(echoed["body_len"], payload.len() as u64);
+    assert_eq!(echoed["body_sha256"], digest);
+    let seen = h.wise.requests();
+    assert_eq!(seen[1].header("content-length"), None, "sent chunked");
+
+    let (response, body) = h.get("/test/download?bytes=5000000").await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(body.len(), 5_000_000);
+}
+
+#[tokio::test]
+async fn h2c_from_the_app_and_http2_to_wise() {
+    let h = Harness::start().await;
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .http2_only(true)
+        .build_http::<Full<Bytes>>();
+    let response = client
+        .request(
+            Request::get(h.url("/v1/me?x=1"))
+                .body(Full::new(Bytes::new()))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.version(), http::Version::HTTP_2);
+    let seen = &h.wise.requests()[0];
+    assert_eq!(seen.path_and_query, "/v1/me?x=1");
+    assert_eq!(seen.http_version, "HTTP/2.0", "ALPN picks h2 towards Wise");
+}
+
+/// Sends raw bytes and returns the raw answer head.
+async fn raw(h: &Harness, request: &str) -> String {
+    let mut stream = tokio::net::TcpStream::connect(h.proxy).await.unwrap();
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut buffer = vec![0; 4096];
+    let n = stream.read(&mut buffer).await.unwrap();
+    String::from_utf8_lossy(&buffer[..n]).into_owned()
+}
+
+#[tokio::test]
+async fn absolute_form_and_connect_are_refused() {
+    let h = Harness::start().await;
+    let answer = raw(
+        &h,
+        "GET http://example.com/v1/me HTTP/1.1\r\nHost: example.com\r\n\r\n",
+    )
+    .await;
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    assert!(
+        answer.contains("x-wisegate-error: absolute_form_refused"),
+        "{answer}"
+    );
+    let answer = raw(
+        &h,
+        "CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n",
+    )
+    .await;
+    assert!(answer.starts_with("HTTP/1.1 405"), "{answer}");
+    assert!(
+        answer.contains("x-wisegate-error: connect_refused"),
+        "{answer}"
+    );
+    assert!(h.wise.requests().is_empty(), "nothing reached an upstream");
+}
+
+#[tokio::test]
+async fn an_untrusted_client_certificate_gives_a_clear_502() {
+    let h = Harness::start_with(Options {
+        untrusted_client_cert: true,
+        ..Options::default()
+    })
+    .await;
+    let (response, body) = h.get("/v1/me").await;
+    assert_eq!(response.status(), StatusCode::BAD_GATEWAY);
+    let body = json(&body);
+    assert_eq!(
+        response.headers()["x-wisegate-error"],
+        "client_certificate_rejected",
+        "{body}"
+    );
+    assert_eq!(body["error"], "client_certificate_rejected");
+    let message = body["message"].as_str().unwrap();
+    assert!(
+        message.contains("rejected our client certificate"),
+        "{message}"
+    );
+    assert!(
+        message.contains(h.wise.mtls_url().trim_start_matches("https://")),
+        "{message}"
+    );
+}
+
+#[tokio::test]
+async fn an_untrusted_server_certificate_says_to_set_ca_file() {
+    let h = Harness::start_with(Options {
+        no_ca_file: true,
+        ..Options::default()
+    })
+    .await;
+    let (response, body) = h.get("/v1/me").await;
+    assert_eq!(response.status(), StatusCode::BAD_GATEWAY);
+    assert_eq!(
+        response.headers()["x-wisegate-error"],
+        "upstream_tls_failed"
+    );
+    assert!(json(&body)["message"]
+        .as_str()
+        .unwrap()
+        .contains("upstream.ca_file"));
+}
+
+#[tokio::test]
+async fn an_unreachable_upstream_names_host_and_port() {
+    let closed = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let extra = String::new();
+    let h = Harness::start_with(Options {
+        extra,
+        ..Options::default()
+    })
+    .await;
+    // Point the legacy host at a closed port through a rollback route.
+    let text = std::fs::read_to_string(&h.config_path)
+        .unwrap()
+        .replace(&h.wise.legacy_url(), &format!("https://{closed}"))
+        + "\n[rollback]\nall = true\n";
+    let config = wisegate::config::Config::parse(&h.config_path, &text).unwrap();
+    let listeners = common::bind_pair().await;
+    let proxy = listeners.proxy.local_addr().unwrap();
+    tokio::spawn(wisegate::run(
+        config,
+        listeners,
+        tokio_util::sync::CancellationToken::new(),
+    ));
+    let (response, body) = send(
+        Request::get(format!("http://{proxy}/v1/me"))
+            .body(Full::new(Bytes::new()))
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::BAD_GATEWAY);
+    assert_eq!(
+        response.headers()["x-wisegate-error"],
+        "upstream_unreachable"
+    );
+    assert!(
+        json(&body)["message"]
+            .as_str()
+            .unwrap()
+            .contains(&closed.to_string()),
+        "{body:?}"
+    );
+}
+
+#[tokio::test]
+async fn without_authorization_requests_get_503_and_readiness_says_why() {
+    let h = Harness::start_with(Options {
+        unauthorized: true,
+        ..Options::default()
+    })
+    .await;
+    let (response, body) = h.get("/v1/me").await;
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(response.headers()["x-wisegate-error"], "not_authorized");
+    assert!(json(&body)["message"]
+        .as_str()
+        .unwrap()
+        .contains("wisegate authorize"));
+    let (ready, body) = h.admin_get("/readyz").await;
+    assert_eq!(ready.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(json(&body)["reasons"][0]
+        .as_str()
+        .unwrap()
+        .contains("wisegate authorize"));
+    let (health, _) = h.admin_get("/healthz").await;
+    assert_eq!(health.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn readiness_is_green_once_authorized() {
+    let h = Harness::start().await;
+    let (ready, body) = h.admin_get("/readyz").await;
+    assert_eq!(ready.status(), StatusCode::OK, "{body:?}");
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
