@@ -98,7 +98,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn load(path: &PathBuf, log_format: Option<LogFormatArg>) -> anyhow::Result<Config> {
+fn load(path: &std::path::Path, log_format: Option<LogFormatArg>) -> anyhow::Result<Config> {
     let config = Config::load(path)?;
     let format = match log_format {
         Some(LogFormatArg::Json) => LogFormat::Json,

@@ -132,7 +132,7 @@ impl Pattern {
 fn strip_version_prefix(path: &str) -> Option<&str> {
     let rest = path.strip_prefix('/')?;
     let end = rest.find('/')?;
-    let segment = rest[..end].as_bytes();
+    let segment = &rest.as_bytes()[..end];
     let is_quarter = segment.len() == 6
         && segment[..4].iter().all(u8::is_ascii_digit)
         && segment[4] == b'Q'

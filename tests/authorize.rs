@@ -1,0 +1,223 @@
+//! `wisegate authorize`: with `--code` (through the binary) and through the local
+//! callback listener; both store a token that `run` then uses. Also: a key that does not
+//! match the certificate stops start-up, naming both files.
+
+mod common;
+
+use bytes::Bytes;
+use common::{bind_pair, send, start_wise, write_setup, Options};
+use fake_wise::FakeWiseConfig;
+use http::{Request, StatusCode};
+use http_body_util::Full;
+use std::os::unix::fs::PermissionsExt;
+use wisegate::config::Config;
+
+async fn proxied_status(config: Config) -> StatusCode {
+    let listeners = bind_pair().await;
+    let proxy = listeners.proxy.local_addr().unwrap();
+    tokio::spawn(wisegate::run(
+        config,
+        listeners,
+        tokio_util::sync::CancellationToken::new(),
+    ));
+    let (response, _) = send(
+        Request::get(format!("http://{proxy}/v1/me"))
+            .body(Full::new(Bytes::new()))
+            .unwrap(),
+    )
+    .await;
+    response.status()
+}
+
+#[tokio::test]
+async fn the_binary_exchanges_a_code_and_stores_tokens_0600() {
+    let (wise, client_ca, server_ca) = start_wise(FakeWiseConfig::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_setup(
+        dir.path(),
+        &wise,
+        &server_ca,
+        &client_ca.client_cert("Acme"),
+        &Options::default(),
+    );
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_wisegate"))
+        .args(["authorize", "--config"])
+        .arg(&path)
+        .args(["--code", &wise.issue_code()])
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(stdout.contains("Authorized. Tokens stored in"), "{stdout}");
+    let token = wise.current_access_token().unwrap();
+    assert!(!stdout.contains(&token), "the token is never printed");
+    let store = dir.path().join("state/tokens.json");
+    assert_eq!(
+        std::fs::metadata(&store).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    assert_eq!(wise.token_calls().authorization_code, 1);
+
+    // A used code is refused with a message that says what to do.
+    let config = Config::load(&path).unwrap();
+    let used = wisegate::authorize::authorize(
+        &config,
+        Some("not-a-valid-code".into()),
+        tokio::io::empty(),
+        |_| {},
+    )
+    .await;
+    assert!(used
+        .unwrap_err()
+        .to_string()
+        .contains("run `wisegate authorize` again"));
+
+    assert_eq!(proxied_status(config).await, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn the_callback_listener_catches_the_redirect_and_checks_state() {
+    let port = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let fake = FakeWiseConfig {
+        redirect_uri: format!("http://127.0.0.1:{port}/callback"),
+        ..FakeWiseConfig::default()
+    };
+    let (wise, client_ca, server_ca) = start_wise(fake).await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_setup(
+        dir.path(),
+        &wise,
+        &server_ca,
+        &client_ca.client_cert("Acme"),
+        &Options::default(),
+    );
+    let config = Config::load(&path).unwrap();
+
+    let (url_tx, mut url_rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+    let flow_config = config.clone();
+    let flow = tokio::spawn(async move {
+        wisegate::authorize::authorize(&flow_config, None, tokio::io::empty(), move |text| {
+            if let Some(url) = text
+                .split_whitespace()
+                .find(|w| w.starts_with("http") && w.contains("state="))
+            {
+                let _ = url_tx.send(url.to_owned());
+            }
+        })
+        .await
+    });
+    let url = url_rx
+        .recv()
+        .await
+        .expect("wisegate prints the authorize URL");
+    assert!(url.starts_with(&wise.authorize_url()), "{url}");
+    assert!(url.contains("client_id=wisegate-test"), "{url}");
+
+    // The browser: Wise's page redirects, the redirect lands on wisegate's listener.
+    let (redirect, _) = send(Request::get(&url).body(Full::new(Bytes::new())).unwrap()).await;
+    assert_eq!(redirect.status(), StatusCode::FOUND);
+    let location = redirect.headers()["location"].to_str().unwrap().to_owned();
+    let (landed, page) = loop {
+        // The listener may still be binding: retry a refused connection a few times.
+        let client =
+            hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+                .build_http::<Full<Bytes>>();
+        match client
+            .request(
+                Request::get(&location)
+                    .body(Full::new(Bytes::new()))
+                    .unwrap(),
+            )
+            .await
+        {
+            Ok(response) => {
+                let status = response.status();
+                let body = http_body_util::BodyExt::collect(response.into_body())
+                    .await
+                    .unwrap()
+                    .to_bytes();
+                break (status, body);
+            }
+            Err(_) => tokio::task::yield_now().await,
+        }
+    };
+    assert_eq!(landed, StatusCode::OK);
+    assert!(String::from_utf8_lossy(&page).contains("You can close this tab"));
+    let authorized = flow.await.unwrap().expect("authorization completes");
+    assert_eq!(authorized.profile_id.as_deref(), Some("12345"));
+    assert_eq!(proxied_status(config).await, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_pasted_redirect_with_the_wrong_state_is_refused() {
+    let (wise, client_ca, server_ca) = start_wise(FakeWiseConfig {
+        redirect_uri: "https://www.yourapp.com/back".into(),
+        ..FakeWiseConfig::default()
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_setup(
+        dir.path(),
+        &wise,
+        &server_ca,
+        &client_ca.client_cert("Acme"),
+        &Options::default(),
+    );
+    let config = Config::load(&path).unwrap();
+    let pasted = format!(
+        "https://www.yourapp.com/back?code={}&state=forged&profileId=1\n",
+        wise.issue_code()
+    );
+    let error = wisegate::authorize::authorize(&config, None, pasted.as_bytes(), |_| {})
+        .await
+        .unwrap_err();
+    assert!(error.to_string().contains("state `forged`"), "{error}");
+    assert_eq!(
+        wise.token_calls().authorization_code,
+        0,
+        "the code was not exchanged"
+    );
+}
+
+#[tokio::test]
+async fn a_key_that_does_not_match_the_certificate_stops_start_up() {
+    let (wise, client_ca, server_ca) = start_wise(FakeWiseConfig::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_setup(
+        dir.path(),
+        &wise,
+        &server_ca,
+        &client_ca.client_cert("Acme"),
+        &Options::default(),
+    );
+    std::fs::write(
+        dir.path().join("client.key"),
+        client_ca.client_cert("Other").key_pem,
+    )
+    .unwrap();
+    let config = Config::load(&path).unwrap();
+    let error = wisegate::run(
+        config,
+        bind_pair().await,
+        tokio_util::sync::CancellationToken::new(),
+    )
+    .await
+    .unwrap_err()
+    .to_string();
+    assert!(
+        error.contains("client.key")
+            && error.contains("client.crt")
+            && error.contains("does not match"),
+        "{error}"
+    );
+}
