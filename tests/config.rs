@@ -157,3 +157,10 @@ fn the_binary_exits_64_naming_the_file_line_and_key() {
         "{stderr}"
     );
 }
+
+#[test]
+fn the_example_config_is_valid() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config.example.toml");
+    let config = Config::load(&path).unwrap_or_else(|error| panic!("{error}"));
+    assert_eq!(config.routes.routes().len(), 2);
+}
