@@ -48,8 +48,16 @@ pub fn not_ready_reasons(shared: &Shared) -> Vec<String> {
     }
     let modes = needed_modes(&snapshot);
     if modes.contains(&Mode::OAuthMtls) {
-        if let Err(error) = shared.tokens.user_bearer() {
-            reasons.push(error.to_string());
+        match shared.tokens.last_refresh() {
+            Some(outcome) if outcome.grant_refused => reasons.push(format!(
+                "the OAuth grant was refused: {}",
+                outcome.error.as_deref().unwrap_or("invalid_grant")
+            )),
+            _ => {
+                if let Err(error) = shared.tokens.user_bearer() {
+                    reasons.push(error.to_string());
+                }
+            }
         }
     }
     if modes.contains(&Mode::PersonalToken) && snapshot.personal_bearer.is_none() {

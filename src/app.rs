@@ -99,6 +99,7 @@ pub fn token_manager(
     Ok(TokenManager::load(
         oauth,
         FileStore::new(&config.oauth.token_store),
+        config.oauth.refresh_before,
     )?)
 }
 

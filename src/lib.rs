@@ -111,6 +111,7 @@ pub async fn run(
         "wisegate is serving"
     );
 
+    let refresher = tokio::spawn(shared.tokens.clone().keep_fresh(shutdown.clone()));
     let admin_stop = CancellationToken::new();
     let admin_shared = shared.clone();
     let admin = tokio::spawn(server::serve(
@@ -135,5 +136,6 @@ pub async fn run(
     tokio::join!(marking, serving);
     admin_stop.cancel();
     let _ = admin.await;
+    let _ = refresher.await;
     Ok(())
 }

@@ -3,14 +3,16 @@
 //! forward to the mode's upstream and stream the answer back. One access log line per
 //! request.
 
-use crate::body::{stream, ProxyBody};
+use crate::body::{full, stream, ProxyBody};
 use crate::error::ProxyError;
 use crate::headers::strip_hop_by_hop;
 use crate::route::Mode;
 use crate::token::CredentialError;
+use crate::upstream::UpstreamError;
 use crate::Shared;
-use http::{header, HeaderMap, Method, Request, Response, Version};
-use http_body_util::Limited;
+use http::{header, HeaderMap, HeaderValue, Method, Request, Response, StatusCode, Version};
+use http_body::Body;
+use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use std::sync::Arc;
 use std::time::Instant;
@@ -93,7 +95,7 @@ async fn forward(
     }
 
     let bearer = match mode {
-        Mode::OAuthMtls => shared.tokens.user_bearer()?,
+        Mode::OAuthMtls => shared.tokens.user_bearer_or_refresh().await?,
         Mode::OAuthClient => shared.tokens.client_bearer().await?,
         Mode::PersonalToken => snapshot.personal_bearer.clone().ok_or_else(|| {
             CredentialError::PersonalTokenMissing {
@@ -106,24 +108,80 @@ async fn forward(
     strip_hop_by_hop(&mut parts.headers);
     parts.headers.remove(header::HOST);
     parts.headers.remove(header::AUTHORIZATION);
-    parts.headers.insert(header::AUTHORIZATION, bearer);
     parts.uri = upstream.uri_for(parts.uri.path_and_query());
     parts.version = Version::HTTP_11;
-    let body = stream(Limited::new(
-        body,
-        usize::try_from(limit).unwrap_or(usize::MAX),
-    ));
-    let upstream_request = Request::from_parts(parts, body);
+    let send = |parts: &RequestHead, bearer: HeaderValue, body: ProxyBody| {
+        let mut request = Request::new(body);
+        *request.method_mut() = parts.method.clone();
+        *request.uri_mut() = parts.uri.clone();
+        *request.headers_mut() = parts.headers.clone();
+        request.headers_mut().insert(header::AUTHORIZATION, bearer);
+        upstream.send(request)
+    };
+    let head = RequestHead {
+        method: parts.method,
+        uri: parts.uri,
+        headers: parts.headers,
+    };
+    let too_large = |error| match error {
+        UpstreamError::BodyTooLarge => ProxyError::BodyTooLarge { limit },
+        other => ProxyError::Upstream(other),
+    };
 
-    let response = upstream
-        .send(upstream_request)
-        .await
-        .map_err(|error| match error {
-            crate::upstream::UpstreamError::BodyTooLarge => ProxyError::BodyTooLarge { limit },
-            other => ProxyError::Upstream(other),
-        })?;
+    // A user-token request small enough to keep can be replayed once after a 401 (the
+    // token was invalidated, e.g. by a refresh elsewhere); others stream through.
+    let replayable = mode == Mode::OAuthMtls
+        && body
+            .size_hint()
+            .exact()
+            .is_some_and(|n| n <= REPLAY_BUFFER_BYTES);
+    let response = if replayable {
+        let kept = Limited::new(body, REPLAY_BUFFER_BYTES as usize)
+            .collect()
+            .await
+            .map_err(|error| {
+                ProxyError::Upstream(UpstreamError::Other {
+                    target: "the app".into(),
+                    detail: format!("reading the request body failed: {error}"),
+                })
+            })?
+            .to_bytes();
+        let first = send(&head, bearer.clone(), full(kept.clone()))
+            .await
+            .map_err(too_large)?;
+        if first.status() == StatusCode::UNAUTHORIZED {
+            // Never loop: one refresh, one replay; a second 401 goes to the app.
+            let fresh = shared.tokens.replace_rejected(&bearer).await?;
+            tracing::info!(route = %log.route, "Wise answered 401; replaying once with the refreshed token");
+            send(&head, fresh, full(kept)).await.map_err(too_large)?
+        } else {
+            first
+        }
+    } else {
+        let body = stream(Limited::new(
+            body,
+            usize::try_from(limit).unwrap_or(usize::MAX),
+        ));
+        let response = send(&head, bearer.clone(), body).await.map_err(too_large)?;
+        if response.status() == StatusCode::UNAUTHORIZED && mode == Mode::OAuthMtls {
+            // Not replayable, but the next request should not meet the same 401.
+            let tokens = shared.tokens.clone();
+            tokio::spawn(async move { tokens.replace_rejected(&bearer).await });
+        }
+        response
+    };
     let (mut parts, body) = response.into_parts();
     strip_hop_by_hop(&mut parts.headers);
     parts.version = Version::HTTP_11;
     Ok(Response::from_parts(parts, stream(body)))
+}
+
+/// The most request body kept for a replay after a 401.
+pub const REPLAY_BUFFER_BYTES: u64 = 64 * 1024;
+
+/// What is kept of a request to send it (again).
+struct RequestHead {
+    method: Method,
+    uri: http::Uri,
+    headers: HeaderMap,
 }

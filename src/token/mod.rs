@@ -4,6 +4,7 @@
 
 pub mod client;
 pub mod manager;
+pub mod schedule;
 pub mod store;
 
 pub use client::{OAuthClient, OAuthError, TokenResponse};

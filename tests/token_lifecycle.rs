@@ -1,0 +1,206 @@
+//! The OAuth token lifecycle against fake-wise issuing short-lived tokens that invalidate
+//! their predecessors: refresh ahead of expiry with one call per lifetime under load,
+//! refresh-and-replay after a forced invalidation, restart from the store, token endpoint
+//! down then back, revoked grant.
+
+mod common;
+
+use bytes::Bytes;
+use common::{bind_pair, json, send, Harness, Options};
+use fake_wise::{FakeWiseConfig, TokenEndpointMode};
+use http::{Request, StatusCode};
+use http_body_util::Full;
+use std::time::{Duration, Instant};
+use wisegate::config::Config;
+
+fn short_lived(seconds: u64) -> Options {
+    Options {
+        fake: FakeWiseConfig {
+            access_token_lifetime: Duration::from_secs(seconds),
+            ..FakeWiseConfig::default()
+        },
+        ..Options::default()
+    }
+}
+
+/// Polls `check` until it holds or `limit` passes; returns whether it held.
+async fn eventually(limit: Duration, mut check: impl AsyncFnMut() -> bool) -> bool {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if check().await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    false
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_load_over_several_lifetimes_sees_only_200s_and_one_refresh_each() {
+    let h = Harness::start_with(short_lived(2)).await;
+    let started = Instant::now();
+    let run_for = Duration::from_millis(4500);
+    let mut clients = Vec::new();
+    for client in 0..8 {
+        let url = h.url(&format!("/v1/balances?client={client}"));
+        clients.push(tokio::spawn(async move {
+            let mut statuses = Vec::new();
+            while started.elapsed() < run_for {
+                let (response, _) =
+                    send(Request::get(&url).body(Full::new(Bytes::new())).unwrap()).await;
+                statuses.push(response.status());
+            }
+            statuses
+        }));
+    }
+    let mut total = 0;
+    for client in clients {
+        let statuses = client.await.unwrap();
+        total += statuses.len();
+        assert!(
+            statuses.iter().all(|s| *s == StatusCode::OK),
+            "{statuses:?}"
+        );
+    }
+    let calls = h.wise.token_calls();
+    assert!(total > 50, "load was applied ({total} requests)");
+    assert_eq!(calls.max_concurrent, 1, "never two token calls at once");
+    // Tokens live 2 s and are refreshed at half-life: 4.5 s hold 4 refreshes, give or
+    // take the one in progress at the end.
+    assert!((3..=5).contains(&calls.refresh_token), "{calls:?}");
+    // A refresh invalidates the previous token at once, so a request in flight at that
+    // instant meets 401 at Wise and is replayed: at most one per client per refresh.
+    let rejected = h.wise.requests().iter().filter(|r| r.status == 401).count() as u64;
+    assert!(rejected <= 8 * calls.refresh_token, "{rejected} rejected");
+}
+
+#[tokio::test]
+async fn a_forced_invalidation_is_absorbed_by_refresh_and_replay() {
+    let h = Harness::start().await;
+    assert_eq!(h.get("/v1/me").await.0.status(), StatusCode::OK);
+    h.wise.invalidate_access_tokens();
+    let body = Bytes::from_static(b"{\"customerTransactionId\":\"abc\"}");
+    let (response, echoed) = send(
+        Request::post(h.url("/v1/transfers"))
+            .body(Full::new(body.clone()))
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::OK, "{echoed:?}");
+    assert_eq!(json(&echoed)["body_len"], body.len());
+    assert_eq!(h.wise.token_calls().refresh_token, 1);
+    let statuses: Vec<u16> = h.wise.requests().iter().map(|r| r.status).collect();
+    assert_eq!(statuses, [200, 401, 200], "one 401, one replay");
+}
+
+#[tokio::test]
+async fn a_second_401_is_passed_through_without_looping() {
+    let h = Harness::start().await;
+    // The refresh succeeds, but the replay meets 401 again (this path always answers 401).
+    let (response, _) = h.get("/test/status/401").await;
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    assert!(
+        response.headers().get("x-wisegate-error").is_none(),
+        "Wise's own 401"
+    );
+    assert_eq!(h.wise.requests().len(), 2);
+    assert_eq!(h.wise.token_calls().refresh_token, 1);
+}
+
+#[tokio::test]
+async fn a_restart_reuses_the_stored_tokens() {
+    let h = Harness::start().await;
+    assert_eq!(h.get("/v1/me").await.0.status(), StatusCode::OK);
+    h.shutdown.cancel();
+    h.task.await.unwrap().unwrap();
+    let config = Config::load(&h.config_path).unwrap();
+    let listeners = bind_pair().await;
+    let proxy = listeners.proxy.local_addr().unwrap();
+    tokio::spawn(wisegate::run(
+        config,
+        listeners,
+        tokio_util::sync::CancellationToken::new(),
+    ));
+    let (response, _) = send(
+        Request::get(format!("http://{proxy}/v1/me"))
+            .body(Full::new(Bytes::new()))
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let calls = h.wise.token_calls();
+    assert_eq!(
+        (calls.authorization_code, calls.refresh_token),
+        (1, 0),
+        "no new authorization, no refresh"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_endpoint_down_then_back() {
+    let h = Harness::start_with(short_lived(2)).await;
+    h.wise.set_token_endpoint(TokenEndpointMode::Unavailable);
+    // While the token is valid, requests go through although refreshes fail.
+    assert_eq!(h.get("/v1/me").await.0.status(), StatusCode::OK);
+    // Once it expired, wisegate never injects it: 503 token_unavailable.
+    let expired = eventually(Duration::from_secs(10), async || {
+        let (response, _) = h.get("/v1/me").await;
+        response
+            .headers()
+            .get("x-wisegate-error")
+            .is_some_and(|v| v == "token_unavailable")
+    })
+    .await;
+    assert!(expired, "expired token gives token_unavailable");
+    let (response, body) = h.get("/v1/me").await;
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(
+        json(&body)["message"]
+            .as_str()
+            .unwrap()
+            .contains("refresh failed"),
+        "{body:?}"
+    );
+    assert!(
+        h.wise.requests().iter().all(|r| r.status == 200),
+        "an expired token never reached Wise"
+    );
+
+    h.wise.set_token_endpoint(TokenEndpointMode::Normal);
+    let recovered = eventually(Duration::from_secs(20), async || {
+        h.get("/v1/me").await.0.status() == StatusCode::OK
+    })
+    .await;
+    assert!(recovered, "recovers by itself when the endpoint returns");
+    assert!(h.wise.token_calls().failed >= 1);
+}
+
+#[tokio::test]
+async fn a_revoked_grant_gives_a_clear_503_and_stops_asking() {
+    let h = Harness::start().await;
+    h.wise.revoke_grant();
+    for _ in 0..3 {
+        let (response, body) = h.get("/v1/me").await;
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(response.headers()["x-wisegate-error"], "token_unavailable");
+        let message = json(&body)["message"].as_str().unwrap().to_owned();
+        assert!(
+            message.contains("invalid_grant") && message.contains("wisegate authorize"),
+            "{message}"
+        );
+    }
+    assert_eq!(
+        h.wise.token_calls().failed,
+        1,
+        "one refused refresh, then no hammering"
+    );
+    let (ready, body) = h.admin_get("/readyz").await;
+    assert_eq!(ready.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(
+        json(&body)["reasons"][0]
+            .as_str()
+            .unwrap()
+            .contains("wisegate authorize"),
+        "{body:?}"
+    );
+}
