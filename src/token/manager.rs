@@ -277,11 +277,19 @@ impl TokenManager {
         if let Some(bearer) = fresh(&self.client.load_full()) {
             return Ok(bearer);
         }
-        let response = self.oauth.client_credentials().await.map_err(|error| {
-            CredentialError::ClientTokenUnavailable {
-                reason: error.to_string(),
+        let response = match self.oauth.client_credentials().await {
+            Ok(response) => response,
+            Err(error) => {
+                tracing::warn!("client-credentials token request failed: {error}");
+                // Keep serving the held token while it is valid.
+                return match self.client.load_full() {
+                    Some(held) if held.usable(SystemTime::now()) => Ok(held.bearer.clone()),
+                    _ => Err(CredentialError::ClientTokenUnavailable {
+                        reason: error.to_string(),
+                    }),
+                };
             }
-        })?;
+        };
         let held = Held::new(token_set(response, None)).ok_or_else(|| {
             CredentialError::ClientTokenUnavailable {
                 reason: "the token endpoint returned a token that cannot be sent in a header"
