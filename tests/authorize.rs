@@ -5,7 +5,7 @@
 mod common;
 
 use bytes::Bytes;
-use common::{bind_pair, send, start_wise, write_setup, Options};
+use common::{bind_pair, get_at, send, serve, setup, Setup};
 use fake_wise::FakeWiseConfig;
 use http::{Request, StatusCode};
 use http_body_util::Full;
@@ -13,33 +13,17 @@ use std::os::unix::fs::PermissionsExt;
 use wisegate::config::Config;
 
 async fn proxied_status(config: Config) -> StatusCode {
-    let listeners = bind_pair().await;
-    let proxy = listeners.proxy.local_addr().unwrap();
-    tokio::spawn(wisegate::run(
-        config,
-        listeners,
-        tokio_util::sync::CancellationToken::new(),
-    ));
-    let (response, _) = send(
-        Request::get(format!("http://{proxy}/v1/me"))
-            .body(Full::new(Bytes::new()))
-            .unwrap(),
-    )
-    .await;
-    response.status()
+    get_at(serve(config).await, "/v1/me").await.0.status()
 }
 
 #[tokio::test]
 async fn the_binary_exchanges_a_code_and_stores_tokens_0600() {
-    let (wise, client_ca, server_ca) = start_wise(FakeWiseConfig::default()).await;
-    let dir = tempfile::tempdir().unwrap();
-    let path = write_setup(
-        dir.path(),
-        &wise,
-        &server_ca,
-        &client_ca.client_cert("Acme"),
-        &Options::default(),
-    );
+    let Setup {
+        wise,
+        client_ca: _,
+        dir,
+        config_path: path,
+    } = setup(FakeWiseConfig::default()).await;
     let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_wisegate"))
         .args(["authorize", "--config"])
         .arg(&path)
@@ -92,15 +76,12 @@ async fn the_callback_listener_catches_the_redirect_and_checks_state() {
         redirect_uri: format!("http://127.0.0.1:{port}/callback"),
         ..FakeWiseConfig::default()
     };
-    let (wise, client_ca, server_ca) = start_wise(fake).await;
-    let dir = tempfile::tempdir().unwrap();
-    let path = write_setup(
-        dir.path(),
-        &wise,
-        &server_ca,
-        &client_ca.client_cert("Acme"),
-        &Options::default(),
-    );
+    let Setup {
+        wise,
+        client_ca: _,
+        dir: _dir,
+        config_path: path,
+    } = setup(fake).await;
     let config = Config::load(&path).unwrap();
 
     let (url_tx, mut url_rx) = tokio::sync::mpsc::unbounded_channel::<String>();
@@ -160,19 +141,16 @@ async fn the_callback_listener_catches_the_redirect_and_checks_state() {
 
 #[tokio::test]
 async fn a_pasted_redirect_with_the_wrong_state_is_refused() {
-    let (wise, client_ca, server_ca) = start_wise(FakeWiseConfig {
+    let Setup {
+        wise,
+        client_ca: _,
+        dir: _dir,
+        config_path: path,
+    } = setup(FakeWiseConfig {
         redirect_uri: "https://www.yourapp.com/back".into(),
         ..FakeWiseConfig::default()
     })
     .await;
-    let dir = tempfile::tempdir().unwrap();
-    let path = write_setup(
-        dir.path(),
-        &wise,
-        &server_ca,
-        &client_ca.client_cert("Acme"),
-        &Options::default(),
-    );
     let config = Config::load(&path).unwrap();
     let pasted = format!(
         "https://www.yourapp.com/back?code={}&state=forged&profileId=1\n",
@@ -191,15 +169,12 @@ async fn a_pasted_redirect_with_the_wrong_state_is_refused() {
 
 #[tokio::test]
 async fn a_key_that_does_not_match_the_certificate_stops_start_up() {
-    let (wise, client_ca, server_ca) = start_wise(FakeWiseConfig::default()).await;
-    let dir = tempfile::tempdir().unwrap();
-    let path = write_setup(
-        dir.path(),
-        &wise,
-        &server_ca,
-        &client_ca.client_cert("Acme"),
-        &Options::default(),
-    );
+    let Setup {
+        wise: _wise,
+        client_ca,
+        dir,
+        config_path: path,
+    } = setup(FakeWiseConfig::default()).await;
     std::fs::write(
         dir.path().join("client.key"),
         client_ca.client_cert("Other").key_pem,

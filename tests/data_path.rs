@@ -259,19 +259,7 @@ async fn an_unreachable_upstream_names_host_and_port() {
         .replace(&h.wise.legacy_url(), &format!("https://{closed}"))
         + "\n[rollback]\nall = true\n";
     let config = wisegate::config::Config::parse(&h.config_path, &text).unwrap();
-    let listeners = common::bind_pair().await;
-    let proxy = listeners.proxy.local_addr().unwrap();
-    tokio::spawn(wisegate::run(
-        config,
-        listeners,
-        tokio_util::sync::CancellationToken::new(),
-    ));
-    let (response, body) = send(
-        Request::get(format!("http://{proxy}/v1/me"))
-            .body(Full::new(Bytes::new()))
-            .unwrap(),
-    )
-    .await;
+    let (response, body) = common::get_at(common::serve(config).await, "/v1/me").await;
     assert_eq!(response.status(), StatusCode::BAD_GATEWAY);
     assert_eq!(
         response.headers()["x-wisegate-error"],

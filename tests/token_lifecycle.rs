@@ -6,7 +6,7 @@
 mod common;
 
 use bytes::Bytes;
-use common::{bind_pair, json, send, Harness, Options};
+use common::{get_at, json, send, serve, Harness, Options};
 use fake_wise::{FakeWiseConfig, TokenEndpointMode};
 use http::{Request, StatusCode};
 use http_body_util::Full;
@@ -114,19 +114,7 @@ async fn a_restart_reuses_the_stored_tokens() {
     h.shutdown.cancel();
     h.task.await.unwrap().unwrap();
     let config = Config::load(&h.config_path).unwrap();
-    let listeners = bind_pair().await;
-    let proxy = listeners.proxy.local_addr().unwrap();
-    tokio::spawn(wisegate::run(
-        config,
-        listeners,
-        tokio_util::sync::CancellationToken::new(),
-    ));
-    let (response, _) = send(
-        Request::get(format!("http://{proxy}/v1/me"))
-            .body(Full::new(Bytes::new()))
-            .unwrap(),
-    )
-    .await;
+    let (response, _) = get_at(serve(config).await, "/v1/me").await;
     assert_eq!(response.status(), StatusCode::OK);
     let calls = h.wise.token_calls();
     assert_eq!(

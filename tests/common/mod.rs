@@ -232,3 +232,47 @@ pub fn first_der(pem: &str) -> Vec<u8> {
         .unwrap()
         .to_vec()
 }
+
+/// fake-wise plus a written (not yet authorized) setup in a temp folder.
+pub struct Setup {
+    pub wise: FakeWise,
+    pub client_ca: TestCa,
+    pub dir: TempDir,
+    pub config_path: PathBuf,
+}
+
+pub async fn setup(fake: FakeWiseConfig) -> Setup {
+    let (wise, client_ca, server_ca) = start_wise(fake).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config_path = write_setup(
+        dir.path(),
+        &wise,
+        &server_ca,
+        &client_ca.client_cert("Acme"),
+        &Options::default(),
+    );
+    Setup {
+        wise,
+        client_ca,
+        dir,
+        config_path,
+    }
+}
+
+/// Runs wisegate with `config` on fresh loopback listeners; returns the proxy address.
+pub async fn serve(config: Config) -> SocketAddr {
+    let listeners = bind_pair().await;
+    let proxy = listeners.proxy.local_addr().unwrap();
+    tokio::spawn(wisegate::run(config, listeners, CancellationToken::new()));
+    proxy
+}
+
+/// `GET http://{proxy}{path}`.
+pub async fn get_at(proxy: SocketAddr, path: &str) -> (Response<()>, Bytes) {
+    send(
+        Request::get(format!("http://{proxy}{path}"))
+            .body(Full::new(Bytes::new()))
+            .unwrap(),
+    )
+    .await
+}
