@@ -196,3 +196,47 @@ async fn a_key_that_does_not_match_the_certificate_stops_start_up() {
         "{error}"
     );
 }
+
+#[tokio::test]
+async fn token_status_shows_expiry_never_the_token_and_token_refresh_refreshes() {
+    let Setup {
+        wise,
+        client_ca: _,
+        dir: _dir,
+        config_path,
+    } = setup(FakeWiseConfig::default()).await;
+    let config = Config::load(&config_path).unwrap();
+    wisegate::authorize::authorize(&config, Some(wise.issue_code()), tokio::io::empty(), |_| {})
+        .await
+        .unwrap();
+    let wisegate = |args: &'static [&'static str]| {
+        let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_wisegate"));
+        command.args(args).arg("--config").arg(&config_path);
+        command
+    };
+    let before = wise.current_access_token().unwrap();
+    let status = wisegate(&["token", "status"]).output().await.unwrap();
+    let stdout = String::from_utf8_lossy(&status.stdout);
+    assert!(status.status.success(), "{stdout}");
+    assert!(
+        stdout.contains("access token:   valid, expires"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains(&before), "never the token: {stdout}");
+
+    let refresh = wisegate(&["token", "refresh"]).output().await.unwrap();
+    let stdout = String::from_utf8_lossy(&refresh.stdout);
+    assert!(
+        refresh.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&refresh.stderr)
+    );
+    assert!(stdout.contains("Refreshed."), "{stdout}");
+    assert_eq!(wise.token_calls().refresh_token, 1);
+    let after = wise.current_access_token().unwrap();
+    assert_ne!(before, after);
+    assert!(!stdout.contains(&after));
+    // The refreshed token is the one stored: a new run uses it without refreshing.
+    assert_eq!(proxied_status(config).await, StatusCode::OK);
+    assert_eq!(wise.token_calls().refresh_token, 1);
+}
