@@ -5,7 +5,7 @@
 
 use crate::config::{Config, SecretSource};
 use crate::route::Mode;
-use crate::secret::{ClientSecret, PersonalToken};
+use crate::secret::{ClientSecret, PersonalToken, RefreshToken};
 use crate::tls::{self, ClientCertResolver, ClientIdentity, TlsError};
 use crate::token::{FileStore, OAuthClient, StoreError, TokenManager};
 use crate::upstream::{Upstream, UpstreamSettings};
@@ -96,10 +96,18 @@ pub fn token_manager(
     resolver: &Arc<ClientCertResolver>,
 ) -> Result<TokenManager, BuildError> {
     let oauth = oauth_client(config, resolver)?;
+    let seed = match &config.oauth.refresh_token_file {
+        Some(file) => Some(RefreshToken::new(read_secret_file(
+            "the refresh token seed",
+            file,
+        )?)),
+        None => None,
+    };
     Ok(TokenManager::load(
         oauth,
         FileStore::new(&config.oauth.token_store),
         config.oauth.refresh_before,
+        seed,
     )?)
 }
 

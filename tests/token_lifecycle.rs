@@ -192,3 +192,40 @@ async fn a_revoked_grant_gives_a_clear_503_and_stops_asking() {
         "{body:?}"
     );
 }
+
+#[tokio::test]
+async fn an_empty_store_is_seeded_from_refresh_token_file() {
+    let common::Setup {
+        wise,
+        dir,
+        config_path,
+        ..
+    } = common::setup(FakeWiseConfig::default()).await;
+    // Authorize elsewhere (a workstation), keep only the refresh token (a Secret).
+    let mut workstation = Config::load(&config_path).unwrap();
+    workstation.oauth.token_store = dir.path().join("workstation.json");
+    common::authorize_with_code(&workstation, &wise).await;
+    let stored: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&workstation.oauth.token_store).unwrap()).unwrap();
+    std::fs::write(
+        dir.path().join("refresh_token"),
+        stored["refresh_token"].as_str().unwrap(),
+    )
+    .unwrap();
+
+    let text = std::fs::read_to_string(&config_path).unwrap().replace(
+        "[oauth]\n",
+        "[oauth]\nrefresh_token_file = \"refresh_token\"\n",
+    );
+    let config = Config::parse(&config_path, &text).unwrap();
+    let store = config.oauth.token_store.clone();
+    assert!(!store.exists());
+    let proxy = serve(config).await;
+    let served = eventually(Duration::from_secs(10), async || {
+        get_at(proxy, "/v1/me").await.0.status() == StatusCode::OK
+    })
+    .await;
+    assert!(served, "the seeded lineage is refreshed and used");
+    assert!(store.exists(), "the new lineage is stored");
+    assert_eq!(wise.token_calls().refresh_token, 1);
+}

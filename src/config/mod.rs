@@ -102,6 +102,8 @@ pub struct OAuth {
     pub client_secret: SecretSource,
     pub redirect_uri: String,
     pub token_store: PathBuf,
+    /// A read-only file holding a refresh token that seeds an empty token store.
+    pub refresh_token_file: Option<PathBuf>,
     pub token_url: Uri,
     pub authorize_url: String,
     pub refresh_before: Duration,

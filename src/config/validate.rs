@@ -327,6 +327,7 @@ fn oauth(
             client_secret: SecretSource::Env(String::new()),
             redirect_uri: String::new(),
             token_store: PathBuf::new(),
+            refresh_token_file: None,
             token_url: default_token_url
                 .parse()
                 .expect("URL built from a valid URL"),
@@ -418,6 +419,10 @@ fn oauth(
         client_secret,
         redirect_uri,
         token_store,
+        refresh_token_file: c.path(
+            "oauth.refresh_token_file",
+            raw.refresh_token_file.as_deref(),
+        ),
         token_url,
         authorize_url,
         refresh_before: c.duration(

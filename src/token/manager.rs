@@ -6,7 +6,7 @@
 use super::client::{OAuthClient, OAuthError, TokenResponse};
 use super::schedule;
 use super::store::{FileStore, StoreError, TokenSet};
-use crate::secret::AccessToken;
+use crate::secret::{AccessToken, RefreshToken};
 use arc_swap::ArcSwapOption;
 use http::HeaderValue;
 use std::sync::Arc;
@@ -99,12 +99,31 @@ impl std::fmt::Debug for TokenManager {
 
 impl TokenManager {
     /// Loads the stored lineage, if any. `refresh_before` is `oauth.refresh_before`.
+    /// An empty store is seeded with `seed` (from `oauth.refresh_token_file`): the first
+    /// refresh then starts the stored lineage.
     pub fn load(
         oauth: OAuthClient,
         store: FileStore,
         refresh_before: Duration,
+        seed: Option<RefreshToken>,
     ) -> Result<TokenManager, StoreError> {
-        let user = store.load()?.and_then(Held::new).map(Arc::new);
+        let stored = match store.load()? {
+            Some(tokens) => Some(tokens),
+            None => seed.map(|refresh_token| {
+                tracing::info!(
+                    "the token store is empty: seeding it from oauth.refresh_token_file"
+                );
+                TokenSet {
+                    access_token: AccessToken::new(""),
+                    expires_at: SystemTime::UNIX_EPOCH,
+                    refresh_token: Some(refresh_token),
+                    refresh_token_expires_at: None,
+                    profile_id: None,
+                    obtained_at: SystemTime::UNIX_EPOCH,
+                }
+            }),
+        };
+        let user = stored.and_then(Held::new).map(Arc::new);
         Ok(TokenManager {
             oauth,
             store,
