@@ -25,9 +25,10 @@ pub async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> Response
                 )
             }
         }
+        "/metrics" => metrics(&shared),
         _ => json(
             StatusCode::NOT_FOUND,
-            serde_json::json!({ "error": "not_found", "message": "the admin listener serves /healthz and /readyz" }),
+            serde_json::json!({ "error": "not_found", "message": "the admin listener serves /healthz, /readyz and /metrics" }),
         ),
     }
 }
@@ -78,6 +79,29 @@ fn needed_modes(snapshot: &crate::app::Snapshot) -> Vec<Mode> {
         }
     }
     modes
+}
+
+/// Refreshes the gauges that mirror state, then renders every metric.
+fn metrics(shared: &Shared) -> Response<ProxyBody> {
+    let unix = |time: SystemTime| {
+        time.duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs())
+    };
+    let metrics = &shared.metrics;
+    let expiry = shared.tokens.status().expires_at.map_or(0, unix);
+    metrics
+        .token_expiry
+        .set(i64::try_from(expiry).unwrap_or(i64::MAX));
+    let cert = shared.resolver.current().not_after_unix();
+    metrics
+        .client_cert_expiry
+        .set(i64::try_from(cert).unwrap_or(i64::MAX));
+    let mut response = Response::new(full(metrics.render()));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
+    );
+    response
 }
 
 fn json(status: StatusCode, value: serde_json::Value) -> Response<ProxyBody> {

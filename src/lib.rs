@@ -12,8 +12,11 @@
 //! - [`token`]: the OAuth client, the token store and the token manager.
 //! - [`app`]: assembles the parts; a [`app::Snapshot`] is one config's request-path state.
 //! - [`proxy`]: the request path. [`headers`]: hop-by-hop hygiene. [`body`]: body types.
-//! - [`server`]: the app-facing listener. [`admin`]: `/healthz` and `/readyz`.
+//! - [`server`]: the app-facing listener. [`admin`]: `/healthz`, `/readyz`, `/metrics`.
+//! - [`reload`]: file watch + SIGHUP -> a new validated snapshot, swapped in atomically.
+//! - [`metrics`]: the Prometheus metrics.
 //! - [`authorize`]: the one-time OAuth authorization step.
+//! - [`csr`]: `wisegate csr`, the private key and CSR for Wise's Developer Hub.
 //! - [`error`]: wisegate's own answers. [`secret`]: redacting secret types.
 //!
 //! Tests and embedders call [`run`] with listeners they bound themselves.
@@ -23,9 +26,12 @@ pub mod app;
 pub mod authorize;
 pub mod body;
 pub mod config;
+pub mod csr;
 pub mod error;
 pub mod headers;
+pub mod metrics;
 pub mod proxy;
+pub mod reload;
 pub mod route;
 pub mod secret;
 pub mod server;
@@ -49,6 +55,7 @@ pub struct Shared {
     pub snapshot: ArcSwap<Snapshot>,
     pub tokens: Arc<TokenManager>,
     pub resolver: Arc<ClientCertResolver>,
+    pub metrics: metrics::Metrics,
     pub shutting_down: AtomicBool,
 }
 
@@ -98,13 +105,18 @@ pub async fn run(
     let tokens = Arc::new(app::token_manager(&config, &resolver)?);
     let limits = config.limits.clone();
     let grace = config.listen.shutdown_grace;
-    let snapshot = Snapshot::build(config, &resolver, 1)?;
+    let config_file = config.file.clone();
+    let snapshot = Arc::new(Snapshot::build(config, &resolver, 1)?);
     let shared = Arc::new(Shared {
-        snapshot: ArcSwap::from_pointee(snapshot),
+        snapshot: ArcSwap::new(snapshot.clone()),
+        metrics: metrics::Metrics::new(tokens.refresh_counter()),
         tokens,
         resolver,
         shutting_down: AtomicBool::new(false),
     });
+    reload::publish(&shared, &snapshot);
+    let reloader = reload::Reloader::new(shared.clone(), config_file);
+    let watching = tokio::spawn(reload::watch(reloader, shutdown.clone()));
     tracing::info!(
         listen = %listeners.proxy.local_addr().map(|a| a.to_string()).unwrap_or_default(),
         admin = %listeners.admin.local_addr().map(|a| a.to_string()).unwrap_or_default(),
@@ -137,5 +149,6 @@ pub async fn run(
     admin_stop.cancel();
     let _ = admin.await;
     let _ = refresher.await;
+    let _ = watching.await;
     Ok(())
 }

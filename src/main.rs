@@ -53,6 +53,49 @@ enum Command {
         #[command(subcommand)]
         action: TokenAction,
     },
+    /// Make the private key and the CSR that Wise's Developer Hub asks for.
+    Csr {
+        /// The organisation (subject O), e.g. "Your Company Ltd".
+        #[arg(long, value_parser = wisegate::csr::parse_org)]
+        org: String,
+        /// The two-letter country code (subject C), e.g. GB.
+        #[arg(long, value_name = "CC", value_parser = wisegate::csr::parse_country)]
+        country: Option<String>,
+        /// The key type (Wise accepts RSA 2048/3072/4096 and EC P-256/P-384).
+        #[arg(long, value_enum, default_value = "rsa4096")]
+        key_type: KeyTypeArg,
+        /// Where to write the private key (PKCS#8 PEM, mode 0600).
+        #[arg(long, value_name = "FILE")]
+        key_out: PathBuf,
+        /// Where to write the CSR (PEM).
+        #[arg(long, value_name = "FILE")]
+        csr_out: PathBuf,
+        /// Replace existing files (the old key, and the certificate issued for it, are lost).
+        #[arg(long)]
+        force: bool,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum KeyTypeArg {
+    Rsa2048,
+    Rsa3072,
+    Rsa4096,
+    Ec256,
+    Ec384,
+}
+
+impl From<KeyTypeArg> for wisegate::csr::KeyType {
+    fn from(arg: KeyTypeArg) -> Self {
+        use wisegate::csr::KeyType;
+        match arg {
+            KeyTypeArg::Rsa2048 => KeyType::Rsa2048,
+            KeyTypeArg::Rsa3072 => KeyType::Rsa3072,
+            KeyTypeArg::Rsa4096 => KeyType::Rsa4096,
+            KeyTypeArg::Ec256 => KeyType::EcP256,
+            KeyTypeArg::Ec384 => KeyType::EcP384,
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -200,6 +243,34 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
                 status.expires_at.map(rfc3339).unwrap_or_default()
             );
             Ok(())
+        }
+        Command::Csr {
+            org,
+            country,
+            key_type,
+            key_out,
+            csr_out,
+            force,
+        } => {
+            let request = wisegate::csr::CsrRequest {
+                org,
+                country,
+                key_type: key_type.into(),
+                key_out,
+                csr_out,
+                force,
+            };
+            match wisegate::csr::create(&request) {
+                Ok(()) => {
+                    println!("{}", wisegate::csr::next_steps(&request));
+                    Ok(())
+                }
+                Err(error) if error.is_usage() => {
+                    eprintln!("wisegate: {error}");
+                    std::process::exit(i32::from(EXIT_USAGE));
+                }
+                Err(error) => Err(error.into()),
+            }
         }
     }
 }

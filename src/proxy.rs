@@ -6,6 +6,7 @@
 use crate::body::{full, stream, ProxyBody};
 use crate::error::ProxyError;
 use crate::headers::strip_hop_by_hop;
+use crate::metrics::{Metrics, RequestLabels, RouteLabels, RouteModeLabels};
 use crate::route::Mode;
 use crate::token::CredentialError;
 use crate::upstream::UpstreamError;
@@ -35,6 +36,16 @@ pub async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> Response
             error.into_response()
         }
     };
+    let elapsed = started.elapsed();
+    record(&shared.metrics, &log, response.status());
+    shared
+        .metrics
+        .request_duration
+        .get_or_create(&RouteModeLabels {
+            route: log.route.clone(),
+            mode: log.mode.to_owned(),
+        })
+        .observe(elapsed.as_secs_f64());
     tracing::info!(
         target: "wisegate::access",
         method = %method,
@@ -42,13 +53,30 @@ pub async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> Response
         route = %log.route,
         mode = log.mode,
         status = response.status().as_u16(),
-        duration_ms = started.elapsed().as_secs_f64() * 1000.0,
+        duration_ms = elapsed.as_secs_f64() * 1000.0,
         upstream = %log.upstream,
         trace_id = header_text(response.headers(), "x-trace-id").unwrap_or_default(),
         correlation_id = correlation.unwrap_or_default(),
         "request"
     );
     response
+}
+
+fn record(metrics: &Metrics, log: &AccessLog, status: StatusCode) {
+    let labels = RequestLabels {
+        route: log.route.clone(),
+        mode: log.mode.to_owned(),
+        status: status.as_str().to_owned(),
+    };
+    metrics.requests.get_or_create(&labels).inc();
+    if status == StatusCode::TOO_MANY_REQUESTS {
+        metrics
+            .rate_limited
+            .get_or_create(&RouteLabels {
+                route: log.route.clone(),
+            })
+            .inc();
+    }
 }
 
 /// What the access line reports about where a request went.

@@ -258,7 +258,9 @@ async fn an_unreachable_upstream_names_host_and_port() {
         .unwrap()
         .replace(&h.wise.legacy_url(), &format!("https://{closed}"))
         + "\n[rollback]\nall = true\n";
-    let config = wisegate::config::Config::parse(&h.config_path, &text).unwrap();
+    let path = h.dir.path().join("unreachable.toml");
+    std::fs::write(&path, text).unwrap();
+    let config = wisegate::config::Config::load(&path).unwrap();
     let (response, body) = common::get_at(common::serve(config).await, "/v1/me").await;
     assert_eq!(response.status(), StatusCode::BAD_GATEWAY);
     assert_eq!(

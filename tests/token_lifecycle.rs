@@ -217,7 +217,8 @@ async fn an_empty_store_is_seeded_from_refresh_token_file() {
         "[oauth]\n",
         "[oauth]\nrefresh_token_file = \"refresh_token\"\n",
     );
-    let config = Config::parse(&config_path, &text).unwrap();
+    std::fs::write(&config_path, text).unwrap();
+    let config = Config::load(&config_path).unwrap();
     let store = config.oauth.token_store.clone();
     assert!(!store.exists());
     let proxy = serve(config).await;

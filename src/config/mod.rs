@@ -51,6 +51,8 @@ impl Environment {
 pub struct Config {
     /// The file this came from (absolute when it was given so).
     pub file: PathBuf,
+    /// The SHA-256 (hex) of the text this was parsed from: the audit trail's identity.
+    pub sha256: String,
     pub environment: Environment,
     pub listen: Listen,
     pub admin: Admin,
@@ -194,6 +196,15 @@ impl fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
+/// Lower-case hex SHA-256.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
 impl Config {
     /// Reads and validates a config file.
     pub fn load(file: &Path) -> Result<Config, ConfigError> {
@@ -218,7 +229,7 @@ impl Config {
                 message: error.message().to_owned(),
             }],
         })?;
-        validate(file, raw).map_err(|problems| ConfigError {
+        let mut config = validate(file, raw).map_err(|problems| ConfigError {
             file: file.to_owned(),
             problems: problems
                 .into_iter()
@@ -227,7 +238,9 @@ impl Config {
                     ..problem
                 })
                 .collect(),
-        })
+        })?;
+        config.sha256 = sha256_hex(text.as_bytes());
+        Ok(config)
     }
 
     /// The folder relative paths in this config are resolved against.

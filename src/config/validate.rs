@@ -296,6 +296,7 @@ pub fn validate(file: &Path, raw: RawConfig) -> Result<Config, Vec<Problem>> {
     }
     Ok(Config {
         file: file.to_owned(),
+        sha256: String::new(),
         environment,
         listen,
         admin,

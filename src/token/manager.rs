@@ -6,9 +6,12 @@
 use super::client::{OAuthClient, OAuthError, TokenResponse};
 use super::schedule;
 use super::store::{FileStore, StoreError, TokenSet};
+use crate::metrics::ResultLabels;
 use crate::secret::{AccessToken, RefreshToken};
-use arc_swap::ArcSwapOption;
+use arc_swap::{ArcSwap, ArcSwapOption};
 use http::HeaderValue;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -77,7 +80,9 @@ pub struct RefreshOutcome {
 }
 
 pub struct TokenManager {
-    oauth: OAuthClient,
+    oauth: ArcSwap<OAuthClient>,
+    /// `wisegate_token_refresh_total{result}`, registered by the metrics.
+    refreshes: Family<ResultLabels, Counter>,
     store: FileStore,
     refresh_before: Duration,
     user: ArcSwapOption<Held>,
@@ -125,7 +130,8 @@ impl TokenManager {
         };
         let user = stored.and_then(Held::new).map(Arc::new);
         Ok(TokenManager {
-            oauth,
+            oauth: ArcSwap::from_pointee(oauth),
+            refreshes: Family::default(),
             store,
             refresh_before,
             user: ArcSwapOption::new(user),
@@ -141,8 +147,18 @@ impl TokenManager {
         &self.store
     }
 
-    pub fn oauth(&self) -> &OAuthClient {
-        &self.oauth
+    /// The OAuth client in use (replaced on reload: new CA, secret or token URL).
+    pub fn oauth(&self) -> Arc<OAuthClient> {
+        self.oauth.load_full()
+    }
+
+    pub fn replace_oauth(&self, oauth: OAuthClient) {
+        self.oauth.store(Arc::new(oauth));
+    }
+
+    /// The refresh counter family, for the metrics registry.
+    pub fn refresh_counter(&self) -> Family<ResultLabels, Counter> {
+        self.refreshes.clone()
     }
 
     pub fn last_refresh(&self) -> Option<Arc<RefreshOutcome>> {
@@ -237,6 +253,14 @@ impl TokenManager {
             ) => (result.as_ref().err().map(ToString::to_string), true),
             Err(error) => (Some(error.to_string()), false),
         };
+        let result_label = if error.is_none() {
+            "success"
+        } else {
+            "failure"
+        };
+        self.refreshes
+            .get_or_create(&ResultLabels::of(result_label))
+            .inc();
         match &error {
             Some(message) if grant_refused => tracing::error!("token refresh refused: {message}"),
             Some(message) => tracing::warn!("token refresh failed: {message}"),
@@ -256,7 +280,7 @@ impl TokenManager {
             .refresh_token
             .clone()
             .ok_or(RefreshError::NoRefreshToken)?;
-        let response = self.oauth.refresh(&refresh_token).await?;
+        let response = self.oauth().refresh(&refresh_token).await?;
         let mut tokens = token_set(response, current.tokens.profile_id.clone());
         // Keep whatever refresh token came back; Wise may or may not rotate it.
         if tokens.refresh_token.is_none() {
@@ -296,7 +320,7 @@ impl TokenManager {
         if let Some(bearer) = fresh(&self.client.load_full()) {
             return Ok(bearer);
         }
-        let response = match self.oauth.client_credentials().await {
+        let response = match self.oauth().client_credentials().await {
             Ok(response) => response,
             Err(error) => {
                 tracing::warn!("client-credentials token request failed: {error}");

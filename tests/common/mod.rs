@@ -261,10 +261,41 @@ pub async fn setup(fake: FakeWiseConfig) -> Setup {
 
 /// Runs wisegate with `config` on fresh loopback listeners; returns the proxy address.
 pub async fn serve(config: Config) -> SocketAddr {
+    serve_with_admin(config).await.0
+}
+
+/// Like [`serve`], also returning the admin address.
+pub async fn serve_with_admin(config: Config) -> (SocketAddr, SocketAddr) {
     let listeners = bind_pair().await;
     let proxy = listeners.proxy.local_addr().unwrap();
+    let admin = listeners.admin.local_addr().unwrap();
     tokio::spawn(wisegate::run(config, listeners, CancellationToken::new()));
-    proxy
+    (proxy, admin)
+}
+
+/// The value of one sample in the admin listener's `/metrics`, e.g.
+/// `wisegate_config_reload_total{result="failure"}`; 0 when absent.
+pub async fn metric(admin: SocketAddr, sample: &str) -> f64 {
+    let (_, body) = get_at(admin, "/metrics").await;
+    String::from_utf8_lossy(&body)
+        .lines()
+        .find_map(|line| {
+            line.strip_prefix(sample)
+                .and_then(|rest| rest.trim().parse().ok())
+        })
+        .unwrap_or(0.0)
+}
+
+/// Polls until `sample` reaches `value`, for at most 10 s.
+pub async fn wait_for_metric(admin: SocketAddr, sample: &str, value: f64) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while metric(admin, sample).await < value {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{sample} never reached {value}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
 }
 
 /// `GET http://{proxy}{path}`.
@@ -275,4 +306,14 @@ pub async fn get_at(proxy: SocketAddr, path: &str) -> (Response<()>, Bytes) {
             .unwrap(),
     )
     .await
+}
+
+/// Logs to the test output when `WISEGATE_TEST_LOG` is set (e.g. `debug`).
+pub fn init_tracing() {
+    if let Ok(filter) = std::env::var("WISEGATE_TEST_LOG") {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_test_writer()
+            .try_init();
+    }
 }

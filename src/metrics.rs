@@ -1,0 +1,138 @@
+//! Prometheus metrics. Every name starts with `wisegate_`; labels are bounded: route
+//! names from the config (never raw paths), modes, status codes, results. Gauges that
+//! mirror state (expiry times, rollback) are set when they change or at scrape time.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    pub route: String,
+    pub mode: String,
+    pub status: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RouteModeLabels {
+    pub route: String,
+    pub mode: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RouteLabels {
+    pub route: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ResultLabels {
+    pub result: String,
+}
+
+impl ResultLabels {
+    pub fn of(result: &str) -> ResultLabels {
+        ResultLabels {
+            result: result.to_owned(),
+        }
+    }
+}
+
+type HistogramFamily = Family<RouteModeLabels, Histogram, fn() -> Histogram>;
+
+fn duration_histogram() -> Histogram {
+    // 1 ms to ~33 s.
+    Histogram::new(exponential_buckets(0.001, 2.0, 16))
+}
+
+/// All of wisegate's metrics and the registry that renders them.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    pub requests: Family<RequestLabels, Counter>,
+    pub request_duration: HistogramFamily,
+    pub rate_limited: Family<RouteLabels, Counter>,
+    pub token_expiry: Gauge,
+    pub client_cert_expiry: Gauge,
+    pub config_reloads: Family<ResultLabels, Counter>,
+    pub rollback_active: Gauge,
+    /// 1 for each route's effective mode, 0 for the others.
+    pub route_mode: Family<RouteModeLabels, Gauge>,
+}
+
+impl Metrics {
+    /// `token_refreshes` is owned by the token manager, which counts into it.
+    pub fn new(token_refreshes: Family<ResultLabels, Counter>) -> Metrics {
+        let mut registry = Registry::default();
+        let metrics = Metrics {
+            requests: Family::default(),
+            request_duration: Family::new_with_constructor(duration_histogram),
+            rate_limited: Family::default(),
+            token_expiry: Gauge::default(),
+            client_cert_expiry: Gauge::default(),
+            config_reloads: Family::default(),
+            rollback_active: Gauge::default(),
+            route_mode: Family::default(),
+            registry: Registry::default(),
+        };
+        registry.register(
+            "wisegate_requests",
+            "Requests answered, by route, mode and status",
+            metrics.requests.clone(),
+        );
+        registry.register(
+            "wisegate_request_duration_seconds",
+            "Time from request to response head, by route and mode",
+            metrics.request_duration.clone(),
+        );
+        registry.register(
+            "wisegate_rate_limited",
+            "429 answers from Wise, by route",
+            metrics.rate_limited.clone(),
+        );
+        registry.register(
+            "wisegate_token_refresh",
+            "OAuth token refreshes, by result (success, failure)",
+            token_refreshes,
+        );
+        registry.register(
+            "wisegate_token_expiry_timestamp_seconds",
+            "When the current OAuth access token expires (Unix time)",
+            metrics.token_expiry.clone(),
+        );
+        registry.register(
+            "wisegate_client_cert_expiry_timestamp_seconds",
+            "When the client certificate in use expires (Unix time)",
+            metrics.client_cert_expiry.clone(),
+        );
+        registry.register(
+            "wisegate_config_reload",
+            "Config reloads, by result (success, failure, cert_rejected)",
+            metrics.config_reloads.clone(),
+        );
+        registry.register(
+            "wisegate_rollback_active",
+            "1 while rollback.all sends every route to the legacy host",
+            metrics.rollback_active.clone(),
+        );
+        registry.register(
+            "wisegate_route_mode",
+            "1 for each route's effective mode",
+            metrics.route_mode.clone(),
+        );
+        Metrics {
+            registry,
+            ..metrics
+        }
+    }
+
+    /// The Prometheus text exposition.
+    pub fn render(&self) -> String {
+        let mut text = String::new();
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut text, &self.registry);
+        text
+    }
+}

@@ -1,0 +1,326 @@
+//! Hot reload. Every trigger (a change in a watched folder, SIGHUP) calls one
+//! [`Reloader::reload`], which builds and validates a complete new snapshot (config,
+//! client identity, upstream clients with fresh connection pools, personal token, OAuth
+//! client) and only then swaps it in. A request in flight keeps the snapshot it started
+//! with. A config that does not parse or validate is rejected whole and the old one keeps
+//! serving; a broken new certificate/key pair keeps the old pair in use while the rest of
+//! the config applies (so the rollback lever is never blocked by a bad certificate).
+//! Folders are watched, not files: editors save by rename and Kubernetes swaps a `..data`
+//! symlink in mounted ConfigMaps and Secrets.
+
+use crate::app::{self, Snapshot};
+use crate::config::Config;
+use crate::metrics::{ResultLabels, RouteModeLabels};
+use crate::route::{Mode, DEFAULT_ROUTE};
+use crate::tls::ClientIdentity;
+use crate::Shared;
+use notify::Watcher;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// How long a burst of file events is left to settle before one reload.
+const SETTLE: Duration = Duration::from_millis(250);
+
+/// Applies config changes; one reload at a time.
+#[derive(Debug)]
+pub struct Reloader {
+    shared: Arc<Shared>,
+    file: PathBuf,
+    lock: tokio::sync::Mutex<()>,
+}
+
+impl Reloader {
+    pub fn new(shared: Arc<Shared>, file: PathBuf) -> Arc<Reloader> {
+        Arc::new(Reloader {
+            shared,
+            file,
+            lock: tokio::sync::Mutex::new(()),
+        })
+    }
+
+    /// Rebuilds from the files; true when a new snapshot was applied.
+    pub async fn reload(&self) -> bool {
+        let _one_at_a_time = self.lock.lock().await;
+        let shared = &self.shared;
+        let old = shared.snapshot.load_full();
+        let reject = |message: String| {
+            tracing::error!(
+                generation = old.generation,
+                "config reload rejected, the running config stays: {message}"
+            );
+            shared
+                .metrics
+                .config_reloads
+                .get_or_create(&ResultLabels::of("failure"))
+                .inc();
+            false
+        };
+        let text = match std::fs::read_to_string(&self.file) {
+            Ok(text) => text,
+            Err(error) => return reject(format!("cannot read {}: {error}", self.file.display())),
+        };
+        let config = match Config::parse(&self.file, &text) {
+            Ok(config) => config,
+            Err(error) => return reject(error.to_string()),
+        };
+        for setting in needs_restart(&old.config, &config) {
+            tracing::warn!("{setting} changed: it takes effect after a restart; the rest of the config applies now");
+        }
+
+        let mut cert_rejected = false;
+        match ClientIdentity::load(&config.mtls.cert_file, &config.mtls.key_file) {
+            Ok(identity) => {
+                let current = shared.resolver.current();
+                if identity.key.cert != current.key.cert || identity.cert_file != current.cert_file
+                {
+                    tracing::warn!(
+                        cert_file = %identity.cert_file.display(),
+                        expires_unix = identity.not_after_unix(),
+                        "client certificate rotated: new connections present the new certificate"
+                    );
+                    shared.resolver.replace(identity);
+                }
+            }
+            Err(error) => {
+                tracing::error!("the new client certificate/key cannot be used, keeping the current pair: {error}");
+                cert_rejected = true;
+            }
+        }
+        let oauth = match app::oauth_client(&config, &shared.resolver) {
+            Ok(oauth) => oauth,
+            Err(error) => return reject(error.to_string()),
+        };
+        let snapshot = match Snapshot::build(config, &shared.resolver, old.generation + 1) {
+            Ok(snapshot) => snapshot,
+            Err(error) => return reject(error.to_string()),
+        };
+        shared.tokens.replace_oauth(oauth);
+        let changes = mode_changes(&old, &snapshot);
+        let generation = snapshot.generation;
+        let snapshot = Arc::new(snapshot);
+        shared.snapshot.store(snapshot.clone());
+        publish(shared, &snapshot);
+        let result = if cert_rejected {
+            "cert_rejected"
+        } else {
+            "success"
+        };
+        shared
+            .metrics
+            .config_reloads
+            .get_or_create(&ResultLabels::of(result))
+            .inc();
+        let sha256 = &snapshot.config.sha256;
+        tracing::warn!(generation, %sha256, file = %self.file.display(), "config applied");
+        for (route, (before, after)) in changes {
+            tracing::warn!(generation, %route, "route mode changed: {before} -> {after}");
+        }
+        true
+    }
+}
+
+/// Sets the metrics that mirror a snapshot: rollback state and each route's mode.
+pub fn publish(shared: &Shared, snapshot: &Snapshot) {
+    let metrics = &shared.metrics;
+    metrics
+        .rollback_active
+        .set(i64::from(snapshot.config.rollback_all));
+    metrics.route_mode.clear();
+    for (route, mode) in effective_modes(snapshot) {
+        for candidate in Mode::ALL {
+            let labels = RouteModeLabels {
+                route: route.clone(),
+                mode: candidate.as_str().to_owned(),
+            };
+            metrics
+                .route_mode
+                .get_or_create(&labels)
+                .set(i64::from(candidate == mode));
+        }
+    }
+}
+
+/// Each route's effective mode (after the rollback flag), the default route included.
+pub fn effective_modes(snapshot: &Snapshot) -> BTreeMap<String, Mode> {
+    let rollback = |mode| {
+        if snapshot.config.rollback_all {
+            Mode::PersonalToken
+        } else {
+            mode
+        }
+    };
+    let mut modes: BTreeMap<String, Mode> = snapshot
+        .config
+        .routes
+        .routes()
+        .iter()
+        .map(|route| (route.name.clone(), rollback(route.mode)))
+        .collect();
+    modes.insert(DEFAULT_ROUTE.to_owned(), rollback(Mode::OAuthMtls));
+    modes
+}
+
+fn mode_changes(old: &Snapshot, new: &Snapshot) -> Vec<(String, (String, String))> {
+    let before = effective_modes(old);
+    let after = effective_modes(new);
+    let name = |mode: Option<&Mode>| mode.map_or("absent".to_owned(), |m| m.as_str().to_owned());
+    let mut routes: Vec<&String> = before.keys().chain(after.keys()).collect();
+    routes.sort();
+    routes.dedup();
+    routes
+        .into_iter()
+        .filter(|route| before.get(*route) != after.get(*route))
+        .map(|route| {
+            (
+                route.clone(),
+                (name(before.get(route)), name(after.get(route))),
+            )
+        })
+        .collect()
+}
+
+/// Settings read once at start.
+fn needs_restart(old: &Config, new: &Config) -> Vec<&'static str> {
+    let mut changed = Vec::new();
+    if old.listen.address != new.listen.address {
+        changed.push("listen.address");
+    }
+    if old.admin.address != new.admin.address {
+        changed.push("admin.address");
+    }
+    if old.listen.shutdown_grace != new.listen.shutdown_grace {
+        changed.push("listen.shutdown_grace");
+    }
+    if old.oauth.token_store != new.oauth.token_store {
+        changed.push("oauth.token_store");
+    }
+    let (a, b) = (&old.limits, &new.limits);
+    if a.max_header_bytes != b.max_header_bytes
+        || a.header_read_timeout != b.header_read_timeout
+        || a.max_connections != b.max_connections
+    {
+        changed.push("limits.max_header_bytes/header_read_timeout/max_connections");
+    }
+    if old.log.format != new.log.format || old.log.level != new.log.level {
+        changed.push("log");
+    }
+    changed
+}
+
+/// The files whose change triggers a reload, as (folder, file name) pairs.
+fn watched_files(config: &Config) -> Vec<(PathBuf, std::ffi::OsString)> {
+    let mut files = vec![
+        config.file.clone(),
+        config.mtls.cert_file.clone(),
+        config.mtls.key_file.clone(),
+    ];
+    files.extend(config.upstream.ca_file.clone());
+    files.extend(config.personal_token.as_ref().map(|p| p.token_file.clone()));
+    files
+        .into_iter()
+        .filter_map(|file| {
+            let folder = match file.parent() {
+                Some(folder) if !folder.as_os_str().is_empty() => folder.to_owned(),
+                _ => PathBuf::from("."),
+            };
+            Some((folder, file.file_name()?.to_owned()))
+        })
+        .collect()
+}
+
+/// Whether a file event concerns one of `files` (or a Kubernetes `..data` swap).
+fn relevant(event: &notify::Event, files: &[(PathBuf, std::ffi::OsString)]) -> bool {
+    // Reading the files (as a reload does) is no change.
+    if matches!(event.kind, notify::EventKind::Access(_)) {
+        return false;
+    }
+    event.paths.iter().any(|path| {
+        let name = path.file_name().unwrap_or_default();
+        name.to_string_lossy().starts_with("..") || files.iter().any(|(_, watched)| watched == name)
+    })
+}
+
+/// Watches the folders of the config and the files it names, and SIGHUP, until
+/// `shutdown`; each settled burst of changes is one reload.
+pub async fn watch(reloader: Arc<Reloader>, shutdown: CancellationToken) {
+    let (sender, mut events) = tokio::sync::mpsc::channel::<notify::Event>(64);
+    let watcher =
+        notify::recommended_watcher(move |event: notify::Result<notify::Event>| match event {
+            Ok(event) => {
+                if sender.try_send(event).is_err() {
+                    tracing::debug!("file event dropped: the queue is full");
+                }
+            }
+            Err(error) => tracing::debug!("file watch error: {error}"),
+        });
+    let mut watcher = match watcher {
+        Ok(watcher) => Some(watcher),
+        Err(error) => {
+            tracing::error!("cannot watch files ({error}); reload with SIGHUP");
+            None
+        }
+    };
+    let mut watched_folders: Vec<PathBuf> = Vec::new();
+    let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+    let mut first = true;
+    loop {
+        let snapshot = reloader.shared.snapshot.load_full();
+        let files = watched_files(&snapshot.config);
+        if let Some(watcher) = watcher.as_mut() {
+            rewatch(watcher, &mut watched_folders, &files);
+        }
+        // A change between loading the config and watching it would go unseen.
+        if std::mem::take(&mut first) {
+            let now = std::fs::read(&reloader.file).map(|text| crate::config::sha256_hex(&text));
+            if now.is_ok_and(|sha| sha != snapshot.config.sha256) {
+                reloader.reload().await;
+                continue;
+            }
+        }
+        let hup = async {
+            match hangup.as_mut() {
+                Some(signal) => signal.recv().await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = hup => tracing::info!("SIGHUP: reloading"),
+            Some(event) = events.recv() => {
+                tracing::debug!(?event, "file event");
+                if !relevant(&event, &files) {
+                    continue;
+                }
+                tokio::time::sleep(SETTLE).await;
+                while events.try_recv().is_ok() {}
+                tracing::info!("files changed: reloading");
+            }
+        }
+        reloader.reload().await;
+    }
+}
+
+fn rewatch(
+    watcher: &mut notify::RecommendedWatcher,
+    watched: &mut Vec<PathBuf>,
+    files: &[(PathBuf, std::ffi::OsString)],
+) {
+    let mut wanted: Vec<PathBuf> = files.iter().map(|(folder, _)| folder.clone()).collect();
+    wanted.sort();
+    wanted.dedup();
+    for folder in watched.iter().filter(|f| !wanted.contains(f)) {
+        let _ = watcher.unwatch(folder);
+    }
+    for folder in wanted.iter().filter(|f| !watched.contains(f)) {
+        match watcher.watch(Path::new(folder), notify::RecursiveMode::NonRecursive) {
+            Ok(()) => tracing::debug!(folder = %folder.display(), "watching for changes"),
+            Err(error) => {
+                tracing::error!(folder = %folder.display(), "cannot watch for changes: {error}")
+            }
+        }
+    }
+    *watched = wanted;
+}
