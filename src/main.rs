@@ -168,6 +168,9 @@ fn init_logging(format: LogFormat, level: &str) {
 async fn dispatch(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Run { config } => {
+            // From here on SIGHUP means "reload", never the default "terminate", even
+            // before the reload watcher listens.
+            let _hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup());
             let config = load(&config, cli.log_format)?;
             let listeners = Listeners::bind(&config).await?;
             let shutdown = CancellationToken::new();

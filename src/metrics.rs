@@ -54,6 +54,8 @@ pub struct Metrics {
     pub requests: Family<RequestLabels, Counter>,
     pub request_duration: HistogramFamily,
     pub rate_limited: Family<RouteLabels, Counter>,
+    /// Requests between arrival and response head.
+    pub in_flight: Gauge,
     pub token_expiry: Gauge,
     pub client_cert_expiry: Gauge,
     pub config_reloads: Family<ResultLabels, Counter>,
@@ -70,6 +72,7 @@ impl Metrics {
             requests: Family::default(),
             request_duration: Family::new_with_constructor(duration_histogram),
             rate_limited: Family::default(),
+            in_flight: Gauge::default(),
             token_expiry: Gauge::default(),
             client_cert_expiry: Gauge::default(),
             config_reloads: Family::default(),
@@ -91,6 +94,11 @@ impl Metrics {
             "wisegate_rate_limited",
             "429 answers from Wise, by route",
             metrics.rate_limited.clone(),
+        );
+        registry.register(
+            "wisegate_requests_in_flight",
+            "Requests received and not yet answered",
+            metrics.in_flight.clone(),
         );
         registry.register(
             "wisegate_token_refresh",

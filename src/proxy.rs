@@ -29,7 +29,10 @@ pub async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> Response
         mode: "-",
         upstream: "-".into(),
     };
-    let response = match forward(&shared, request, &mut log).await {
+    shared.metrics.in_flight.inc();
+    let response = forward(&shared, request, &mut log).await;
+    shared.metrics.in_flight.dec();
+    let response = match response {
         Ok(response) => response,
         Err(error) => {
             tracing::warn!(kind = error.kind(), route = %log.route, "{error}");

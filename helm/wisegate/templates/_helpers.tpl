@@ -1,0 +1,105 @@
+{{/*
+Names, labels, derived numbers and the checks that stop a bad release before it
+renders. Every template here takes the chart's root context: in your own chart, pass
+`.Subcharts.wisegate`.
+*/}}
+
+{{- define "wisegate.name" -}}
+{{- .Chart.Name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "wisegate.fullname" -}}
+{{- if contains .Chart.Name .Release.Name -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name .Chart.Name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "wisegate.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "wisegate.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
+{{- define "wisegate.labels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{ include "wisegate.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end -}}
+
+{{- define "wisegate.image" -}}
+{{- printf "%s:%s" .Values.image.repository (.Values.image.tag | default .Chart.AppVersion) -}}
+{{- end -}}
+
+{{/* The token store's claim name, or nothing for an emptyDir. */}}
+{{- define "wisegate.tokenClaim" -}}
+{{- $pvc := .Values.tokenStore.persistentVolumeClaim -}}
+{{- if $pvc.existingClaim -}}
+{{- $pvc.existingClaim -}}
+{{- else if $pvc.enabled -}}
+{{- printf "%s-tokens" (include "wisegate.fullname" .) -}}
+{{- end -}}
+{{- end -}}
+
+{{/* config.listen.shutdownGrace in whole seconds, rounded up ("500ms", "30s", "2m", "1h"). */}}
+{{- define "wisegate.graceSeconds" -}}
+{{- $grace := toString .Values.config.listen.shutdownGrace -}}
+{{- if regexMatch "^[0-9]+ms$" $grace -}}
+{{- div (add (trimSuffix "ms" $grace | atoi) 999) 1000 -}}
+{{- else if regexMatch "^[0-9]+s$" $grace -}}
+{{- trimSuffix "s" $grace | atoi -}}
+{{- else if regexMatch "^[0-9]+m$" $grace -}}
+{{- mul (trimSuffix "m" $grace | atoi) 60 -}}
+{{- else if regexMatch "^[0-9]+h$" $grace -}}
+{{- mul (trimSuffix "h" $grace | atoi) 3600 -}}
+{{- else -}}
+{{- fail (printf "config.listen.shutdownGrace %q: write a whole number followed by ms, s, m or h, e.g. 30s" $grace) -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The pod's grace period: longer than wisegate's own drain, so SIGKILL never cuts it short. */}}
+{{- define "wisegate.terminationGracePeriodSeconds" -}}
+{{- $grace := include "wisegate.graceSeconds" . | atoi -}}
+{{- $pod := .Values.terminationGracePeriodSeconds -}}
+{{- if eq (toString $pod) "" -}}
+{{- add $grace 15 -}}
+{{- else if le (int $pod) $grace -}}
+{{- fail (printf "terminationGracePeriodSeconds (%v) must exceed config.listen.shutdownGrace (%ds), or Kubernetes kills wisegate while requests are still draining" $pod $grace) -}}
+{{- else -}}
+{{- int $pod -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Refuses values that would render a release wisegate cannot run. Renders nothing. */}}
+{{- define "wisegate.validate" -}}
+{{- if not (has .Values.mode (list "sidecar" "gateway")) -}}
+{{- fail (printf "mode %q: use \"sidecar\" or \"gateway\"" (toString .Values.mode)) -}}
+{{- end -}}
+{{- if not (has .Values.environment (list "sandbox" "production")) -}}
+{{- fail (printf "environment %q: use \"sandbox\" or \"production\"" (toString .Values.environment)) -}}
+{{- end -}}
+{{- if and (eq .Values.mode "gateway") (gt (int .Values.replicas) 1) -}}
+{{- fail (printf "replicas: %v: gateway replicas would each refresh the same OAuth token lineage and invalidate each other's access tokens. Several replicas need the shared Redis token store, which is not available yet: keep replicas: 1" .Values.replicas) -}}
+{{- end -}}
+{{- if not .Values.config.oauth.clientId -}}
+{{- fail "config.oauth.clientId is required: the client id Wise gave you" -}}
+{{- end -}}
+{{- if not .Values.config.oauth.redirectUri -}}
+{{- fail "config.oauth.redirectUri is required: the redirect URL registered with Wise, exactly as registered" -}}
+{{- end -}}
+{{- if not .Values.secrets.clientCertificate -}}
+{{- fail "secrets.clientCertificate is required: a kubernetes.io/tls Secret with the certificate Wise issued (tls.crt) and its key (tls.key)" -}}
+{{- end -}}
+{{- if not .Values.secrets.clientSecret.name -}}
+{{- fail "secrets.clientSecret.name is required: a Secret holding the OAuth client secret" -}}
+{{- end -}}
+{{- $personal := false -}}
+{{- range .Values.config.routes -}}
+{{- if eq (toString .mode) "personal_token" -}}{{- $personal = true -}}{{- end -}}
+{{- end -}}
+{{- if and (or .Values.rollback.all $personal) (not .Values.secrets.personalToken.name) -}}
+{{- fail "rollback.all and personal_token routes send the personal token: set secrets.personalToken.name (a Secret holding it), or wisegate would refuse the config" -}}
+{{- end -}}
+{{- $_ := include "wisegate.terminationGracePeriodSeconds" . -}}
+{{- end -}}

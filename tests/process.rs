@@ -1,0 +1,211 @@
+//! The real binary as ops run it: SIGHUP reloads, SIGTERM drains in-flight requests and
+//! exits 0 with readiness turning 503 at once, JSON logs carry the access line, and no
+//! token or secret appears in the output even at trace level.
+
+mod common;
+
+use common::{authorize_with_code, get_at, json, metric, setup, Setup};
+use fake_wise::FakeWiseConfig;
+use http::StatusCode;
+use std::net::SocketAddr;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+use tokio::io::AsyncReadExt;
+use tokio::process::{Child, Command};
+use wisegate::config::Config;
+
+fn free_port() -> SocketAddr {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+}
+
+struct Running {
+    child: Child,
+    proxy: SocketAddr,
+    admin: SocketAddr,
+    /// Everything the process wrote to stderr, read as it comes so the pipe never fills.
+    stderr: tokio::task::JoinHandle<String>,
+}
+
+/// Starts `wisegate run` on free ports with `args`, and waits until it is ready.
+async fn start(setup: &Setup, args: &[&str], log: &str) -> Running {
+    authorize_with_code(&Config::load(&setup.config_path).unwrap(), &setup.wise).await;
+    let (proxy, admin) = (free_port(), free_port());
+    let text = std::fs::read_to_string(&setup.config_path)
+        .unwrap()
+        .replacen("127.0.0.1:0", &proxy.to_string(), 1)
+        .replacen("127.0.0.1:0", &admin.to_string(), 1);
+    std::fs::write(&setup.config_path, text).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_wisegate"))
+        .args(args)
+        .args(["run", "--config"])
+        .arg(&setup.config_path)
+        .env("WISEGATE_LOG", log)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut pipe = child.stderr.take().unwrap();
+    let stderr = tokio::spawn(async move {
+        let mut output = String::new();
+        let _ = pipe.read_to_string(&mut output).await;
+        output
+    });
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<http_body_util::Empty<bytes::Bytes>>();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let ready = client
+            .get(format!("http://{admin}/readyz").parse().unwrap())
+            .await;
+        if ready.is_ok_and(|r| r.status() == StatusCode::OK) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "wisegate did not become ready");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    Running {
+        child,
+        proxy,
+        admin,
+        stderr,
+    }
+}
+
+fn signal(child: &Child, signal: &str) {
+    let status = std::process::Command::new("kill")
+        .args(["-s", signal, &child.id().unwrap().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_reloads_and_sigterm_drains_then_exits_0() {
+    let setup = setup(FakeWiseConfig::default()).await;
+    let mut running = start(&setup, &[], "info").await;
+    assert_eq!(
+        get_at(running.proxy, "/v1/me").await.0.status(),
+        StatusCode::OK
+    );
+
+    signal(&running.child, "HUP");
+    let success = "wisegate_config_reload_total{result=\"success\"}";
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while metric(running.admin, success).await < 1.0 {
+        assert!(Instant::now() < deadline, "SIGHUP did not reload");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    // A slow request in flight, then SIGTERM.
+    let proxy = running.proxy;
+    let slow = tokio::spawn(async move { get_at(proxy, "/test/slow?ms=2000").await });
+    common::wait_for_metric(running.admin, "wisegate_requests_in_flight", 1.0).await;
+    signal(&running.child, "TERM");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        match tokio::net::TcpStream::connect(running.admin).await {
+            Ok(_) => {
+                let (ready, body) = get_at(running.admin, "/readyz").await;
+                if ready.status() == StatusCode::SERVICE_UNAVAILABLE {
+                    assert!(json(&body)["reasons"][0]
+                        .as_str()
+                        .unwrap()
+                        .contains("shutting down"));
+                    break;
+                }
+            }
+            Err(_) => panic!("the admin listener closed before readiness said 503"),
+        }
+        assert!(Instant::now() < deadline, "readiness never turned 503");
+    }
+    let (response, _) = slow.await.unwrap();
+    assert_eq!(
+        response.status(),
+        StatusCode::OK,
+        "the in-flight request completed"
+    );
+    let status = tokio::time::timeout(Duration::from_secs(10), running.child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(status.code(), Some(0));
+    assert!(
+        tokio::net::TcpStream::connect(running.proxy).await.is_err(),
+        "no new connections"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_logs_at_trace_level_carry_the_access_line_and_no_secret() {
+    let setup = setup(FakeWiseConfig::default()).await;
+    let extra = "\n[[route]]\nname = \"hooks\"\npath = \"/v3/profiles/*/subscriptions\"\nmode = \"personal_token\"\n";
+    std::fs::write(
+        &setup.config_path,
+        std::fs::read_to_string(&setup.config_path).unwrap() + extra,
+    )
+    .unwrap();
+    let mut running = start(&setup, &["--log-format", "json"], "trace").await;
+    let correlation = "corr-42";
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<http_body_util::Full<bytes::Bytes>>();
+    for path in ["/v1/me?secret=query", "/v3/profiles/1/subscriptions"] {
+        let request = http::Request::get(format!("http://{}{path}", running.proxy))
+            .header("x-external-correlation-id", correlation)
+            .header("authorization", "Bearer app-own-token-xyz")
+            .body(http_body_util::Full::new(bytes::Bytes::new()))
+            .unwrap();
+        assert_eq!(
+            client.request(request).await.unwrap().status(),
+            StatusCode::OK
+        );
+    }
+    setup.wise.invalidate_access_tokens();
+    assert_eq!(
+        get_at(running.proxy, "/v1/me").await.0.status(),
+        StatusCode::OK,
+        "refreshed and replayed"
+    );
+    let token = setup.wise.current_access_token().unwrap();
+    signal(&running.child, "TERM");
+    running.child.wait().await.unwrap();
+    let output = running.stderr.await.unwrap();
+
+    let access: Vec<serde_json::Value> = output
+        .lines()
+        .map(|line| {
+            serde_json::from_str::<serde_json::Value>(line)
+                .unwrap_or_else(|_| panic!("not JSON: {line}"))
+        })
+        .filter(|line| line["target"] == "wisegate::access")
+        .collect();
+    assert_eq!(access.len(), 3, "one access line per request");
+    let first = &access[0]["fields"];
+    assert_eq!(first["path"], "/v1/me", "no query string in logs");
+    assert_eq!(first["route"], "default");
+    assert_eq!(first["mode"], "oauth_mtls");
+    assert_eq!(first["status"], 200);
+    assert_eq!(first["correlation_id"], correlation);
+    assert!(first["trace_id"].as_str().is_some_and(|t| !t.is_empty()));
+    assert_eq!(access[1]["fields"]["mode"], "personal_token");
+
+    let config = setup.wise.config();
+    for secret in [
+        token.as_str(),
+        &config.client_secret,
+        &config.personal_token,
+        "app-own-token-xyz",
+    ] {
+        assert!(
+            !output.contains(secret),
+            "a secret leaked into the log output"
+        );
+    }
+    let stored: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(setup.dir.path().join("state/tokens.json")).unwrap())
+            .unwrap();
+    assert!(!output.contains(stored["refresh_token"].as_str().unwrap()));
+}
