@@ -14,8 +14,8 @@
 //! - [`proxy`]: the request path. [`headers`]: hop-by-hop hygiene. [`body`]: body types.
 //! - [`server`]: the app-facing listener. [`admin`]: `/healthz`, `/readyz`, `/metrics`.
 //! - [`reload`]: file watch + SIGHUP -> a new validated snapshot, swapped in atomically.
-//! - [`metrics`]: the Prometheus metrics.
-//! - [`authorize`]: the one-time OAuth authorization step.
+//! - [`metrics`]: the Prometheus metrics. [`expiry`]: the daily certificate-expiry warning.
+//! - [`authorize`]: the one-time OAuth authorization step. [`check`]: `wisegate check`.
 //! - [`csr`]: `wisegate csr`, the private key and CSR for Wise's Developer Hub.
 //! - [`error`]: wisegate's own answers. [`secret`]: redacting secret types.
 //!
@@ -25,9 +25,11 @@ pub mod admin;
 pub mod app;
 pub mod authorize;
 pub mod body;
+pub mod check;
 pub mod config;
 pub mod csr;
 pub mod error;
+pub mod expiry;
 pub mod headers;
 pub mod metrics;
 pub mod proxy;
@@ -124,6 +126,10 @@ pub async fn run(
     );
 
     let refresher = tokio::spawn(shared.tokens.clone().keep_fresh(shutdown.clone()));
+    let warner = tokio::spawn(expiry::warn_daily(
+        shared.resolver.clone(),
+        shutdown.clone(),
+    ));
     let admin_stop = CancellationToken::new();
     let admin_shared = shared.clone();
     let admin = tokio::spawn(server::serve(
@@ -150,5 +156,6 @@ pub async fn run(
     let _ = admin.await;
     let _ = refresher.await;
     let _ = watching.await;
+    let _ = warner.await;
     Ok(())
 }

@@ -53,6 +53,14 @@ enum Command {
         #[command(subcommand)]
         action: TokenAction,
     },
+    /// Validate the config and every file it names; print a checklist; non-zero on failure.
+    Check {
+        #[arg(long, env = "WISEGATE_CONFIG")]
+        config: PathBuf,
+        /// Also handshake with each upstream, refresh the token and make Wise's test call.
+        #[arg(long)]
+        online: bool,
+    },
     /// Make the private key and the CSR that Wise's Developer Hub asks for.
     Csr {
         /// The organisation (subject O), e.g. "Your Company Ltd".
@@ -245,6 +253,16 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
                 "Refreshed. New access token valid until {}.",
                 status.expires_at.map(rfc3339).unwrap_or_default()
             );
+            Ok(())
+        }
+        Command::Check { config, online } => {
+            let config = load(&config, cli.log_format)?;
+            let list = wisegate::check::check(&config, online).await;
+            print!("{}", list.text);
+            if list.failures > 0 {
+                anyhow::bail!("{} check(s) failed", list.failures);
+            }
+            println!("All checks passed.");
             Ok(())
         }
         Command::Csr {

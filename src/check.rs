@@ -1,0 +1,228 @@
+//! `wisegate check`: validates the config and every file it names, and prints a
+//! checklist an operator can act on. `--online` also handshakes with each upstream,
+//! refreshes the OAuth token (storing the new lineage) and makes Wise's test call
+//! (`GET /v1/authenticated/playground`) over mTLS with it.
+
+use crate::app::{self, Snapshot};
+use crate::config::{Config, SecretSource};
+use crate::tls::{self, ClientIdentity};
+use crate::token::FileStore;
+use http::{header, Request, StatusCode};
+use std::fmt::Write as _;
+use std::path::Path;
+use std::time::SystemTime;
+
+/// Days before expiry from which the certificate is flagged.
+const CERT_WARNING_DAYS: u64 = 30;
+
+/// The checklist being written.
+#[derive(Default)]
+pub struct Checklist {
+    pub text: String,
+    pub failures: usize,
+}
+
+impl Checklist {
+    fn ok(&mut self, what: impl AsRef<str>) {
+        let _ = writeln!(self.text, "  ok    {}", what.as_ref());
+    }
+
+    fn warn(&mut self, what: impl AsRef<str>) {
+        let _ = writeln!(self.text, "  warn  {}", what.as_ref());
+    }
+
+    fn fail(&mut self, what: impl AsRef<str>) {
+        self.failures += 1;
+        let _ = writeln!(self.text, "  FAIL  {}", what.as_ref());
+    }
+
+    fn result<T, E: std::fmt::Display>(
+        &mut self,
+        result: Result<T, E>,
+        ok: impl FnOnce(&T) -> String,
+    ) -> Option<T> {
+        match result {
+            Ok(value) => {
+                self.ok(ok(&value));
+                Some(value)
+            }
+            Err(error) => {
+                self.fail(error.to_string());
+                None
+            }
+        }
+    }
+}
+
+/// Checks the files `config` names (and, with `online`, Wise itself).
+pub async fn check(config: &Config, online: bool) -> Checklist {
+    let mut list = Checklist::default();
+    list.ok(format!(
+        "config {} is valid ({} routes)",
+        config.file.display(),
+        config.routes.routes().len()
+    ));
+
+    let identity = list.result(
+        ClientIdentity::load(&config.mtls.cert_file, &config.mtls.key_file),
+        |identity| {
+            format!(
+                "client certificate {} and key {} match, valid until {}",
+                config.mtls.cert_file.display(),
+                config.mtls.key_file.display(),
+                humantime::format_rfc3339_seconds(identity.not_after)
+            )
+        },
+    );
+    if let Some(identity) = &identity {
+        let days = identity
+            .not_after
+            .duration_since(SystemTime::now())
+            .map_or(0, |d| d.as_secs() / 86_400);
+        if days < CERT_WARNING_DAYS {
+            list.warn(format!("the client certificate expires in {days} days: make a new CSR with `wisegate csr` and upload it"));
+        }
+    }
+    if let Some(ca) = &config.upstream.ca_file {
+        list.result(tls::load_certificates(ca), |certs| {
+            format!(
+                "CA file {} holds {} certificate(s)",
+                ca.display(),
+                certs.len()
+            )
+        });
+    }
+    match &config.oauth.client_secret {
+        SecretSource::File(file) => {
+            list.result(app::read_secret_file("the client secret", file), |_| {
+                format!("client secret file {} is readable", file.display())
+            });
+        }
+        SecretSource::Env(var) => {
+            list.result(app::client_secret(&config.oauth.client_secret), |_| {
+                format!("client secret variable {var} is set")
+            });
+        }
+    }
+    if let Some(personal) = &config.personal_token {
+        list.result(
+            app::read_secret_file("the personal token", &personal.token_file),
+            |_| {
+                format!(
+                    "personal token file {} is readable",
+                    personal.token_file.display()
+                )
+            },
+        );
+    }
+    if let Some(seed) = &config.oauth.refresh_token_file {
+        list.result(
+            app::read_secret_file("the refresh token seed", seed),
+            |_| format!("refresh token seed {} is readable", seed.display()),
+        );
+    }
+    check_store(
+        &mut list,
+        &config.oauth.token_store,
+        config.oauth.refresh_token_file.is_some(),
+    );
+
+    if online {
+        if let Some(identity) = identity {
+            check_online(&mut list, config, identity).await;
+        } else {
+            list.fail("online checks skipped: the client certificate is not usable");
+        }
+    }
+    list
+}
+
+fn check_store(list: &mut Checklist, path: &Path, seeded: bool) {
+    match FileStore::new(path).load() {
+        Ok(Some(tokens)) => {
+            let state = if tokens.expires_at > SystemTime::now() {
+                "valid"
+            } else {
+                "expired (refreshed at start)"
+            };
+            list.ok(format!(
+                "token store {} holds a lineage; access token {state} until {}",
+                path.display(),
+                humantime::format_rfc3339_seconds(tokens.expires_at)
+            ));
+            if tokens.refresh_token.is_none() {
+                list.fail(format!(
+                    "token store {} has no refresh token: run `wisegate authorize` again",
+                    path.display()
+                ));
+            }
+        }
+        Ok(None) if seeded => list.ok(format!(
+            "token store {} is empty and will be seeded from oauth.refresh_token_file",
+            path.display()
+        )),
+        Ok(None) => list.fail(format!(
+            "token store {} is empty: run `wisegate authorize` once",
+            path.display()
+        )),
+        Err(error) => list.fail(error.to_string()),
+    }
+}
+
+async fn check_online(list: &mut Checklist, config: &Config, identity: ClientIdentity) {
+    let resolver = tls::ClientCertResolver::new(identity);
+    let snapshot = match Snapshot::build(config.clone(), &resolver, 0) {
+        Ok(snapshot) => snapshot,
+        Err(error) => return list.fail(error.to_string()),
+    };
+    let tokens = match app::token_manager(config, &resolver) {
+        Ok(tokens) => tokens,
+        Err(error) => return list.fail(error.to_string()),
+    };
+    // The legacy host: any answer means TLS worked.
+    let probe = Request::get(snapshot.legacy.uri_for(None))
+        .body(crate::body::full(""))
+        .map_err(|e| e.to_string());
+    match probe {
+        Ok(request) => {
+            list.result(snapshot.legacy.send(request).await, |r| {
+                format!(
+                    "TLS with the legacy host {} works (HTTP {})",
+                    snapshot.legacy.target(),
+                    r.status().as_u16()
+                )
+            });
+        }
+        Err(error) => list.fail(error),
+    }
+    match tokens.refresh_now().await {
+        Ok(()) => list.ok(format!(
+            "token refresh over mTLS works; the new lineage is stored in {}",
+            config.oauth.token_store.display()
+        )),
+        Err(error) => return list.fail(format!("token refresh failed: {error}")),
+    }
+    let bearer = match tokens.user_bearer() {
+        Ok(bearer) => bearer,
+        Err(error) => return list.fail(error.to_string()),
+    };
+    let path = http::uri::PathAndQuery::from_static("/v1/authenticated/playground");
+    let request = Request::get(snapshot.mtls.uri_for(Some(&path)))
+        .header(header::AUTHORIZATION, bearer)
+        .body(crate::body::full(""));
+    let Ok(request) = request else {
+        return list.fail("cannot build the test request");
+    };
+    match snapshot.mtls.send(request).await {
+        Ok(response) if response.status() == StatusCode::OK => list.ok(format!(
+            "Wise's test call on the mTLS host {} answered 200 with our certificate and token",
+            snapshot.mtls.target()
+        )),
+        Ok(response) => list.fail(format!(
+            "Wise's test call on {} answered {}",
+            snapshot.mtls.target(),
+            response.status()
+        )),
+        Err(error) => list.fail(error.to_string()),
+    }
+}
