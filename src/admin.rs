@@ -1,6 +1,8 @@
 //! The admin listener: `/healthz` (the process answers), `/readyz` (200 only when the
 //! config is loaded, the client certificate is valid and every credential some route
-//! needs is usable; otherwise 503 with the reasons as JSON).
+//! needs is usable; otherwise 503 with the reasons as JSON). Trouble that does not stop
+//! requests yet, such as an unreachable shared token store while the held token is
+//! valid, is listed as `degraded` and keeps the status at 200.
 
 use crate::body::{full, ProxyBody};
 use crate::route::Mode;
@@ -16,14 +18,19 @@ pub async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> Response
         "/healthz" => json(StatusCode::OK, serde_json::json!({ "status": "ok" })),
         "/readyz" => {
             let reasons = not_ready_reasons(&shared);
-            if reasons.is_empty() {
-                json(StatusCode::OK, serde_json::json!({ "ready": true }))
+            let degraded = degraded_reasons(&shared);
+            let (status, mut body) = if reasons.is_empty() {
+                (StatusCode::OK, serde_json::json!({ "ready": true }))
             } else {
-                json(
+                (
                     StatusCode::SERVICE_UNAVAILABLE,
                     serde_json::json!({ "ready": false, "reasons": reasons }),
                 )
+            };
+            if !degraded.is_empty() {
+                body["degraded"] = serde_json::json!(degraded);
             }
+            json(status, body)
         }
         "/metrics" => metrics(&shared),
         _ => json(
@@ -67,6 +74,12 @@ pub fn not_ready_reasons(shared: &Shared) -> Vec<String> {
     reasons
 }
 
+/// What is wrong without stopping requests (yet): the shared token store cannot be
+/// reached, so no refresh happens while the held token lasts.
+pub fn degraded_reasons(shared: &Shared) -> Vec<String> {
+    shared.tokens.store_trouble().into_iter().collect()
+}
+
 /// The modes some request could take under the current snapshot.
 fn needed_modes(snapshot: &crate::app::Snapshot) -> Vec<Mode> {
     if snapshot.config.rollback_all {
@@ -92,6 +105,10 @@ fn metrics(shared: &Shared) -> Response<ProxyBody> {
     metrics
         .token_expiry
         .set(i64::try_from(expiry).unwrap_or(i64::MAX));
+    if shared.tokens.store().is_shared() {
+        let up = i64::from(shared.tokens.store_trouble().is_none());
+        metrics.token_store_up.set(up);
+    }
     let cert = shared.resolver.current().not_after_unix();
     metrics
         .client_cert_expiry

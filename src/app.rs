@@ -3,11 +3,11 @@
 //! [`Snapshot`] is everything the request path needs from one config; it is built
 //! whole (and so validated whole) before it is published.
 
-use crate::config::{Config, SecretSource};
+use crate::config::{Config, SecretSource, TokenStoreConfig};
 use crate::route::Mode;
 use crate::secret::{ClientSecret, PersonalToken, RefreshToken};
 use crate::tls::{self, ClientCertResolver, ClientIdentity, TlsError};
-use crate::token::{FileStore, OAuthClient, StoreError, TokenManager};
+use crate::token::{FileStore, OAuthClient, RedisStore, StoreError, TokenManager, TokenStore};
 use crate::upstream::{Upstream, UpstreamSettings};
 use http::{HeaderValue, Method};
 use std::path::{Path, PathBuf};
@@ -90,8 +90,36 @@ pub fn oauth_client(
     ))
 }
 
+/// The token store `oauth.token_store` names (a Redis store connects lazily).
+pub fn token_store(config: &Config) -> Result<TokenStore, BuildError> {
+    match &config.oauth.token_store {
+        TokenStoreConfig::File(path) => Ok(TokenStore::File(FileStore::new(path))),
+        TokenStoreConfig::Redis(redis) => {
+            let password = match &redis.password_file {
+                Some(file) => Some(read_secret_file("the Redis password", file)?),
+                None => None,
+            };
+            let ca_pem = match &redis.ca_file {
+                Some(file) => {
+                    Some(std::fs::read(file).map_err(|error| BuildError::SecretFile {
+                        what: "the Redis CA certificates",
+                        file: file.clone(),
+                        message: error.to_string(),
+                    })?)
+                }
+                None => None,
+            };
+            Ok(TokenStore::Redis(Arc::new(RedisStore::open(
+                redis,
+                password.as_deref(),
+                ca_pem,
+            )?)))
+        }
+    }
+}
+
 /// The token manager for `config`, with the stored lineage loaded.
-pub fn token_manager(
+pub async fn token_manager(
     config: &Config,
     resolver: &Arc<ClientCertResolver>,
 ) -> Result<TokenManager, BuildError> {
@@ -105,10 +133,11 @@ pub fn token_manager(
     };
     Ok(TokenManager::load(
         oauth,
-        FileStore::new(&config.oauth.token_store),
+        token_store(config)?,
         config.oauth.refresh_before,
         seed,
-    )?)
+    )
+    .await?)
 }
 
 /// Everything the request path reads from one config.

@@ -7,7 +7,7 @@ use crate::app::{self, BuildError};
 use crate::config::Config;
 use crate::secret::AuthorizationCode;
 use crate::token::manager::token_set;
-use crate::token::{FileStore, OAuthError, StoreError};
+use crate::token::{OAuthError, StoreError};
 use bytes::Bytes;
 use http::{Request, Response, StatusCode, Uri};
 use http_body_util::Full;
@@ -106,6 +106,11 @@ pub async fn authorize<R: AsyncBufRead + Unpin>(
 ) -> Result<Authorized, AuthorizeError> {
     let resolver = app::load_identity(config).map_err(BuildError::from)?;
     let oauth = app::oauth_client(config, &resolver)?;
+    let store = app::token_store(config)?;
+    // A code is single use: make sure the tokens can be stored before spending one.
+    if let Some(redis) = store.redis() {
+        redis.ping().await?;
+    }
     let (code, profile_id) = match code {
         Some(code) => (code, None),
         None => {
@@ -148,7 +153,7 @@ pub async fn authorize<R: AsyncBufRead + Unpin>(
         .await?;
     let tokens = token_set(response, profile_id.clone());
     let expires_at = tokens.expires_at;
-    FileStore::new(&config.oauth.token_store).save(&tokens)?;
+    store.install_new(&tokens).await?;
     Ok(Authorized {
         profile_id,
         expires_at,

@@ -6,10 +6,8 @@
 use crate::app::{self, Snapshot};
 use crate::config::{Config, SecretSource};
 use crate::tls::{self, ClientIdentity};
-use crate::token::FileStore;
 use http::{header, Request, StatusCode};
 use std::fmt::Write as _;
-use std::path::Path;
 use std::time::SystemTime;
 
 /// Days before expiry from which the certificate is flagged.
@@ -121,11 +119,7 @@ pub async fn check(config: &Config, online: bool) -> Checklist {
             |_| format!("refresh token seed {} is readable", seed.display()),
         );
     }
-    check_store(
-        &mut list,
-        &config.oauth.token_store,
-        config.oauth.refresh_token_file.is_some(),
-    );
+    check_store(&mut list, config).await;
 
     if online {
         if let Some(identity) = identity {
@@ -137,33 +131,46 @@ pub async fn check(config: &Config, online: bool) -> Checklist {
     list
 }
 
-fn check_store(list: &mut Checklist, path: &Path, seeded: bool) {
-    match FileStore::new(path).load() {
-        Ok(Some(tokens)) => {
+async fn check_store(list: &mut Checklist, config: &Config) {
+    let seeded = config.oauth.refresh_token_file.is_some();
+    let store = match app::token_store(config) {
+        Ok(store) => store,
+        Err(error) => return list.fail(error.to_string()),
+    };
+    let name = store.describe();
+    let shared = if store.is_shared() {
+        " (shared by the replicas)"
+    } else {
+        ""
+    };
+    match store.load().await {
+        Ok(Some(lineage)) => {
+            let tokens = lineage.tokens;
             let state = if tokens.expires_at > SystemTime::now() {
                 "valid"
             } else {
                 "expired (refreshed at start)"
             };
+            let generation = if store.is_shared() {
+                format!(", generation {}", lineage.generation)
+            } else {
+                String::new()
+            };
             list.ok(format!(
-                "token store {} holds a lineage; access token {state} until {}",
-                path.display(),
+                "token store {name}{shared} holds a lineage{generation}; access token {state} until {}",
                 humantime::format_rfc3339_seconds(tokens.expires_at)
             ));
             if tokens.refresh_token.is_none() {
                 list.fail(format!(
-                    "token store {} has no refresh token: run `wisegate authorize` again",
-                    path.display()
+                    "token store {name} has no refresh token: run `wisegate authorize` again"
                 ));
             }
         }
         Ok(None) if seeded => list.ok(format!(
-            "token store {} is empty and will be seeded from oauth.refresh_token_file",
-            path.display()
+            "token store {name}{shared} is empty and will be seeded from oauth.refresh_token_file"
         )),
         Ok(None) => list.fail(format!(
-            "token store {} is empty: run `wisegate authorize` once",
-            path.display()
+            "token store {name}{shared} is empty: run `wisegate authorize` once"
         )),
         Err(error) => list.fail(error.to_string()),
     }
@@ -175,7 +182,7 @@ async fn check_online(list: &mut Checklist, config: &Config, identity: ClientIde
         Ok(snapshot) => snapshot,
         Err(error) => return list.fail(error.to_string()),
     };
-    let tokens = match app::token_manager(config, &resolver) {
+    let tokens = match app::token_manager(config, &resolver).await {
         Ok(tokens) => tokens,
         Err(error) => return list.fail(error.to_string()),
     };

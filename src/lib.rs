@@ -9,7 +9,8 @@
 //! - [`route`]: path patterns and the route table (method + path -> mode).
 //! - [`tls`]: PEM loading, the client identity and its resolver, rustls configs.
 //! - [`upstream`]: one pooled HTTP/2 + HTTP/1.1 client per upstream host.
-//! - [`token`]: the OAuth client, the token store and the token manager.
+//! - [`token`]: the OAuth client, the token store (a file, or Redis shared by replicas)
+//!   and the token manager.
 //! - [`app`]: assembles the parts; a [`app::Snapshot`] is one config's request-path state.
 //! - [`proxy`]: the request path. [`headers`]: hop-by-hop hygiene. [`body`]: body types.
 //! - [`server`]: the app-facing listener. [`admin`]: `/healthz`, `/readyz`, `/metrics`.
@@ -104,14 +105,18 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> Result<(), BuildError> {
     let resolver = app::load_identity(&config)?;
-    let tokens = Arc::new(app::token_manager(&config, &resolver)?);
+    let tokens = Arc::new(app::token_manager(&config, &resolver).await?);
     let limits = config.limits.clone();
     let grace = config.listen.shutdown_grace;
     let config_file = config.file.clone();
     let snapshot = Arc::new(Snapshot::build(config, &resolver, 1)?);
+    let mut metrics = metrics::Metrics::new(tokens.refresh_counter());
+    if tokens.store().is_shared() {
+        metrics = metrics.with_token_store_gauge();
+    }
     let shared = Arc::new(Shared {
         snapshot: ArcSwap::new(snapshot.clone()),
-        metrics: metrics::Metrics::new(tokens.refresh_counter()),
+        metrics,
         tokens,
         resolver,
         shutting_down: AtomicBool::new(false),
@@ -126,6 +131,10 @@ pub async fn run(
     );
 
     let refresher = tokio::spawn(shared.tokens.clone().keep_fresh(shutdown.clone()));
+    let syncing = tokio::spawn(token::sync::keep_in_sync(
+        shared.tokens.clone(),
+        shutdown.clone(),
+    ));
     let warner = tokio::spawn(expiry::warn_daily(
         shared.resolver.clone(),
         shutdown.clone(),
@@ -155,6 +164,7 @@ pub async fn run(
     admin_stop.cancel();
     let _ = admin.await;
     let _ = refresher.await;
+    let _ = syncing.await;
     let _ = watching.await;
     let _ = warner.await;
     Ok(())

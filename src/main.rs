@@ -208,20 +208,24 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
             action: TokenAction::Status { config },
         } => {
             let config = load(&config, cli.log_format)?;
-            let store = wisegate::token::FileStore::new(&config.oauth.token_store);
-            match store.load()? {
+            let store = app::token_store(&config)?;
+            match store.load().await? {
                 None => println!(
                     "No tokens stored in {}: run `wisegate authorize`.",
-                    store.path().display()
+                    store.describe()
                 ),
-                Some(tokens) => {
+                Some(lineage) => {
+                    let tokens = lineage.tokens;
                     let now = SystemTime::now();
                     let state = if tokens.expires_at > now {
                         "valid"
                     } else {
                         "EXPIRED"
                     };
-                    println!("store:          {}", store.path().display());
+                    println!("store:          {}", store.describe());
+                    if store.is_shared() {
+                        println!("generation:     {}", lineage.generation);
+                    }
                     println!(
                         "access token:   {state}, expires {}",
                         rfc3339(tokens.expires_at)
@@ -246,7 +250,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         } => {
             let config = load(&config, cli.log_format)?;
             let resolver = app::load_identity(&config)?;
-            let tokens = app::token_manager(&config, &resolver)?;
+            let tokens = app::token_manager(&config, &resolver).await?;
             tokens.refresh_now().await.context("refresh failed")?;
             let status = tokens.status();
             println!(

@@ -62,6 +62,8 @@ pub struct Metrics {
     pub rollback_active: Gauge,
     /// 1 for each route's effective mode, 0 for the others.
     pub route_mode: Family<RouteModeLabels, Gauge>,
+    /// 1 while the shared token store answers (registered only with a shared store).
+    pub token_store_up: Gauge,
 }
 
 impl Metrics {
@@ -78,6 +80,7 @@ impl Metrics {
             config_reloads: Family::default(),
             rollback_active: Gauge::default(),
             route_mode: Family::default(),
+            token_store_up: Gauge::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -134,6 +137,16 @@ impl Metrics {
             registry,
             ..metrics
         }
+    }
+
+    /// Adds `wisegate_token_store_up`, for a shared (Redis) token store.
+    pub fn with_token_store_gauge(mut self) -> Metrics {
+        self.registry.register(
+            "wisegate_token_store_up",
+            "1 while the shared token store (Redis) answers, 0 while it cannot be reached",
+            self.token_store_up.clone(),
+        );
+        self
     }
 
     /// The Prometheus text exposition.

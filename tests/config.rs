@@ -53,8 +53,8 @@ fn a_good_config_gets_presets_and_resolved_paths() {
         Path::new("/etc/wisegate/tls/client.crt")
     );
     assert_eq!(
-        config.oauth.token_store,
-        Path::new("/etc/wisegate/state/tokens.json")
+        config.oauth.token_store.file(),
+        Some(Path::new("/etc/wisegate/state/tokens.json"))
     );
     assert_eq!(config.listen.address.to_string(), "127.0.0.1:8080");
     assert_eq!(config.admin.address.to_string(), "127.0.0.1:9901");
@@ -163,4 +163,84 @@ fn the_example_config_is_valid() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config.example.toml");
     let config = Config::load(&path).unwrap_or_else(|error| panic!("{error}"));
     assert_eq!(config.routes.routes().len(), 2);
+}
+
+#[test]
+fn a_redis_token_store_is_parsed_with_a_default_key_prefix() {
+    use wisegate::config::TokenStoreConfig;
+    let text = GOOD.replace(
+        "token_store = \"state/tokens.json\"",
+        "token_store = \"redis://wisegate:s3cret-pw@redis.example.svc:6379/2\"",
+    );
+    let config = Config::parse(Path::new("/etc/w.toml"), &text).unwrap();
+    let TokenStoreConfig::Redis(redis) = &config.oauth.token_store else {
+        panic!("a Redis store");
+    };
+    assert_eq!(redis.key_prefix, "wisegate:yourapp:");
+    assert_eq!(
+        config.oauth.token_store.display(),
+        "redis://wisegate:redacted@redis.example.svc:6379/2"
+    );
+    let debug = format!("{config:?}");
+    assert!(!debug.contains("s3cret-pw"), "{debug}");
+}
+
+#[test]
+fn redis_keys_are_checked_and_named() {
+    let redis = GOOD.replace(
+        "token_store = \"state/tokens.json\"",
+        "token_store = \"rediss://:in-url-pw@redis.example.svc:6380/0\"\nredis_password_file = \"secrets/redis\"\nredis_key_prefix = \"has space\"",
+    );
+    let message = Config::parse(Path::new("w.toml"), &redis)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        message.contains(
+            "oauth.redis_password_file: the Redis URL in oauth.token_store already has a password"
+        ),
+        "{message}"
+    );
+    assert!(
+        message.contains("oauth.redis_key_prefix: must be non-empty"),
+        "{message}"
+    );
+    assert!(!message.contains("in-url-pw"), "{message}");
+
+    let file = GOOD.replace(
+        "token_store = \"state/tokens.json\"",
+        "token_store = \"state/tokens.json\"\nredis_key_prefix = \"x:\"",
+    );
+    let message = Config::parse(Path::new("w.toml"), &file)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        message
+            .contains("oauth.redis_key_prefix: only applies when oauth.token_store is a redis://"),
+        "{message}"
+    );
+
+    let plain = GOOD.replace(
+        "token_store = \"state/tokens.json\"",
+        "token_store = \"redis://redis.example.svc\"\nredis_ca_file = \"ca.pem\"",
+    );
+    let message = Config::parse(Path::new("w.toml"), &plain)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        message.contains("oauth.redis_ca_file: only applies to a rediss://"),
+        "{message}"
+    );
+
+    for bad in [
+        "redis://:pw@/0",
+        "redis://host:6379/notadb",
+        "memcached://host",
+    ] {
+        let text = GOOD.replace("state/tokens.json", bad);
+        let message = Config::parse(Path::new("w.toml"), &text)
+            .unwrap_err()
+            .to_string();
+        assert!(message.contains("oauth.token_store: "), "{bad}: {message}");
+        assert!(!message.contains(":pw@"), "{message}");
+    }
 }

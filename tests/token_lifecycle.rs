@@ -11,7 +11,7 @@ use fake_wise::{FakeWiseConfig, TokenEndpointMode};
 use http::{Request, StatusCode};
 use http_body_util::Full;
 use std::time::{Duration, Instant};
-use wisegate::config::Config;
+use wisegate::config::{Config, TokenStoreConfig};
 
 fn short_lived(seconds: u64) -> Options {
     Options {
@@ -203,10 +203,11 @@ async fn an_empty_store_is_seeded_from_refresh_token_file() {
     } = common::setup(FakeWiseConfig::default()).await;
     // Authorize elsewhere (a workstation), keep only the refresh token (a Secret).
     let mut workstation = Config::load(&config_path).unwrap();
-    workstation.oauth.token_store = dir.path().join("workstation.json");
+    let workstation_store = dir.path().join("workstation.json");
+    workstation.oauth.token_store = TokenStoreConfig::File(workstation_store.clone());
     common::authorize_with_code(&workstation, &wise).await;
     let stored: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(&workstation.oauth.token_store).unwrap()).unwrap();
+        serde_json::from_slice(&std::fs::read(&workstation_store).unwrap()).unwrap();
     std::fs::write(
         dir.path().join("refresh_token"),
         stored["refresh_token"].as_str().unwrap(),
@@ -219,7 +220,7 @@ async fn an_empty_store_is_seeded_from_refresh_token_file() {
     );
     std::fs::write(&config_path, text).unwrap();
     let config = Config::load(&config_path).unwrap();
-    let store = config.oauth.token_store.clone();
+    let store = config.oauth.token_store.file().unwrap().to_owned();
     assert!(!store.exists());
     let proxy = serve(config).await;
     let served = eventually(Duration::from_secs(10), async || {

@@ -103,12 +103,108 @@ pub struct OAuth {
     pub client_id: String,
     pub client_secret: SecretSource,
     pub redirect_uri: String,
-    pub token_store: PathBuf,
+    /// `oauth.token_store`: a file, or a shared Redis store for several replicas.
+    pub token_store: TokenStoreConfig,
     /// A read-only file holding a refresh token that seeds an empty token store.
     pub refresh_token_file: Option<PathBuf>,
     pub token_url: Uri,
     pub authorize_url: String,
     pub refresh_before: Duration,
+}
+
+/// Where the OAuth lineage is kept (`oauth.token_store`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TokenStoreConfig {
+    /// A JSON file, written atomically with mode 0600: one process.
+    File(PathBuf),
+    /// A Redis server shared by several replicas (`redis://` or `rediss://`).
+    Redis(RedisStoreConfig),
+}
+
+impl TokenStoreConfig {
+    /// The file, when the store is one.
+    pub fn file(&self) -> Option<&Path> {
+        match self {
+            TokenStoreConfig::File(path) => Some(path),
+            TokenStoreConfig::Redis(_) => None,
+        }
+    }
+
+    /// For messages: the path, or the Redis URL without its password.
+    pub fn display(&self) -> String {
+        match self {
+            TokenStoreConfig::File(path) => path.display().to_string(),
+            TokenStoreConfig::Redis(redis) => redis.url.redacted().to_owned(),
+        }
+    }
+}
+
+/// A shared token store on Redis.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RedisStoreConfig {
+    pub url: RedisUrl,
+    /// `oauth.redis_password_file`: the password, when it is not in the URL.
+    pub password_file: Option<PathBuf>,
+    /// `oauth.redis_key_prefix`; by default `wisegate:<client_id>:`.
+    pub key_prefix: String,
+    /// `oauth.redis_ca_file`: trust anchors (PEM) for `rediss://` instead of the system's.
+    pub ca_file: Option<PathBuf>,
+}
+
+/// A `redis://` or `rediss://` URL that may carry a password: `Debug` and `Display`
+/// show it without the password, which only [`RedisUrl::expose`] returns.
+#[derive(Clone, PartialEq, Eq)]
+pub struct RedisUrl {
+    full: String,
+    redacted: String,
+}
+
+impl RedisUrl {
+    /// Parses `text`; `None` unless it is a `redis://` or `rediss://` URL with a host.
+    pub fn parse(text: &str) -> Option<RedisUrl> {
+        let mut url = redis::parse_redis_url(text)?;
+        if !matches!(url.scheme(), "redis" | "rediss") || url.host_str().is_none() {
+            return None;
+        }
+        let full = text.to_owned();
+        if url.password().is_some() {
+            url.set_password(Some("redacted")).ok()?;
+        }
+        Some(RedisUrl {
+            full,
+            redacted: url.to_string(),
+        })
+    }
+
+    /// The URL as written, password included: only for connecting.
+    pub fn expose(&self) -> &str {
+        &self.full
+    }
+
+    /// The URL with its password replaced by `redacted`.
+    pub fn redacted(&self) -> &str {
+        &self.redacted
+    }
+
+    pub fn has_password(&self) -> bool {
+        redis::parse_redis_url(&self.full).is_some_and(|url| url.password().is_some())
+    }
+
+    pub fn is_tls(&self) -> bool {
+        self.full.starts_with("rediss://")
+    }
+}
+
+impl fmt::Debug for RedisUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "RedisUrl({})", self.redacted)
+    }
+}
+
+impl fmt::Display for RedisUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.redacted)
+    }
 }
 
 #[derive(Debug, Clone)]

@@ -4,13 +4,16 @@
 use super::raw::{RawConfig, RawRoute};
 use super::{
     Admin, Config, Environment, Limits, Listen, Log, LogFormat, Mtls, OAuth, PersonalTokenConfig,
-    Problem, SecretSource, Upstream,
+    Problem, SecretSource, TokenStoreConfig, Upstream,
 };
 use crate::route::{Mode, Pattern, Route, RouteTable};
 use http::{Method, Uri};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+use token_store::{token_store, RedisKeys};
+
+mod token_store;
 
 /// Collects problems while values are checked one by one.
 struct Checker<'a> {
@@ -327,7 +330,7 @@ fn oauth(
             client_id: String::new(),
             client_secret: SecretSource::Env(String::new()),
             redirect_uri: String::new(),
-            token_store: PathBuf::new(),
+            token_store: TokenStoreConfig::File(PathBuf::new()),
             refresh_token_file: None,
             token_url: default_token_url
                 .parse()
@@ -381,11 +384,18 @@ fn oauth(
     let store = c.required(
         "oauth.token_store",
         raw.token_store,
-        "a file where wisegate keeps the tokens, e.g. \"state/tokens.json\"",
+        "a file where wisegate keeps the tokens, e.g. \"state/tokens.json\", or a redis:// URL shared by replicas",
     );
-    let token_store = c
-        .path("oauth.token_store", store.as_deref())
-        .unwrap_or_default();
+    let token_store = token_store(
+        c,
+        store.as_deref(),
+        RedisKeys {
+            password_file: raw.redis_password_file.as_deref(),
+            key_prefix: raw.redis_key_prefix.as_deref(),
+            ca_file: raw.redis_ca_file.as_deref(),
+        },
+        &client_id,
+    );
     let token_url = match raw.token_url {
         None => default_token_url
             .parse()

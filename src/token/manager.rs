@@ -2,10 +2,16 @@
 //! the client-credentials token, and hands the request path a ready `Authorization`
 //! header value. The hot path is one `ArcSwap` load; it never waits on I/O while a
 //! valid token is held. An expired token is never handed out.
+//!
+//! With a file store this process owns the lineage and refreshes it alone. With a shared
+//! (Redis) store the group refreshes once for all: see [`super::group`] for the lock,
+//! adopting other replicas' tokens, and what happens while Redis is away.
 
+use super::backend::TokenStore;
 use super::client::{OAuthClient, OAuthError, TokenResponse};
+use super::lock::LockGuard;
 use super::schedule;
-use super::store::{FileStore, StoreError, TokenSet};
+use super::store::{Lineage, StoreError, TokenSet};
 use crate::metrics::ResultLabels;
 use crate::secret::{AccessToken, RefreshToken};
 use arc_swap::{ArcSwap, ArcSwapOption};
@@ -28,24 +34,37 @@ pub enum CredentialError {
     PersonalTokenMissing { reason: String },
 }
 
-/// A token with its ready-made header value.
+/// A token with its ready-made header value and its generation in the shared store
+/// (0 with a file store, or for a seed that was never refreshed).
 #[derive(Debug)]
-struct Held {
-    tokens: TokenSet,
-    bearer: HeaderValue,
+pub(super) struct Held {
+    pub(super) tokens: TokenSet,
+    pub(super) bearer: HeaderValue,
+    pub(super) generation: u64,
 }
 
 impl Held {
-    fn new(tokens: TokenSet) -> Option<Held> {
+    pub(super) fn new(tokens: TokenSet, generation: u64) -> Option<Held> {
         let bearer = bearer_header(&tokens.access_token)?;
-        Some(Held { tokens, bearer })
+        Some(Held {
+            tokens,
+            bearer,
+            generation,
+        })
     }
 
-    fn usable(&self, now: SystemTime) -> bool {
+    pub(super) fn lineage(&self) -> Lineage {
+        Lineage {
+            tokens: self.tokens.clone(),
+            generation: self.generation,
+        }
+    }
+
+    pub(super) fn usable(&self, now: SystemTime) -> bool {
         self.tokens.expires_at > now
     }
 
-    fn lifetime(&self) -> Duration {
+    pub(super) fn lifetime(&self) -> Duration {
         self.tokens
             .expires_at
             .duration_since(self.tokens.obtained_at)
@@ -83,21 +102,25 @@ pub struct TokenManager {
     oauth: ArcSwap<OAuthClient>,
     /// `wisegate_token_refresh_total{result}`, registered by the metrics.
     refreshes: Family<ResultLabels, Counter>,
-    store: FileStore,
+    pub(super) store: TokenStore,
     refresh_before: Duration,
-    user: ArcSwapOption<Held>,
+    pub(super) user: ArcSwapOption<Held>,
+    /// Single flight within this process (the Redis lock makes it one in the group).
     refresh_lock: tokio::sync::Mutex<()>,
-    outcome: ArcSwapOption<RefreshOutcome>,
-    /// Wakes the refresh schedule when the held token changes.
-    changed: tokio::sync::Notify,
+    pub(super) outcome: ArcSwapOption<RefreshOutcome>,
+    /// Wakes the refresh schedule (and waiters for another replica's refresh) when the
+    /// held token changes.
+    pub(super) changed: tokio::sync::Notify,
     client: ArcSwapOption<Held>,
     client_lock: tokio::sync::Mutex<()>,
+    /// `oauth.refresh_token_file`, kept for a shared store found empty later.
+    pub(super) seed: Option<RefreshToken>,
 }
 
 impl std::fmt::Debug for TokenManager {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TokenManager")
-            .field("store", &self.store)
+            .field("store", &self.store.describe())
             .finish_non_exhaustive()
     }
 }
@@ -105,46 +128,50 @@ impl std::fmt::Debug for TokenManager {
 impl TokenManager {
     /// Loads the stored lineage, if any. `refresh_before` is `oauth.refresh_before`.
     /// An empty store is seeded with `seed` (from `oauth.refresh_token_file`): the first
-    /// refresh then starts the stored lineage.
-    pub fn load(
+    /// refresh then starts the stored lineage. A shared store that cannot be reached is
+    /// not fatal: the manager starts without a token and the sync task
+    /// ([`super::sync::keep_in_sync`]) adopts the group's when Redis answers.
+    pub async fn load(
         oauth: OAuthClient,
-        store: FileStore,
+        store: TokenStore,
         refresh_before: Duration,
         seed: Option<RefreshToken>,
     ) -> Result<TokenManager, StoreError> {
-        let stored = match store.load()? {
-            Some(tokens) => Some(tokens),
-            None => seed.map(|refresh_token| {
-                tracing::info!(
-                    "the token store is empty: seeding it from oauth.refresh_token_file"
-                );
-                TokenSet {
-                    access_token: AccessToken::new(""),
-                    expires_at: SystemTime::UNIX_EPOCH,
-                    refresh_token: Some(refresh_token),
-                    refresh_token_expires_at: None,
-                    profile_id: None,
-                    obtained_at: SystemTime::UNIX_EPOCH,
-                }
-            }),
+        let loaded = match store.load().await {
+            Ok(loaded) => loaded,
+            Err(error @ StoreError::Unreachable { .. }) => {
+                tracing::error!("{error}; starting without a token until it answers");
+                None
+            }
+            Err(error) => return Err(error),
         };
-        let user = stored.and_then(Held::new).map(Arc::new);
+        let held = match loaded {
+            Some(lineage) => Held::new(lineage.tokens, lineage.generation),
+            None if store.trouble().is_some() => None,
+            None => seed.as_ref().and_then(seeded),
+        };
         Ok(TokenManager {
             oauth: ArcSwap::from_pointee(oauth),
             refreshes: Family::default(),
             store,
             refresh_before,
-            user: ArcSwapOption::new(user),
+            user: ArcSwapOption::new(held.map(Arc::new)),
             refresh_lock: tokio::sync::Mutex::new(()),
             outcome: ArcSwapOption::empty(),
             changed: tokio::sync::Notify::new(),
             client: ArcSwapOption::empty(),
             client_lock: tokio::sync::Mutex::new(()),
+            seed,
         })
     }
 
-    pub fn store(&self) -> &FileStore {
+    pub fn store(&self) -> &TokenStore {
         &self.store
+    }
+
+    /// What is wrong with the token store (shared store unreachable), for readiness.
+    pub fn store_trouble(&self) -> Option<String> {
+        self.store.trouble()
     }
 
     /// The OAuth client in use (replaced on reload: new CA, secret or token URL).
@@ -171,9 +198,12 @@ impl TokenManager {
         match held.as_ref() {
             Some(held) if held.usable(SystemTime::now()) => Ok(held.bearer.clone()),
             Some(held) => Err(self.unavailable(held)),
-            None => Err(CredentialError::NotAuthorized {
-                store: self.store.path().display().to_string(),
-            }),
+            None => match self.store.trouble() {
+                Some(trouble) => Err(CredentialError::TokenUnavailable { reason: trouble }),
+                None => Err(CredentialError::NotAuthorized {
+                    store: self.store.describe(),
+                }),
+            },
         }
     }
 
@@ -181,7 +211,9 @@ impl TokenManager {
     /// e.g. after the host slept), one refresh is tried first.
     pub async fn user_bearer_or_refresh(&self) -> Result<HeaderValue, CredentialError> {
         match self.user_bearer() {
-            Err(CredentialError::TokenUnavailable { .. }) => {
+            // (With no token at all, the shared store is unreachable: the sync task
+            // adopts the group's token when it answers; requests do not wait for it.)
+            Err(CredentialError::TokenUnavailable { .. }) if self.user.load().is_some() => {
                 let stale = self.user.load_full().map(|held| held.bearer.clone());
                 self.refresh_unless_replaced(stale.as_ref())
                     .await
@@ -221,21 +253,20 @@ impl TokenManager {
 
     /// Single flight: the first caller refreshes, the others wait for the lock and then
     /// find the new token. `stale` is the token the caller saw; if the held one differs
-    /// and is valid, it is returned without a call to Wise.
+    /// and is valid, it is returned without a call to Wise. With a shared store, a newer
+    /// token another replica stored is adopted instead of refreshing.
     async fn refresh_unless_replaced(
         &self,
         stale: Option<&HeaderValue>,
     ) -> Result<HeaderValue, RefreshError> {
         let _guard = self.refresh_lock.lock().await;
-        let current = self
-            .user
-            .load_full()
-            .ok_or_else(|| RefreshError::NotAuthorized {
-                store: self.store.path().display().to_string(),
-            })?;
-        if stale.is_some_and(|stale| *stale != current.bearer) && current.usable(SystemTime::now())
-        {
-            return Ok(current.bearer.clone());
+        let current = self.user.load_full();
+        if let Some(current) = &current {
+            if stale.is_some_and(|stale| *stale != current.bearer)
+                && current.usable(SystemTime::now())
+            {
+                return Ok(current.bearer.clone());
+            }
         }
         // Once Wise refused the grant, asking again cannot help: no hammering.
         if stale.is_some() {
@@ -245,14 +276,40 @@ impl TokenManager {
                 });
             }
         }
-        let result = self.refresh_locked(&current).await;
-        let (error, grant_refused) = match &result {
-            Ok(_) => (None, false),
-            Err(
-                RefreshError::OAuth(OAuthError::InvalidGrant { .. }) | RefreshError::NoRefreshToken,
-            ) => (result.as_ref().err().map(ToString::to_string), true),
-            Err(error) => (Some(error.to_string()), false),
+        let result = match (&self.store, current) {
+            (TokenStore::Redis(redis), current) => self.refresh_shared(redis, current, stale).await,
+            (TokenStore::File(_), Some(current)) => self
+                .refresh_from(&current.lineage(), None)
+                .await
+                .map(Obtained::Refreshed),
+            (TokenStore::File(_), None) => Err(RefreshError::NotAuthorized {
+                store: self.store.describe(),
+            }),
         };
+        match result {
+            Ok(Obtained::Adopted(bearer)) => Ok(bearer),
+            Ok(Obtained::Refreshed(bearer)) => {
+                self.record(None, false);
+                Ok(bearer)
+            }
+            Err(error) if error.is_attempt() => {
+                let grant_refused = matches!(
+                    error,
+                    RefreshError::OAuth(OAuthError::InvalidGrant { .. })
+                        | RefreshError::NoRefreshToken
+                );
+                self.record(Some(error.to_string()), grant_refused);
+                Err(error)
+            }
+            Err(error) => {
+                tracing::warn!("token not refreshed: {error}");
+                Err(error)
+            }
+        }
+    }
+
+    /// Counts and logs the outcome of a call to the token endpoint.
+    fn record(&self, error: Option<String>, grant_refused: bool) {
         let result_label = if error.is_none() {
             "success"
         } else {
@@ -271,33 +328,37 @@ impl TokenManager {
             error,
             grant_refused,
         })));
-        result
     }
 
-    async fn refresh_locked(&self, current: &Held) -> Result<HeaderValue, RefreshError> {
-        let refresh_token = current
+    /// One call to Wise with `base`'s refresh token; the new tokens are persisted (as
+    /// generation `base.generation + 1` or later), then used. `lock`, when the group's
+    /// refresh lock is held, is kept alive while Wise answers.
+    pub(super) async fn refresh_from(
+        &self,
+        base: &Lineage,
+        lock: Option<&LockGuard>,
+    ) -> Result<HeaderValue, RefreshError> {
+        let refresh_token = base
             .tokens
             .refresh_token
             .clone()
             .ok_or(RefreshError::NoRefreshToken)?;
-        let response = self.oauth().refresh(&refresh_token).await?;
-        let mut tokens = token_set(response, current.tokens.profile_id.clone());
+        let oauth = self.oauth();
+        let call = oauth.refresh(&refresh_token);
+        let response = match lock {
+            Some(lock) => lock.hold_while(call).await,
+            None => call.await,
+        }?;
+        let mut tokens = token_set(response, base.tokens.profile_id.clone());
         // Keep whatever refresh token came back; Wise may or may not rotate it.
         if tokens.refresh_token.is_none() {
             tokens.refresh_token = Some(refresh_token);
-            tokens.refresh_token_expires_at = current.tokens.refresh_token_expires_at;
+            tokens.refresh_token_expires_at = base.tokens.refresh_token_expires_at;
         }
-        let held = Held::new(tokens).ok_or(RefreshError::Unusable)?;
-        // Persist first, so a crash cannot lose the lineage. If the store cannot be
-        // written the new token is still used: Wise has already invalidated the old one.
-        let store = self.store.clone();
-        let to_save = held.tokens.clone();
-        let saved = tokio::task::spawn_blocking(move || store.save(&to_save)).await;
-        match saved {
-            Ok(Ok(())) => {}
-            Ok(Err(error)) => tracing::error!("{error}; the new token is kept in memory only"),
-            Err(error) => tracing::error!("saving the token store failed: {error}"),
-        }
+        bearer_header(&tokens.access_token).ok_or(RefreshError::Unusable)?;
+        // Persist first, so a crash cannot lose the lineage.
+        let generation = self.store.save_refreshed(base.generation, &tokens).await;
+        let held = Held::new(tokens, generation).ok_or(RefreshError::Unusable)?;
         let bearer = held.bearer.clone();
         self.user.store(Some(Arc::new(held)));
         self.changed.notify_waiters();
@@ -333,7 +394,7 @@ impl TokenManager {
                 };
             }
         };
-        let held = Held::new(token_set(response, None)).ok_or_else(|| {
+        let held = Held::new(token_set(response, None), 0).ok_or_else(|| {
             CredentialError::ClientTokenUnavailable {
                 reason: "the token endpoint returned a token that cannot be sent in a header"
                     .into(),
@@ -345,9 +406,9 @@ impl TokenManager {
     }
 
     /// Persists a new user lineage (from `authorize`) and then uses it.
-    pub fn install(&self, tokens: TokenSet) -> Result<(), StoreError> {
-        self.store.save(&tokens)?;
-        self.user.store(Held::new(tokens).map(Arc::new));
+    pub async fn install(&self, tokens: TokenSet) -> Result<(), StoreError> {
+        let generation = self.store.install_new(&tokens).await?;
+        self.user.store(Held::new(tokens, generation).map(Arc::new));
         self.outcome.store(None);
         self.changed.notify_waiters();
         Ok(())
@@ -379,7 +440,7 @@ impl TokenManager {
             let changed = self.changed.notified();
             let wait = match self.user.load_full() {
                 Some(_) if self.last_refresh().is_some_and(|o| o.grant_refused) => None,
-                Some(_) if failures > 0 => Some(schedule::backoff(failures, rand::random())),
+                Some(held) if failures > 0 => Some(self.retry_wait(&held, failures)),
                 Some(held) => Some(schedule::refresh_delay(
                     held.tokens.obtained_at,
                     held.tokens.expires_at,
@@ -417,6 +478,43 @@ pub enum RefreshError {
     Unusable,
     #[error("{message}")]
     GrantRefused { message: String },
+    /// The shared store cannot be used, and refreshing alone would fork the lineage.
+    #[error("{message}")]
+    StoreUnavailable { message: String },
+}
+
+impl RefreshError {
+    /// Whether this failure came from a call to the token endpoint (counted and kept as
+    /// the last refresh outcome), as opposed to no call being made.
+    fn is_attempt(&self) -> bool {
+        matches!(
+            self,
+            RefreshError::OAuth(_) | RefreshError::Unusable | RefreshError::NoRefreshToken
+        )
+    }
+}
+
+/// How a refresh request was satisfied.
+pub(super) enum Obtained {
+    /// This process called Wise.
+    Refreshed(HeaderValue),
+    /// Another replica had refreshed: its token, from the shared store.
+    Adopted(HeaderValue),
+}
+
+/// A lineage that only has the refresh token from `oauth.refresh_token_file`: its
+/// empty access token has expired long ago, so the first refresh starts the lineage.
+pub(super) fn seeded(refresh_token: &RefreshToken) -> Option<Held> {
+    tracing::info!("the token store is empty: seeding it from oauth.refresh_token_file");
+    let seed = TokenSet {
+        access_token: AccessToken::new(""),
+        expires_at: SystemTime::UNIX_EPOCH,
+        refresh_token: Some(refresh_token.clone()),
+        refresh_token_expires_at: None,
+        profile_id: None,
+        obtained_at: SystemTime::UNIX_EPOCH,
+    };
+    Held::new(seed, 0)
 }
 
 /// A token response as a storable set.

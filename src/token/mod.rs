@@ -1,12 +1,21 @@
 //! OAuth tokens: the client for Wise's token endpoint ([`client`]), where the lineage is
-//! kept between runs ([`store`]), and the manager that hands the current credential to
-//! the request path ([`manager`]).
+//! kept between runs ([`backend`]: a file, [`store`], or Redis shared by replicas,
+//! [`redis_store`]), and the manager that hands the current credential to the request
+//! path ([`manager`]). With a shared store the group refreshes once for all ([`group`],
+//! under the lock of [`lock`]) and every replica follows the store ([`sync`]).
 
+pub mod backend;
 pub mod client;
+pub mod group;
+pub mod lock;
 pub mod manager;
+pub mod redis_store;
 pub mod schedule;
 pub mod store;
+pub mod sync;
 
+pub use backend::TokenStore;
 pub use client::{OAuthClient, OAuthError, TokenResponse};
 pub use manager::{CredentialError, TokenManager};
-pub use store::{FileStore, StoreError, TokenSet};
+pub use redis_store::RedisStore;
+pub use store::{FileStore, Lineage, StoreError, TokenSet};

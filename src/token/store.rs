@@ -1,6 +1,8 @@
-//! The token store: where the OAuth lineage (refresh token, current access token) lives
-//! between runs. A JSON file written atomically (temp file, fsync, rename, fsync of the
-//! folder) with mode 0600, so a crash leaves either the old tokens or the new ones.
+//! The token file: where the OAuth lineage (refresh token, current access token) lives
+//! between runs when one process owns it. A JSON file written atomically (temp file,
+//! fsync, rename, fsync of the folder) with mode 0600, so a crash leaves either the old
+//! tokens or the new ones. (Several replicas share a lineage through
+//! [`super::redis_store`] instead.)
 
 use crate::secret::{AccessToken, RefreshToken};
 use serde::{Deserialize, Serialize};
@@ -19,6 +21,15 @@ pub struct TokenSet {
     pub obtained_at: SystemTime,
 }
 
+/// A lineage as a store holds it: the tokens and their generation. A file store's
+/// generation is always 0; the Redis store counts one up with every new token, so replicas
+/// can tell a newer lineage from the one they hold.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lineage {
+    pub tokens: TokenSet,
+    pub generation: u64,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("cannot read the token store {file}: {message}")]
@@ -27,6 +38,17 @@ pub enum StoreError {
     Corrupt { file: PathBuf, message: String },
     #[error("cannot write the token store {file}: {message}")]
     Write { file: PathBuf, message: String },
+    /// `store` is the Redis URL without its password.
+    #[error("the shared token store {store} cannot be reached: {message}")]
+    Unreachable { store: String, message: String },
+    #[error("the shared token store {store} cannot be used: {message}")]
+    Unusable { store: String, message: String },
+    #[error("the shared token store {store} holds something that is not a token lineage under {key} ({message}): delete that key and run `wisegate authorize` again")]
+    CorruptShared {
+        store: String,
+        key: String,
+        message: String,
+    },
 }
 
 /// The on-disk shape; versioned so it can evolve.

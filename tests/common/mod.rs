@@ -2,6 +2,8 @@
 //! temp folder, and wisegate's `run` on `127.0.0.1:0`.
 #![allow(dead_code)]
 
+pub mod redis_server;
+
 use bytes::Bytes;
 use fake_wise::{CertKeyPem, FakeWise, FakeWiseConfig, TestCa};
 use http::{Request, Response};

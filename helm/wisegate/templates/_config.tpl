@@ -67,7 +67,23 @@ key_file = {{ printf "%s/tls/tls.key" $secrets | toJson }}
 client_id = {{ $c.oauth.clientId | toString | toJson }}
 client_secret_file = {{ printf "%s/client-secret/%s" $secrets .Values.secrets.clientSecret.key | toJson }}
 redirect_uri = {{ $c.oauth.redirectUri | toJson }}
-token_store = {{ printf "%s/tokens.json" (include "wisegate.stateDir" .) | toJson }}
+{{- with .Values.tokenStore.redis }}
+{{- if .url }}
+# Shared by every pod of this client: one token lineage, refreshed once for all.
+token_store = {{ .url | toJson }}
+{{- if .passwordSecret.name }}
+redis_password_file = {{ printf "%s/redis-password/%s" $secrets .passwordSecret.key | toJson }}
+{{- end }}
+{{- with .keyPrefix }}
+redis_key_prefix = {{ . | toJson }}
+{{- end }}
+{{- if .caConfigMap.name }}
+redis_ca_file = {{ printf "%s/redis-ca/%s" $secrets .caConfigMap.key | toJson }}
+{{- end }}
+{{- else }}
+token_store = {{ printf "%s/tokens.json" (include "wisegate.stateDir" $) | toJson }}
+{{- end }}
+{{- end }}
 {{- if .Values.secrets.refreshTokenSeed.name }}
 refresh_token_file = {{ printf "%s/refresh-token/%s" $secrets .Values.secrets.refreshTokenSeed.key | toJson }}
 {{- end }}

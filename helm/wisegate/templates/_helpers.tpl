@@ -79,8 +79,23 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- if not (has .Values.environment (list "sandbox" "production")) -}}
 {{- fail (printf "environment %q: use \"sandbox\" or \"production\"" (toString .Values.environment)) -}}
 {{- end -}}
-{{- if and (eq .Values.mode "gateway") (gt (int .Values.replicas) 1) -}}
-{{- fail (printf "replicas: %v: gateway replicas would each refresh the same OAuth token lineage and invalidate each other's access tokens. Several replicas need the shared Redis token store, which is not available yet: keep replicas: 1" .Values.replicas) -}}
+{{- $redis := .Values.tokenStore.redis -}}
+{{- if and (eq .Values.mode "gateway") (gt (int .Values.replicas) 1) (not $redis.url) -}}
+{{- fail (printf "replicas: %v: gateway replicas would each refresh the same OAuth token lineage and invalidate each other's access tokens. Several replicas need the shared Redis token store: set tokenStore.redis.url (and tokenStore.redis.passwordSecret), or keep replicas: 1" .Values.replicas) -}}
+{{- end -}}
+{{- if $redis.url -}}
+{{- if not (regexMatch "^rediss?://[^/?#]+" $redis.url) -}}
+{{- fail "tokenStore.redis.url: write redis://host:port/db or rediss://host:port/db" -}}
+{{- end -}}
+{{- if regexMatch "^rediss?://[^@/]*:[^@/]*@" $redis.url -}}
+{{- fail "tokenStore.redis.url carries a password, which would sit in the ConfigMap: put it in a Secret and name it in tokenStore.redis.passwordSecret" -}}
+{{- end -}}
+{{- if and $redis.caConfigMap.name (not (hasPrefix "rediss://" $redis.url)) -}}
+{{- fail "tokenStore.redis.caConfigMap only applies to a rediss:// (TLS) tokenStore.redis.url" -}}
+{{- end -}}
+{{- if .Values.tokenStore.persistentVolumeClaim.enabled -}}
+{{- fail "tokenStore.redis.url and tokenStore.persistentVolumeClaim.enabled: the tokens live in Redis, the volume would be unused; disable the claim" -}}
+{{- end -}}
 {{- end -}}
 {{- if not .Values.config.oauth.clientId -}}
 {{- fail "config.oauth.clientId is required: the client id Wise gave you" -}}

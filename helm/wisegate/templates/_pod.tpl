@@ -90,12 +90,22 @@ config (rollback.all!) and a rotated certificate Secret take effect without a re
       mountPath: {{ $secrets }}/refresh-token
       readOnly: true
     {{- end }}
+    {{- if and .Values.tokenStore.redis.url .Values.tokenStore.redis.passwordSecret.name }}
+    - name: wisegate-redis-password
+      mountPath: {{ $secrets }}/redis-password
+      readOnly: true
+    {{- end }}
+    {{- if and .Values.tokenStore.redis.url .Values.tokenStore.redis.caConfigMap.name }}
+    - name: wisegate-redis-ca
+      mountPath: {{ $secrets }}/redis-ca
+      readOnly: true
+    {{- end }}
     {{- if .Values.config.upstream.caConfigMap.name }}
     - name: wisegate-wise-ca
       mountPath: {{ $secrets }}/wise-ca
       readOnly: true
     {{- end }}
-    # The token store: the only thing wisegate writes.
+    # The token store (unless it is in Redis): the only thing wisegate writes.
     - name: wisegate-tokens
       mountPath: {{ include "wisegate.stateDir" . }}
 {{- end -}}
@@ -134,6 +144,19 @@ before the app's containers, runs as long as the pod, and stops after them.
   secret:
     secretName: {{ . }}
     defaultMode: {{ $mode }}
+{{- end }}
+{{- if .Values.tokenStore.redis.url }}
+{{- with .Values.tokenStore.redis.passwordSecret.name }}
+- name: wisegate-redis-password
+  secret:
+    secretName: {{ . }}
+    defaultMode: {{ $mode }}
+{{- end }}
+{{- with .Values.tokenStore.redis.caConfigMap.name }}
+- name: wisegate-redis-ca
+  configMap:
+    name: {{ . }}
+{{- end }}
 {{- end }}
 {{- with .Values.config.upstream.caConfigMap.name }}
 - name: wisegate-wise-ca

@@ -1,0 +1,107 @@
+//! `oauth.token_store`: a file path, or a `redis://` / `rediss://` URL with the
+//! `oauth.redis_*` keys that only apply to it. The URL is never echoed in a problem: it
+//! may carry a password.
+
+use super::Checker;
+use crate::config::{RedisStoreConfig, RedisUrl, TokenStoreConfig};
+use std::path::PathBuf;
+
+/// The `oauth.redis_*` keys as written.
+pub(super) struct RedisKeys<'a> {
+    pub(super) password_file: Option<&'a str>,
+    pub(super) key_prefix: Option<&'a str>,
+    pub(super) ca_file: Option<&'a str>,
+}
+
+/// `oauth.token_store` and the keys that only make sense with a Redis store.
+pub(super) fn token_store(
+    c: &mut Checker<'_>,
+    store: Option<&str>,
+    keys: RedisKeys<'_>,
+    client_id: &str,
+) -> TokenStoreConfig {
+    let RedisKeys {
+        password_file,
+        key_prefix,
+        ca_file,
+    } = keys;
+    let redis_text = store.filter(|s| s.starts_with("redis://") || s.starts_with("rediss://"));
+    let Some(text) = redis_text else {
+        if let Some(other) = store.filter(|s| s.contains("://")) {
+            let scheme = other.split("://").next().unwrap_or_default();
+            c.problem(
+                "oauth.token_store",
+                format!("`{scheme}://...` is neither a file path nor a redis:// or rediss:// URL"),
+            );
+        }
+        for (key, set) in [
+            ("oauth.redis_password_file", password_file.is_some()),
+            ("oauth.redis_key_prefix", key_prefix.is_some()),
+            ("oauth.redis_ca_file", ca_file.is_some()),
+        ] {
+            if set {
+                c.problem(
+                    key,
+                    "only applies when oauth.token_store is a redis:// or rediss:// URL",
+                );
+            }
+        }
+        return TokenStoreConfig::File(c.path("oauth.token_store", store).unwrap_or_default());
+    };
+    // Never echo the URL itself: it may carry a password.
+    let url = RedisUrl::parse(text);
+    let url = match url {
+        Some(url) => match redis::Client::open(url.expose()) {
+            Ok(_) => Some(url),
+            Err(error) => {
+                let detail = error.detail().unwrap_or_else(|| error.category());
+                c.problem(
+                    "oauth.token_store",
+                    format!("the Redis URL is not usable ({detail}); write e.g. \"redis://redis.example.svc:6379/0\""),
+                );
+                None
+            }
+        },
+        None => {
+            c.problem(
+                "oauth.token_store",
+                "the Redis URL cannot be parsed: write e.g. \"redis://redis.example.svc:6379/0\" or \"rediss://user@host:6380/0\" (percent-encode special characters of a password, or use oauth.redis_password_file)",
+            );
+            None
+        }
+    };
+    let password_file = c.path("oauth.redis_password_file", password_file);
+    if password_file.is_some() && url.as_ref().is_some_and(RedisUrl::has_password) {
+        c.problem(
+            "oauth.redis_password_file",
+            "the Redis URL in oauth.token_store already has a password: use one or the other",
+        );
+    }
+    let ca_file = c.path("oauth.redis_ca_file", ca_file);
+    if ca_file.is_some() && url.as_ref().is_some_and(|url| !url.is_tls()) {
+        c.problem(
+            "oauth.redis_ca_file",
+            "only applies to a rediss:// (TLS) token_store",
+        );
+    }
+    let key_prefix = match key_prefix {
+        Some(prefix) if prefix.is_empty() || prefix.chars().any(char::is_whitespace) => {
+            c.problem(
+                "oauth.redis_key_prefix",
+                "must be non-empty and without white space, e.g. \"wisegate:yourapp:\"",
+            );
+            String::new()
+        }
+        Some(prefix) => prefix.to_owned(),
+        None => format!("wisegate:{client_id}:"),
+    };
+    match url {
+        Some(url) => TokenStoreConfig::Redis(RedisStoreConfig {
+            url,
+            password_file,
+            key_prefix,
+            ca_file,
+        }),
+        None => TokenStoreConfig::File(PathBuf::new()),
+    }
+}

@@ -1,0 +1,374 @@
+//! The shared token store on Redis: several replicas keep one OAuth lineage here.
+//!
+//! Keys, under a prefix (`oauth.redis_key_prefix`, by default `wisegate:<client_id>:`):
+//!
+//! - `<prefix>tokens`: a hash with `generation` (counted up with every new token) and
+//!   `tokens` (JSON, times in milliseconds);
+//! - `<prefix>refresh-lock`: the group's refresh lock ([`super::lock`]);
+//! - channel `<prefix>updates`: every write publishes the new generation.
+//!
+//! Writes are Lua scripts, so a generation and its tokens change together and the
+//! notification goes out with them. A refresh writes `max(stored, base) + 1`; a replica
+//! writing its lineage back (after Redis lost it) writes only over an older generation.
+//!
+//! Every operation records whether Redis answered: [`RedisStore::trouble`] is what
+//! readiness reports as degraded. A failed operation drops the connection; the next one
+//! connects anew. Never a password in a message: the store is named by its redacted URL.
+
+use super::store::{Lineage, StoreError, TokenSet};
+use crate::config::RedisStoreConfig;
+use crate::secret::{AccessToken, RefreshToken};
+use arc_swap::ArcSwapOption;
+use redis::aio::MultiplexedConnection;
+use redis::{AsyncConnectionConfig, IntoConnectionInfo};
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// How long connecting, and each command, may take before Redis counts as unreachable.
+pub const REDIS_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The key names of one lineage.
+#[derive(Debug, Clone)]
+pub struct Keys {
+    pub tokens: String,
+    pub lock: String,
+    pub channel: String,
+}
+
+impl Keys {
+    pub fn new(prefix: &str) -> Keys {
+        Keys {
+            tokens: format!("{prefix}tokens"),
+            lock: format!("{prefix}refresh-lock"),
+            channel: format!("{prefix}updates"),
+        }
+    }
+}
+
+/// A refresh (or a new authorization): generation `max(stored, base) + 1`, published.
+const SAVE_NEXT: &str = r"
+local stored = tonumber(redis.call('HGET', KEYS[1], 'generation') or '0') or 0
+local next = math.max(stored, tonumber(ARGV[1])) + 1
+redis.call('HSET', KEYS[1], 'generation', next, 'tokens', ARGV[2])
+redis.call('PUBLISH', ARGV[3], next)
+return next
+";
+
+/// A lineage written back: only over nothing or an older generation.
+const WRITE_BACK: &str = r"
+local stored = redis.call('HGET', KEYS[1], 'generation')
+if stored and (tonumber(stored) or 0) >= tonumber(ARGV[1]) then return 0 end
+redis.call('HSET', KEYS[1], 'generation', ARGV[1], 'tokens', ARGV[2])
+redis.call('PUBLISH', ARGV[3], ARGV[1])
+return 1
+";
+
+/// `EVAL script 1 key`: the caller adds the arguments. (Scripts this small are sent
+/// whole each time; no EVALSHA cache to lose when Redis restarts.)
+pub(super) fn eval(script: &str, key: &str) -> redis::Cmd {
+    let mut command = redis::cmd("EVAL");
+    command.arg(script).arg(1).arg(key);
+    command
+}
+
+/// The JSON kept under `tokens`; milliseconds, since tokens may be short-lived.
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SharedTokens {
+    version: u32,
+    access_token: String,
+    access_token_expires_at_ms: u64,
+    refresh_token: Option<String>,
+    refresh_token_expires_at_ms: Option<u64>,
+    profile_id: Option<String>,
+    obtained_at_ms: u64,
+}
+
+fn to_ms(time: SystemTime) -> u64 {
+    time.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+fn from_ms(ms: u64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_millis(ms)
+}
+
+fn encode(tokens: &TokenSet) -> String {
+    let shared = SharedTokens {
+        version: 1,
+        access_token: tokens.access_token.expose().to_owned(),
+        access_token_expires_at_ms: to_ms(tokens.expires_at),
+        refresh_token: tokens.refresh_token.as_ref().map(|t| t.expose().to_owned()),
+        refresh_token_expires_at_ms: tokens.refresh_token_expires_at.map(to_ms),
+        profile_id: tokens.profile_id.clone(),
+        obtained_at_ms: to_ms(tokens.obtained_at),
+    };
+    serde_json::to_string(&shared).unwrap_or_default()
+}
+
+/// The shared store. Cheap to share behind an `Arc`; one multiplexed connection.
+pub struct RedisStore {
+    client: redis::Client,
+    name: String,
+    keys: Keys,
+    connection: tokio::sync::Mutex<Option<MultiplexedConnection>>,
+    trouble: ArcSwapOption<String>,
+}
+
+impl std::fmt::Debug for RedisStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisStore")
+            .field("store", &self.name)
+            .field("keys", &self.keys.tokens)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RedisStore {
+    /// A store for `config`; `password` from `oauth.redis_password_file`, `ca_pem` from
+    /// `oauth.redis_ca_file`. Connects lazily.
+    pub fn open(
+        config: &RedisStoreConfig,
+        password: Option<&str>,
+        ca_pem: Option<Vec<u8>>,
+    ) -> Result<RedisStore, StoreError> {
+        let name = config.url.redacted().to_owned();
+        let invalid = |error: redis::RedisError| StoreError::Unusable {
+            store: name.clone(),
+            message: format!(
+                "the URL is not usable ({})",
+                error.detail().unwrap_or_else(|| error.category())
+            ),
+        };
+        let mut info = config
+            .url
+            .expose()
+            .into_connection_info()
+            .map_err(invalid)?;
+        if let Some(password) = password {
+            let settings = info.redis_settings().clone().set_password(password.trim());
+            info = info.set_redis_settings(settings);
+        }
+        let client = match ca_pem {
+            Some(root_cert) => redis::Client::build_with_tls(
+                info,
+                redis::TlsCertificates {
+                    client_tls: None,
+                    root_cert: Some(root_cert),
+                },
+            ),
+            None => redis::Client::open(info),
+        }
+        .map_err(invalid)?;
+        Ok(RedisStore {
+            client,
+            name,
+            keys: Keys::new(&config.key_prefix),
+            connection: tokio::sync::Mutex::new(None),
+            trouble: ArcSwapOption::empty(),
+        })
+    }
+
+    /// The URL without its password, for messages.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn keys(&self) -> &Keys {
+        &self.keys
+    }
+
+    /// Why the last operation failed, while Redis has not answered since.
+    pub fn trouble(&self) -> Option<Arc<String>> {
+        self.trouble.load_full()
+    }
+
+    /// Records that Redis could not be used (e.g. the subscription dropped).
+    pub fn mark_unreachable(&self, message: &str) {
+        self.trouble.store(Some(Arc::new(format!(
+            "the shared token store {} cannot be reached: {message}",
+            self.name
+        ))));
+    }
+
+    fn unreachable(&self, error: &dyn std::fmt::Display) -> StoreError {
+        StoreError::Unreachable {
+            store: self.name.clone(),
+            message: error.to_string(),
+        }
+    }
+
+    /// The shared connection, connecting when there is none.
+    async fn connection(&self) -> Result<MultiplexedConnection, StoreError> {
+        let mut slot = self.connection.lock().await;
+        if let Some(connection) = slot.as_ref() {
+            return Ok(connection.clone());
+        }
+        let config = AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(REDIS_TIMEOUT))
+            .set_response_timeout(Some(REDIS_TIMEOUT));
+        let connection = self
+            .client
+            .get_multiplexed_async_connection_with_config(&config)
+            .await
+            .map_err(|error| self.failed(&error))?;
+        *slot = Some(connection.clone());
+        Ok(connection)
+    }
+
+    /// Marks the store unreachable and turns `error` into a [`StoreError`].
+    fn failed(&self, error: &redis::RedisError) -> StoreError {
+        let error = self.unreachable(error);
+        self.trouble.store(Some(Arc::new(error.to_string())));
+        error
+    }
+
+    /// Runs one command on the shared connection, keeping the health record.
+    pub(super) async fn run<T: redis::FromRedisValue>(
+        &self,
+        command: redis::Cmd,
+    ) -> Result<T, StoreError> {
+        let mut connection = self.connection().await?;
+        let result: redis::RedisResult<T> = command.query_async(&mut connection).await;
+        match result {
+            Ok(value) => {
+                if self.trouble.load().is_some() {
+                    self.trouble.store(None);
+                }
+                Ok(value)
+            }
+            Err(error) => {
+                // Whatever broke, the next operation starts from a fresh connection.
+                *self.connection.lock().await = None;
+                Err(self.failed(&error))
+            }
+        }
+    }
+
+    /// Whether Redis answers (`wisegate check`).
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        let _: String = self.run(redis::cmd("PING")).await?;
+        Ok(())
+    }
+
+    /// The stored lineage, if any.
+    pub async fn load(&self) -> Result<Option<Lineage>, StoreError> {
+        let mut command = redis::cmd("HMGET");
+        command
+            .arg(&self.keys.tokens)
+            .arg("tokens")
+            .arg("generation");
+        let (tokens, generation): (Option<String>, Option<String>) = self.run(command).await?;
+        let (Some(tokens), Some(generation)) = (tokens, generation) else {
+            return Ok(None);
+        };
+        self.decode(&tokens, &generation).map(Some)
+    }
+
+    fn decode(&self, tokens: &str, generation: &str) -> Result<Lineage, StoreError> {
+        let corrupt = |message: String| StoreError::CorruptShared {
+            store: self.name.clone(),
+            key: self.keys.tokens.clone(),
+            message,
+        };
+        let generation = generation
+            .parse::<u64>()
+            .map_err(|_| corrupt("the generation is not a number".into()))?;
+        // serde_json's messages quote no input values, so no token can leak through them.
+        let shared: SharedTokens = serde_json::from_str(tokens).map_err(|error| {
+            corrupt(format!("column {}: {:?}", error.column(), error.classify()))
+        })?;
+        if shared.version != 1 || shared.access_token.is_empty() {
+            return Err(corrupt(format!(
+                "unsupported version {} or empty access token",
+                shared.version
+            )));
+        }
+        Ok(Lineage {
+            tokens: TokenSet {
+                access_token: AccessToken::new(shared.access_token),
+                expires_at: from_ms(shared.access_token_expires_at_ms),
+                refresh_token: shared.refresh_token.map(RefreshToken::new),
+                refresh_token_expires_at: shared.refresh_token_expires_at_ms.map(from_ms),
+                profile_id: shared.profile_id,
+                obtained_at: from_ms(shared.obtained_at_ms),
+            },
+            generation,
+        })
+    }
+
+    /// Writes new tokens (a refresh based on generation `base`, or a new authorization
+    /// with `base` 0) and notifies the group; returns their generation.
+    pub async fn save_next(&self, base: u64, tokens: &TokenSet) -> Result<u64, StoreError> {
+        let mut command = eval(SAVE_NEXT, &self.keys.tokens);
+        command
+            .arg(base)
+            .arg(encode(tokens))
+            .arg(&self.keys.channel);
+        self.run(command).await
+    }
+
+    /// Writes `lineage` back unless the store holds the same or a newer generation;
+    /// returns whether it was written.
+    pub async fn write_back(&self, lineage: &Lineage) -> Result<bool, StoreError> {
+        let mut command = eval(WRITE_BACK, &self.keys.tokens);
+        command
+            .arg(lineage.generation)
+            .arg(encode(&lineage.tokens))
+            .arg(&self.keys.channel);
+        let written: u8 = self.run(command).await?;
+        Ok(written == 1)
+    }
+
+    /// A subscription to the update channel, on its own connection.
+    pub async fn subscribe(&self) -> Result<redis::aio::PubSub, StoreError> {
+        let connecting = async {
+            let mut pubsub = self.client.get_async_pubsub().await?;
+            pubsub.subscribe(&self.keys.channel).await?;
+            Ok::<_, redis::RedisError>(pubsub)
+        };
+        match tokio::time::timeout(REDIS_TIMEOUT, connecting).await {
+            Ok(Ok(pubsub)) => Ok(pubsub),
+            Ok(Err(error)) => Err(self.failed(&error)),
+            Err(_) => {
+                let error = self.unreachable(&"no answer within 2 s");
+                self.trouble.store(Some(Arc::new(error.to_string())));
+                Err(error)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_round_trip_in_milliseconds() {
+        let tokens = TokenSet {
+            access_token: AccessToken::new("access-1"),
+            expires_at: from_ms(2_000_000_000_123),
+            refresh_token: Some(RefreshToken::new("refresh-1")),
+            refresh_token_expires_at: None,
+            profile_id: Some("42".into()),
+            obtained_at: from_ms(1_999_999_998_123),
+        };
+        let config = RedisStoreConfig {
+            url: crate::config::RedisUrl::parse("redis://:pw@127.0.0.1:1/0").unwrap(),
+            password_file: None,
+            key_prefix: "p:".into(),
+            ca_file: None,
+        };
+        let store = RedisStore::open(&config, None, None).unwrap();
+        let lineage = store.decode(&encode(&tokens), "7").unwrap();
+        assert_eq!(lineage.tokens, tokens);
+        assert_eq!(lineage.generation, 7);
+        let debug = format!("{store:?}");
+        assert!(!debug.contains("pw@"), "{debug}");
+        let error = store
+            .decode("{\"access_token\":\"leaky\"", "1")
+            .unwrap_err();
+        assert!(!error.to_string().contains("leaky"), "{error}");
+    }
+}
