@@ -68,6 +68,11 @@ fn settings(config: &Config) -> UpstreamSettings {
 /// The client identity, checked, and a resolver presenting it.
 pub fn load_identity(config: &Config) -> Result<Arc<ClientCertResolver>, TlsError> {
     let identity = ClientIdentity::load(&config.mtls.cert_file, &config.mtls.key_file)?;
+    if let Err(expired) = identity.check_current() {
+        tracing::error!(
+            "{expired}; wisegate starts, but is not ready and answers mTLS routes with 502"
+        );
+    }
     Ok(ClientCertResolver::new(identity))
 }
 

@@ -71,7 +71,7 @@ impl Reloader {
         }
 
         let mut cert_rejected = false;
-        match ClientIdentity::load(&config.mtls.cert_file, &config.mtls.key_file) {
+        match ClientIdentity::load_current(&config.mtls.cert_file, &config.mtls.key_file) {
             Ok(identity) => {
                 let current = shared.resolver.current();
                 if identity.key.cert != current.key.cert || identity.cert_file != current.cert_file

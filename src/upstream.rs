@@ -27,6 +27,8 @@ pub enum UpstreamError {
     Timeout { target: String, seconds: u64 },
     #[error("the request body is larger than limits.max_body_bytes")]
     BodyTooLarge,
+    #[error("{detail}")]
+    AppBody { detail: String },
     #[error("the exchange with {target} failed: {detail}")]
     Other { target: String, detail: String },
 }
@@ -142,6 +144,11 @@ impl Upstream {
                 .is_some()
             {
                 return UpstreamError::BodyTooLarge;
+            }
+            if let Some(app) = cause.downcast_ref::<crate::body::ClientBodyError>() {
+                return UpstreamError::AppBody {
+                    detail: app.to_string(),
+                };
             }
             if let Some(tls) = cause.downcast_ref::<rustls::Error>() {
                 return classify_tls(target, tls);

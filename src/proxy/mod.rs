@@ -1,22 +1,25 @@
-//! The request path: refuse what an open proxy would accept, pick the route from the
-//! current snapshot, attach the mode's credential in place of whatever the app sent,
-//! forward to the mode's upstream and stream the answer back. One access log line per
-//! request.
+//! The request path: refuse what an open proxy would accept ([`guard`]), pick the route
+//! from the current snapshot, attach the mode's credential in place of whatever the app
+//! sent, forward to the mode's upstream ([`send`]: with one replay after a 401) and
+//! stream the answer back. One access log line and one set of metrics per request.
 
-use crate::body::{full, stream, ProxyBody};
+mod guard;
+mod send;
+
+pub use send::REPLAY_BUFFER_BYTES;
+
+use crate::body::{stream, ProxyBody};
 use crate::error::ProxyError;
 use crate::headers::strip_hop_by_hop;
 use crate::metrics::{Metrics, RequestLabels, RouteLabels, RouteModeLabels};
 use crate::route::Mode;
 use crate::token::CredentialError;
-use crate::upstream::UpstreamError;
 use crate::Shared;
-use http::{header, HeaderMap, HeaderValue, Method, Request, Response, StatusCode, Version};
-use http_body::Body;
-use http_body_util::{BodyExt, Limited};
+use http::{header, HeaderMap, Request, Response, StatusCode, Version};
 use hyper::body::Incoming;
+use send::RequestHead;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
 
 /// Handles one request from the app; never fails (errors become wisegate's answers).
 pub async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> Response<ProxyBody> {
@@ -101,30 +104,23 @@ async fn forward(
     request: Request<Incoming>,
     log: &mut AccessLog,
 ) -> Result<Response<ProxyBody>, ProxyError> {
-    if request.method() == Method::CONNECT {
-        return Err(ProxyError::ConnectRefused);
-    }
-    // HTTP/2 always carries :authority; for HTTP/1 an authority means absolute-form.
-    if request.version() != Version::HTTP_2 && request.uri().authority().is_some() {
-        return Err(ProxyError::AbsoluteForm);
-    }
     let snapshot = shared.snapshot.load_full();
+    let limit = snapshot.config.limits.max_body_bytes;
+    guard::check(&request, limit)?;
     let (route, mode) = snapshot.select(request.method(), request.uri().path());
     log.route = route.to_owned();
     log.mode = mode.as_str();
     let upstream = snapshot.upstream(mode);
     log.upstream = upstream.target().to_owned();
 
-    let limit = snapshot.config.limits.max_body_bytes;
-    let declared = request
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|length| length > limit) {
-        return Err(ProxyError::BodyTooLarge { limit });
+    if mode != Mode::PersonalToken {
+        let identity = shared.resolver.current();
+        if identity.not_after <= SystemTime::now() {
+            return Err(ProxyError::ClientCertExpired {
+                file: identity.cert_file.display().to_string(),
+            });
+        }
     }
-
     let bearer = match mode {
         Mode::OAuthMtls => shared.tokens.user_bearer_or_refresh().await?,
         Mode::OAuthClient => shared.tokens.client_bearer().await?,
@@ -139,80 +135,15 @@ async fn forward(
     strip_hop_by_hop(&mut parts.headers);
     parts.headers.remove(header::HOST);
     parts.headers.remove(header::AUTHORIZATION);
-    parts.uri = upstream.uri_for(parts.uri.path_and_query());
-    parts.version = Version::HTTP_11;
-    let send = |parts: &RequestHead, bearer: HeaderValue, body: ProxyBody| {
-        let mut request = Request::new(body);
-        *request.method_mut() = parts.method.clone();
-        *request.uri_mut() = parts.uri.clone();
-        *request.headers_mut() = parts.headers.clone();
-        request.headers_mut().insert(header::AUTHORIZATION, bearer);
-        upstream.send(request)
-    };
     let head = RequestHead {
+        uri: upstream.uri_for(parts.uri.path_and_query()),
         method: parts.method,
-        uri: parts.uri,
         headers: parts.headers,
     };
-    let too_large = |error| match error {
-        UpstreamError::BodyTooLarge => ProxyError::BodyTooLarge { limit },
-        other => ProxyError::Upstream(other),
-    };
-
-    // A user-token request small enough to keep can be replayed once after a 401 (the
-    // token was invalidated, e.g. by a refresh elsewhere); others stream through.
-    let replayable = mode == Mode::OAuthMtls
-        && body
-            .size_hint()
-            .exact()
-            .is_some_and(|n| n <= REPLAY_BUFFER_BYTES);
-    let response = if replayable {
-        let kept = Limited::new(body, REPLAY_BUFFER_BYTES as usize)
-            .collect()
-            .await
-            .map_err(|error| {
-                ProxyError::Upstream(UpstreamError::Other {
-                    target: "the app".into(),
-                    detail: format!("reading the request body failed: {error}"),
-                })
-            })?
-            .to_bytes();
-        let first = send(&head, bearer.clone(), full(kept.clone()))
-            .await
-            .map_err(too_large)?;
-        if first.status() == StatusCode::UNAUTHORIZED {
-            // Never loop: one refresh, one replay; a second 401 goes to the app.
-            let fresh = shared.tokens.replace_rejected(&bearer).await?;
-            tracing::info!(route = %log.route, "Wise answered 401; replaying once with the refreshed token");
-            send(&head, fresh, full(kept)).await.map_err(too_large)?
-        } else {
-            first
-        }
-    } else {
-        let body = stream(Limited::new(
-            body,
-            usize::try_from(limit).unwrap_or(usize::MAX),
-        ));
-        let response = send(&head, bearer.clone(), body).await.map_err(too_large)?;
-        if response.status() == StatusCode::UNAUTHORIZED && mode == Mode::OAuthMtls {
-            // Not replayable, but the next request should not meet the same 401.
-            let tokens = shared.tokens.clone();
-            tokio::spawn(async move { tokens.replace_rejected(&bearer).await });
-        }
-        response
-    };
+    let replay_with = (mode == Mode::OAuthMtls).then_some(&shared.tokens);
+    let response = send::send(upstream, head, body, bearer, limit, replay_with).await?;
     let (mut parts, body) = response.into_parts();
     strip_hop_by_hop(&mut parts.headers);
     parts.version = Version::HTTP_11;
     Ok(Response::from_parts(parts, stream(body)))
-}
-
-/// The most request body kept for a replay after a 401.
-pub const REPLAY_BUFFER_BYTES: u64 = 64 * 1024;
-
-/// What is kept of a request to send it (again).
-struct RequestHead {
-    method: Method,
-    uri: http::Uri,
-    headers: HeaderMap,
 }
