@@ -3,7 +3,7 @@
 //! classified here into [`UpstreamError`], whose messages say what failed and where.
 
 use crate::body::ProxyBody;
-use http::uri::{Authority, PathAndQuery, Scheme};
+use http::uri::{Authority, PathAndQuery};
 use http::{Request, Response, Uri};
 use hyper::body::Incoming;
 use hyper_rustls::HttpsConnector;
@@ -45,7 +45,6 @@ pub struct UpstreamSettings {
 #[derive(Clone)]
 pub struct Upstream {
     client: Client<HttpsConnector<HttpConnector>, ProxyBody>,
-    scheme: Scheme,
     authority: Authority,
     target: String,
     timeout: Duration,
@@ -88,7 +87,6 @@ impl Upstream {
         let target = format!("{}:{port}", base.host().unwrap_or("invalid"));
         Upstream {
             client,
-            scheme: Scheme::HTTPS,
             authority,
             target,
             timeout: settings.timeout,
@@ -107,15 +105,7 @@ impl Upstream {
 
     /// The upstream URI for a path and query, kept byte for byte.
     pub fn uri_for(&self, path_and_query: Option<&PathAndQuery>) -> Uri {
-        let mut parts = http::uri::Parts::default();
-        parts.scheme = Some(self.scheme.clone());
-        parts.authority = Some(self.authority.clone());
-        parts.path_and_query = Some(
-            path_and_query
-                .cloned()
-                .unwrap_or_else(|| PathAndQuery::from_static("/")),
-        );
-        Uri::from_parts(parts).unwrap_or_else(|_| Uri::from_static("/"))
+        crate::proxy::rewrite::upstream_uri(&self.authority, path_and_query)
     }
 
     /// Sends a request (its URI made by [`Upstream::uri_for`]) and waits for the response

@@ -4,9 +4,11 @@
 //! stream the answer back. One access log line and one set of metrics per request.
 
 mod guard;
+pub(crate) mod rewrite;
 mod send;
 
-pub use send::REPLAY_BUFFER_BYTES;
+pub use rewrite::rewrite;
+pub use send::{RequestHead, REPLAY_BUFFER_BYTES};
 
 use crate::body::{stream, ProxyBody};
 use crate::error::ProxyError;
@@ -15,9 +17,8 @@ use crate::metrics::{Metrics, RequestLabels, RouteLabels, RouteModeLabels};
 use crate::route::Mode;
 use crate::token::CredentialError;
 use crate::Shared;
-use http::{header, HeaderMap, Request, Response, StatusCode, Version};
+use http::{HeaderMap, Request, Response, StatusCode, Version};
 use hyper::body::Incoming;
-use send::RequestHead;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
@@ -131,15 +132,8 @@ async fn forward(
         })?,
     };
 
-    let (mut parts, body) = request.into_parts();
-    strip_hop_by_hop(&mut parts.headers);
-    parts.headers.remove(header::HOST);
-    parts.headers.remove(header::AUTHORIZATION);
-    let head = RequestHead {
-        uri: upstream.uri_for(parts.uri.path_and_query()),
-        method: parts.method,
-        headers: parts.headers,
-    };
+    let (parts, body) = request.into_parts();
+    let head = rewrite::head(parts, upstream.authority());
     let replay_with = (mode == Mode::OAuthMtls).then_some(&shared.tokens);
     let response = send::send(upstream, head, body, bearer, limit, replay_with).await?;
     let (mut parts, body) = response.into_parts();
