@@ -35,6 +35,7 @@ pub mod metrics;
 pub mod proxy;
 pub mod reload;
 pub mod route;
+pub mod sca;
 pub mod secret;
 pub mod server;
 pub mod tls;
@@ -58,6 +59,7 @@ pub struct Shared {
     pub tokens: Arc<TokenManager>,
     pub resolver: Arc<ClientCertResolver>,
     pub metrics: metrics::Metrics,
+    pub migration: proxy::Migration,
     pub shutting_down: AtomicBool,
 }
 
@@ -114,6 +116,7 @@ pub async fn run(
         metrics: metrics::Metrics::new(tokens.refresh_counter()),
         tokens,
         resolver,
+        migration: proxy::Migration::default(),
         shutting_down: AtomicBool::new(false),
     });
     reload::publish(&shared, &snapshot);

@@ -28,6 +28,18 @@ pub struct RouteLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RouteResultLabels {
+    pub route: String,
+    pub result: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RouteReasonLabels {
+    pub route: String,
+    pub reason: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ResultLabels {
     pub result: String,
 }
@@ -62,6 +74,8 @@ pub struct Metrics {
     pub rollback_active: Gauge,
     /// 1 for each route's effective mode, 0 for the others.
     pub route_mode: Family<RouteModeLabels, Gauge>,
+    pub shadow: Family<RouteResultLabels, Counter>,
+    pub fallback: Family<RouteReasonLabels, Counter>,
 }
 
 impl Metrics {
@@ -78,6 +92,8 @@ impl Metrics {
             config_reloads: Family::default(),
             rollback_active: Gauge::default(),
             route_mode: Family::default(),
+            shadow: Family::default(),
+            fallback: Family::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -129,6 +145,16 @@ impl Metrics {
             "wisegate_route_mode",
             "1 for each route's effective mode",
             metrics.route_mode.clone(),
+        );
+        registry.register(
+            "wisegate_shadow",
+            "Shadow copies, by route and result (match, mismatch, error, dropped)",
+            metrics.shadow.clone(),
+        );
+        registry.register(
+            "wisegate_fallback",
+            "Requests sent the personal-token way because the mTLS side could not be used, by route and reason",
+            metrics.fallback.clone(),
         );
         Metrics {
             registry,

@@ -143,6 +143,18 @@ impl Upstream {
             if let Some(tls) = cause.downcast_ref::<rustls::Error>() {
                 return classify_tls(target, tls);
             }
+            // Canceled: the connection closed before the request was written, so nothing
+            // reached the upstream. On an mTLS host right after the handshake this is
+            // how a rejected client certificate shows when the alert itself is lost.
+            if cause
+                .downcast_ref::<hyper::Error>()
+                .is_some_and(hyper::Error::is_canceled)
+            {
+                return UpstreamError::Connect {
+                    detail: "the connection closed before the request was sent (an mTLS host does this when it rejects the client certificate)".into(),
+                    target,
+                };
+            }
         }
         let detail = causes
             .last()
