@@ -80,8 +80,8 @@ pub(crate) async fn handle(
                 .sca
                 .check(shared.config.sca_public_key_pem.as_deref(), &parts.headers)
             {
-                Ok(()) => sca_passed(&path_and_query),
-                Err(challenge) => challenge,
+                None => sca_passed(&path_and_query),
+                Some(challenge) => challenge,
             }
         }
         Some(kind) => {

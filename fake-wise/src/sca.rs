@@ -18,12 +18,12 @@ use std::sync::Mutex;
 pub(crate) struct Challenges(Mutex<HashSet<String>>);
 
 impl Challenges {
-    /// `Ok` when the request carries a valid, unused approval; else the 403 to answer.
+    /// `None` when the request carries a valid, unused approval; else the 403 to answer.
     pub(crate) fn check(
         &self,
         public_key_pem: Option<&str>,
         headers: &HeaderMap,
-    ) -> Result<(), Response<RespBody>> {
+    ) -> Option<Response<RespBody>> {
         let approval = headers.get("x-2fa-approval").and_then(|v| v.to_str().ok());
         let signature = headers.get("x-signature").and_then(|v| v.to_str().ok());
         if let (Some(approval), Some(signature), Some(pem)) = (approval, signature, public_key_pem)
@@ -34,7 +34,7 @@ impl Challenges {
                 .map(|mut set| set.remove(approval))
                 .unwrap_or(false);
             if issued && verify(pem, approval, signature) {
-                return Ok(());
+                return None;
             }
         }
         let token = crate::state::random_uuid();
@@ -53,7 +53,7 @@ impl Challenges {
         if let Ok(value) = HeaderValue::from_str(&token) {
             headers.insert("x-2fa-approval", value);
         }
-        Err(response)
+        Some(response)
     }
 }
 
