@@ -132,12 +132,16 @@ pub struct Snapshot {
     pub generation: u64,
     /// When this snapshot was built (for `/status`).
     pub loaded_at: std::time::SystemTime,
+    /// Answers by status class, per route (the default route last), for `/status`.
+    pub counts: Vec<crate::status::RouteCounts>,
 }
 
 /// The route a request takes under a snapshot.
 #[derive(Debug, Clone, Copy)]
 pub struct Selected<'a> {
     pub name: &'a str,
+    /// Index into [`Snapshot::counts`].
+    pub index: usize,
     /// The effective mode, after the rollback flag.
     pub mode: Mode,
     pub shadow: bool,
@@ -190,13 +194,14 @@ impl Snapshot {
             None => None,
         };
         Ok(Snapshot {
-            config,
             mtls,
             legacy,
             personal_bearer,
             sca,
             generation,
             loaded_at: std::time::SystemTime::now(),
+            counts: crate::status::counts_for(config.routes.routes().len()),
+            config,
         })
     }
 
@@ -210,8 +215,9 @@ impl Snapshot {
     pub fn route(&self, method: &Method, path: &str) -> Selected<'_> {
         let rollback = self.config.rollback_all;
         match self.config.routes.find(method, path) {
-            Some(route) => Selected {
+            Some((index, route)) => Selected {
                 name: &route.name,
+                index,
                 mode: if rollback {
                     Mode::PersonalToken
                 } else {
@@ -222,6 +228,7 @@ impl Snapshot {
             },
             None => Selected {
                 name: crate::route::DEFAULT_ROUTE,
+                index: self.counts.len() - 1,
                 mode: if rollback {
                     Mode::PersonalToken
                 } else {

@@ -38,6 +38,7 @@ pub mod route;
 pub mod sca;
 pub mod secret;
 pub mod server;
+pub mod status;
 pub mod tls;
 pub mod token;
 pub mod upstream;

@@ -98,6 +98,7 @@ impl Reloader {
             Err(error) => return reject(error.to_string()),
         };
         shared.tokens.replace_oauth(oauth);
+        crate::status::carry_over(&old, &snapshot);
         let changes = mode_changes(&old, &snapshot);
         let generation = snapshot.generation;
         let snapshot = Arc::new(snapshot);

@@ -181,8 +181,11 @@ impl RouteTable {
 
     /// The route name and configured mode for a request: the first match, else the default.
     /// The first route that matches, if any.
-    pub fn find(&self, method: &Method, path: &str) -> Option<&Route> {
-        self.routes.iter().find(|route| route.matches(method, path))
+    pub fn find(&self, method: &Method, path: &str) -> Option<(usize, &Route)> {
+        self.routes
+            .iter()
+            .enumerate()
+            .find(|(_, route)| route.matches(method, path))
     }
 
     pub fn select(&self, method: &Method, path: &str) -> (&str, Mode) {

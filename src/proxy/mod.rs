@@ -43,6 +43,7 @@ pub async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> Response
     let path = request.uri().path().to_owned();
     let correlation = header_text(request.headers(), "x-external-correlation-id");
     let mut log = AccessLog {
+        counts: None,
         route: "-".into(),
         mode: "-",
         upstream: "-".into(),
@@ -90,6 +91,9 @@ fn record(metrics: &Metrics, log: &AccessLog, status: StatusCode) {
         status: status.as_str().to_owned(),
     };
     metrics.requests.get_or_create(&labels).inc();
+    if let Some((snapshot, index)) = &log.counts {
+        snapshot.counts[*index].record(status.as_u16());
+    }
     if status == StatusCode::TOO_MANY_REQUESTS {
         metrics
             .rate_limited
@@ -102,6 +106,8 @@ fn record(metrics: &Metrics, log: &AccessLog, status: StatusCode) {
 
 /// What the access line reports about where a request went.
 struct AccessLog {
+    /// The snapshot's counter for the route, once known.
+    counts: Option<(Arc<Snapshot>, usize)>,
     route: String,
     mode: &'static str,
     upstream: String,
@@ -126,6 +132,7 @@ async fn forward(
     let route = selected.name.to_owned();
     log.route = route.clone();
     log.mode = selected.mode.as_str();
+    log.counts = Some((snapshot.clone(), selected.index));
 
     // Keep the body when a second send may be needed and the route allows one.
     let sca = selected.mode == Mode::PersonalToken
