@@ -25,6 +25,8 @@ fn route(name: &str, path: &str, methods: &[Method], mode: Mode) -> Route {
         pattern: Pattern::compile(path).expect("bench pattern compiles"),
         methods: methods.to_vec(),
         mode,
+        shadow: false,
+        fallback: None,
     }
 }
 

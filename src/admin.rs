@@ -33,9 +33,10 @@ pub async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> Response
             json(status, body)
         }
         "/metrics" => metrics(&shared),
+        "/status" => status(&shared, &request),
         _ => json(
             StatusCode::NOT_FOUND,
-            serde_json::json!({ "error": "not_found", "message": "the admin listener serves /healthz, /readyz and /metrics" }),
+            serde_json::json!({ "error": "not_found", "message": "the admin listener serves /healthz, /readyz, /metrics and /status" }),
         ),
     }
 }
@@ -92,6 +93,29 @@ fn needed_modes(snapshot: &crate::app::Snapshot) -> Vec<Mode> {
         }
     }
     modes
+}
+
+/// `/status`: HTML for browsers (`Accept: text/html`) or `?format=html`, else JSON.
+fn status(shared: &Shared, request: &Request<Incoming>) -> Response<ProxyBody> {
+    let value = crate::status::json(shared);
+    let wants_html = request
+        .uri()
+        .query()
+        .is_some_and(|q| q.contains("format=html"))
+        || request
+            .headers()
+            .get(header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|accept| accept.contains("text/html"));
+    if !wants_html {
+        return json(StatusCode::OK, value);
+    }
+    let mut response = Response::new(full(crate::status::html(&value)));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    response
 }
 
 /// Refreshes the gauges that mirror state, then renders every metric.

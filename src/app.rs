@@ -5,6 +5,7 @@
 
 use crate::config::{Config, SecretSource, TokenStoreConfig};
 use crate::route::Mode;
+use crate::sca::ScaSigner;
 use crate::secret::{ClientSecret, PersonalToken, RefreshToken};
 use crate::tls::{self, ClientCertResolver, ClientIdentity, TlsError};
 use crate::token::{FileStore, OAuthClient, RedisStore, StoreError, TokenManager, TokenStore};
@@ -25,6 +26,8 @@ pub enum BuildError {
         file: PathBuf,
         message: String,
     },
+    #[error("{message}")]
+    Sca { message: String },
     #[error("the environment variable {var} named by oauth.client_secret_env is not set or empty")]
     SecretEnv { var: String },
 }
@@ -68,6 +71,11 @@ fn settings(config: &Config) -> UpstreamSettings {
 /// The client identity, checked, and a resolver presenting it.
 pub fn load_identity(config: &Config) -> Result<Arc<ClientCertResolver>, TlsError> {
     let identity = ClientIdentity::load(&config.mtls.cert_file, &config.mtls.key_file)?;
+    if let Err(expired) = identity.check_current() {
+        tracing::error!(
+            "{expired}; wisegate starts, but is not ready and answers mTLS routes with 502"
+        );
+    }
     Ok(ClientCertResolver::new(identity))
 }
 
@@ -148,7 +156,26 @@ pub struct Snapshot {
     pub legacy: Upstream,
     /// `Bearer <personal token>`, when `[personal_token]` is configured.
     pub personal_bearer: Option<HeaderValue>,
+    /// Signs SCA challenges on the personal-token path, when `sca_key_file` is set.
+    pub sca: Option<ScaSigner>,
     pub generation: u64,
+    /// When this snapshot was built (for `/status`).
+    pub loaded_at: std::time::SystemTime,
+    /// Answers by status class, per route (the default route last), for `/status`.
+    pub counts: Vec<crate::status::RouteCounts>,
+}
+
+/// The route a request takes under a snapshot.
+#[derive(Debug, Clone, Copy)]
+pub struct Selected<'a> {
+    pub name: &'a str,
+    /// Index into [`Snapshot::counts`].
+    pub index: usize,
+    /// The effective mode, after the rollback flag.
+    pub mode: Mode,
+    pub shadow: bool,
+    /// The cool-down when the route falls back to the personal token.
+    pub fallback: Option<std::time::Duration>,
 }
 
 impl Snapshot {
@@ -185,22 +212,60 @@ impl Snapshot {
             }
             None => None,
         };
+        let sca = match config
+            .personal_token
+            .as_ref()
+            .and_then(|p| p.sca_key_file.as_ref())
+        {
+            Some(file) => {
+                Some(ScaSigner::load(file).map_err(|message| BuildError::Sca { message })?)
+            }
+            None => None,
+        };
         Ok(Snapshot {
-            config,
             mtls,
             legacy,
             personal_bearer,
+            sca,
             generation,
+            loaded_at: std::time::SystemTime::now(),
+            counts: crate::status::counts_for(config.routes.routes().len()),
+            config,
         })
     }
 
     /// The route name and effective mode (after the rollback flag) for a request.
     pub fn select(&self, method: &Method, path: &str) -> (&str, Mode) {
-        let (name, mode) = self.config.routes.select(method, path);
-        if self.config.rollback_all {
-            (name, Mode::PersonalToken)
-        } else {
-            (name, mode)
+        let selected = self.route(method, path);
+        (selected.name, selected.mode)
+    }
+
+    /// The route a request takes, with its migration-safety settings.
+    pub fn route(&self, method: &Method, path: &str) -> Selected<'_> {
+        let rollback = self.config.rollback_all;
+        match self.config.routes.find(method, path) {
+            Some((index, route)) => Selected {
+                name: &route.name,
+                index,
+                mode: if rollback {
+                    Mode::PersonalToken
+                } else {
+                    route.mode
+                },
+                shadow: route.shadow,
+                fallback: route.fallback.filter(|_| !rollback),
+            },
+            None => Selected {
+                name: crate::route::DEFAULT_ROUTE,
+                index: self.counts.len() - 1,
+                mode: if rollback {
+                    Mode::PersonalToken
+                } else {
+                    Mode::OAuthMtls
+                },
+                shadow: false,
+                fallback: None,
+            },
         }
     }
 

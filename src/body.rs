@@ -27,3 +27,46 @@ where
 {
     body.map_err(Into::into).boxed_unsync()
 }
+
+/// An error of the app's request body (broken chunking, a reset): the app's fault, which
+/// wisegate answers with 400 rather than blaming the upstream.
+#[derive(Debug, thiserror::Error)]
+#[error("the request body from the app is malformed or broke off: {0}")]
+pub struct ClientBodyError(pub hyper::Error);
+
+/// How the app's request body failed, recorded as it happens: over HTTP/2 the upstream
+/// client reports only a reset stream, not the body's own error.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AppBodyFailure {
+    TooLarge,
+    Broken(String),
+}
+
+/// Tells, after a failed exchange, whether the app's body was the cause.
+#[derive(Debug, Clone, Default)]
+pub struct AppBodyWatch(std::sync::Arc<std::sync::OnceLock<AppBodyFailure>>);
+
+impl AppBodyWatch {
+    pub fn failure(&self) -> Option<&AppBodyFailure> {
+        self.0.get()
+    }
+}
+
+/// The app's request body, streamed, failing once it exceeds `limit` bytes; the watch
+/// records why it failed.
+pub fn from_app(body: hyper::body::Incoming, limit: u64) -> (ProxyBody, AppBodyWatch) {
+    let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+    let watch = AppBodyWatch::default();
+    let record = watch.clone();
+    let body =
+        http_body_util::Limited::new(body.map_err(ClientBodyError), limit).map_err(move |error| {
+            let failure = if error.is::<http_body_util::LengthLimitError>() {
+                AppBodyFailure::TooLarge
+            } else {
+                AppBodyFailure::Broken(error.to_string())
+            };
+            let _ = record.0.set(failure);
+            error
+        });
+    (stream(body), watch)
+}

@@ -62,7 +62,7 @@ pub async fn check(config: &Config, online: bool) -> Checklist {
     ));
 
     let identity = list.result(
-        ClientIdentity::load(&config.mtls.cert_file, &config.mtls.key_file),
+        ClientIdentity::load_current(&config.mtls.cert_file, &config.mtls.key_file),
         |identity| {
             format!(
                 "client certificate {} and key {} match, valid until {}",

@@ -20,6 +20,12 @@ pub enum ProxyError {
     AbsoluteForm,
     #[error("the request body is larger than limits.max_body_bytes ({limit} bytes)")]
     BodyTooLarge { limit: u64 },
+    #[error("the request has both Content-Length and Transfer-Encoding: ambiguous framing is refused; send one of them")]
+    AmbiguousFraming,
+    #[error("{detail}")]
+    BadRequestBody { detail: String },
+    #[error("the client certificate in {file} has expired: Wise rejects it; rotate it (`wisegate csr`, upload the CSR, replace mtls.cert_file and mtls.key_file)")]
+    ClientCertExpired { file: String },
     #[error(transparent)]
     Upstream(#[from] UpstreamError),
     #[error(transparent)]
@@ -33,12 +39,16 @@ impl ProxyError {
             ProxyError::ConnectRefused => "connect_refused",
             ProxyError::AbsoluteForm => "absolute_form_refused",
             ProxyError::BodyTooLarge { .. } => "body_too_large",
+            ProxyError::AmbiguousFraming => "ambiguous_framing",
+            ProxyError::BadRequestBody { .. } => "bad_request_body",
+            ProxyError::ClientCertExpired { .. } => "client_certificate_expired",
             ProxyError::Upstream(error) => match error {
                 UpstreamError::Connect { .. } => "upstream_unreachable",
                 UpstreamError::ClientCertRejected { .. } => "client_certificate_rejected",
                 UpstreamError::Tls { .. } => "upstream_tls_failed",
                 UpstreamError::Timeout { .. } => "upstream_timeout",
                 UpstreamError::BodyTooLarge => "body_too_large",
+                UpstreamError::AppBody { .. } => "bad_request_body",
                 UpstreamError::Other { .. } => "upstream_failed",
             },
             ProxyError::Credential(error) => match error {
@@ -53,7 +63,11 @@ impl ProxyError {
     pub fn status(&self) -> StatusCode {
         match self {
             ProxyError::ConnectRefused => StatusCode::METHOD_NOT_ALLOWED,
-            ProxyError::AbsoluteForm => StatusCode::BAD_REQUEST,
+            ProxyError::AbsoluteForm
+            | ProxyError::AmbiguousFraming
+            | ProxyError::BadRequestBody { .. }
+            | ProxyError::Upstream(UpstreamError::AppBody { .. }) => StatusCode::BAD_REQUEST,
+            ProxyError::ClientCertExpired { .. } => StatusCode::BAD_GATEWAY,
             ProxyError::BodyTooLarge { .. } | ProxyError::Upstream(UpstreamError::BodyTooLarge) => {
                 StatusCode::PAYLOAD_TOO_LARGE
             }
@@ -64,7 +78,26 @@ impl ProxyError {
     }
 
     pub fn into_response(self) -> Response<ProxyBody> {
-        error_response(self.status(), self.kind(), &self.to_string())
+        let mut response = error_response(self.status(), self.kind(), &self.to_string());
+        // After a refused or broken request the connection's framing cannot be trusted.
+        if self.closes_connection() {
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
+        response
+    }
+
+    fn closes_connection(&self) -> bool {
+        matches!(
+            self,
+            ProxyError::AbsoluteForm
+                | ProxyError::ConnectRefused
+                | ProxyError::AmbiguousFraming
+                | ProxyError::BadRequestBody { .. }
+                | ProxyError::BodyTooLarge { .. }
+                | ProxyError::Upstream(UpstreamError::BodyTooLarge | UpstreamError::AppBody { .. })
+        )
     }
 }
 

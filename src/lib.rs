@@ -36,8 +36,10 @@ pub mod metrics;
 pub mod proxy;
 pub mod reload;
 pub mod route;
+pub mod sca;
 pub mod secret;
 pub mod server;
+pub mod status;
 pub mod tls;
 pub mod token;
 pub mod upstream;
@@ -59,6 +61,7 @@ pub struct Shared {
     pub tokens: Arc<TokenManager>,
     pub resolver: Arc<ClientCertResolver>,
     pub metrics: metrics::Metrics,
+    pub migration: proxy::Migration,
     pub shutting_down: AtomicBool,
 }
 
@@ -119,6 +122,7 @@ pub async fn run(
         metrics,
         tokens,
         resolver,
+        migration: proxy::Migration::default(),
         shutting_down: AtomicBool::new(false),
     });
     reload::publish(&shared, &snapshot);

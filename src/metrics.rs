@@ -28,6 +28,18 @@ pub struct RouteLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RouteResultLabels {
+    pub route: String,
+    pub result: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RouteReasonLabels {
+    pub route: String,
+    pub reason: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ResultLabels {
     pub result: String,
 }
@@ -64,6 +76,8 @@ pub struct Metrics {
     pub route_mode: Family<RouteModeLabels, Gauge>,
     /// 1 while the shared token store answers (registered only with a shared store).
     pub token_store_up: Gauge,
+    pub shadow: Family<RouteResultLabels, Counter>,
+    pub fallback: Family<RouteReasonLabels, Counter>,
 }
 
 impl Metrics {
@@ -81,6 +95,8 @@ impl Metrics {
             rollback_active: Gauge::default(),
             route_mode: Family::default(),
             token_store_up: Gauge::default(),
+            shadow: Family::default(),
+            fallback: Family::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -132,6 +148,16 @@ impl Metrics {
             "wisegate_route_mode",
             "1 for each route's effective mode",
             metrics.route_mode.clone(),
+        );
+        registry.register(
+            "wisegate_shadow",
+            "Shadow copies, by route and result (match, mismatch, error, dropped)",
+            metrics.shadow.clone(),
+        );
+        registry.register(
+            "wisegate_fallback",
+            "Requests sent the personal-token way because the mTLS side could not be used, by route and reason",
+            metrics.fallback.clone(),
         );
         Metrics {
             registry,

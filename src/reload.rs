@@ -71,7 +71,7 @@ impl Reloader {
         }
 
         let mut cert_rejected = false;
-        match ClientIdentity::load(&config.mtls.cert_file, &config.mtls.key_file) {
+        match ClientIdentity::load_current(&config.mtls.cert_file, &config.mtls.key_file) {
             Ok(identity) => {
                 let current = shared.resolver.current();
                 if identity.key.cert != current.key.cert || identity.cert_file != current.cert_file
@@ -98,6 +98,7 @@ impl Reloader {
             Err(error) => return reject(error.to_string()),
         };
         shared.tokens.replace_oauth(oauth);
+        crate::status::carry_over(&old, &snapshot);
         let changes = mode_changes(&old, &snapshot);
         let generation = snapshot.generation;
         let snapshot = Arc::new(snapshot);

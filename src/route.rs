@@ -148,6 +148,11 @@ pub struct Route {
     /// Empty: every method.
     pub methods: Vec<Method>,
     pub mode: Mode,
+    /// GET/HEAD: also send a copy the other way and compare (`shadow = true`).
+    pub shadow: bool,
+    /// OAuth routes: go the personal-token way when the mTLS side cannot be used; the
+    /// cool-down after repeated failures (`fallback = true`, `fallback_cooldown`).
+    pub fallback: Option<std::time::Duration>,
 }
 
 impl Route {
@@ -175,6 +180,14 @@ impl RouteTable {
     }
 
     /// The route name and configured mode for a request: the first match, else the default.
+    /// The first route that matches, if any.
+    pub fn find(&self, method: &Method, path: &str) -> Option<(usize, &Route)> {
+        self.routes
+            .iter()
+            .enumerate()
+            .find(|(_, route)| route.matches(method, path))
+    }
+
     pub fn select(&self, method: &Method, path: &str) -> (&str, Mode) {
         self.routes
             .iter()
@@ -257,12 +270,16 @@ mod tests {
                 pattern: pattern("/v3/profiles/*/subscriptions/**"),
                 methods: vec![Method::GET],
                 mode: Mode::PersonalToken,
+                shadow: false,
+                fallback: None,
             },
             Route {
                 name: "apps".into(),
                 pattern: pattern("/v3/**"),
                 methods: vec![],
                 mode: Mode::OAuthClient,
+                shadow: false,
+                fallback: None,
             },
         ]);
         let path = "/v3/profiles/7/subscriptions";

@@ -57,8 +57,9 @@ pub struct ClientIdentity {
 }
 
 impl ClientIdentity {
-    /// Loads `cert_file` + `key_file`, refusing a key that does not match or a
-    /// certificate that has expired.
+    /// Loads `cert_file` + `key_file`, refusing a key that does not match. Expiry is
+    /// [`ClientIdentity::check_current`]'s business: a running wisegate whose certificate
+    /// expired must still answer, with 502s that say so.
     pub fn load(cert_file: &Path, key_file: &Path) -> Result<ClientIdentity, TlsError> {
         let chain = load_certificates(cert_file)?;
         let key = PrivateKeyDer::from_pem_file(key_file).map_err(|error| match error {
@@ -72,12 +73,6 @@ impl ClientIdentity {
             },
         })?;
         let not_after = not_after(cert_file, &chain[0])?;
-        if let Ok(ago) = SystemTime::now().duration_since(not_after) {
-            return Err(TlsError::Expired {
-                file: cert_file.to_owned(),
-                days: ago.as_secs() / 86_400,
-            });
-        }
         let signing_key = provider()
             .key_provider
             .load_private_key(key)
@@ -100,6 +95,24 @@ impl ClientIdentity {
             not_after,
             cert_file: cert_file.to_owned(),
         })
+    }
+
+    /// Refuses a certificate that has expired.
+    pub fn check_current(&self) -> Result<(), TlsError> {
+        match SystemTime::now().duration_since(self.not_after) {
+            Ok(ago) => Err(TlsError::Expired {
+                file: self.cert_file.clone(),
+                days: ago.as_secs() / 86_400,
+            }),
+            Err(_) => Ok(()),
+        }
+    }
+
+    /// Loads and refuses an expired certificate: for new material (reload, check).
+    pub fn load_current(cert_file: &Path, key_file: &Path) -> Result<ClientIdentity, TlsError> {
+        let identity = ClientIdentity::load(cert_file, key_file)?;
+        identity.check_current()?;
+        Ok(identity)
     }
 
     /// Seconds since the epoch at which the certificate expires (for metrics).

@@ -3,7 +3,7 @@
 //! classified here into [`UpstreamError`], whose messages say what failed and where.
 
 use crate::body::ProxyBody;
-use http::uri::{Authority, PathAndQuery, Scheme};
+use http::uri::{Authority, PathAndQuery};
 use http::{Request, Response, Uri};
 use hyper::body::Incoming;
 use hyper_rustls::HttpsConnector;
@@ -27,6 +27,8 @@ pub enum UpstreamError {
     Timeout { target: String, seconds: u64 },
     #[error("the request body is larger than limits.max_body_bytes")]
     BodyTooLarge,
+    #[error("{detail}")]
+    AppBody { detail: String },
     #[error("the exchange with {target} failed: {detail}")]
     Other { target: String, detail: String },
 }
@@ -43,7 +45,6 @@ pub struct UpstreamSettings {
 #[derive(Clone)]
 pub struct Upstream {
     client: Client<HttpsConnector<HttpConnector>, ProxyBody>,
-    scheme: Scheme,
     authority: Authority,
     target: String,
     timeout: Duration,
@@ -86,7 +87,6 @@ impl Upstream {
         let target = format!("{}:{port}", base.host().unwrap_or("invalid"));
         Upstream {
             client,
-            scheme: Scheme::HTTPS,
             authority,
             target,
             timeout: settings.timeout,
@@ -105,15 +105,7 @@ impl Upstream {
 
     /// The upstream URI for a path and query, kept byte for byte.
     pub fn uri_for(&self, path_and_query: Option<&PathAndQuery>) -> Uri {
-        let mut parts = http::uri::Parts::default();
-        parts.scheme = Some(self.scheme.clone());
-        parts.authority = Some(self.authority.clone());
-        parts.path_and_query = Some(
-            path_and_query
-                .cloned()
-                .unwrap_or_else(|| PathAndQuery::from_static("/")),
-        );
-        Uri::from_parts(parts).unwrap_or_else(|_| Uri::from_static("/"))
+        crate::proxy::rewrite::upstream_uri(&self.authority, path_and_query)
     }
 
     /// Sends a request (its URI made by [`Upstream::uri_for`]) and waits for the response
@@ -143,8 +135,25 @@ impl Upstream {
             {
                 return UpstreamError::BodyTooLarge;
             }
+            if let Some(app) = cause.downcast_ref::<crate::body::ClientBodyError>() {
+                return UpstreamError::AppBody {
+                    detail: app.to_string(),
+                };
+            }
             if let Some(tls) = cause.downcast_ref::<rustls::Error>() {
                 return classify_tls(target, tls);
+            }
+            // Canceled: the connection closed before the request was written, so nothing
+            // reached the upstream. On an mTLS host right after the handshake this is
+            // how a rejected client certificate shows when the alert itself is lost.
+            if cause
+                .downcast_ref::<hyper::Error>()
+                .is_some_and(hyper::Error::is_canceled)
+            {
+                return UpstreamError::Connect {
+                    detail: "the connection closed before the request was sent (an mTLS host does this when it rejects the client certificate)".into(),
+                    target,
+                };
             }
         }
         let detail = causes

@@ -21,6 +21,7 @@ async fn the_binary_exchanges_a_code_and_stores_tokens_0600() {
     let Setup {
         wise,
         client_ca: _,
+        server_ca: _,
         dir,
         config_path: path,
     } = setup(FakeWiseConfig::default()).await;
@@ -79,6 +80,7 @@ async fn the_callback_listener_catches_the_redirect_and_checks_state() {
     let Setup {
         wise,
         client_ca: _,
+        server_ca: _,
         dir: _dir,
         config_path: path,
     } = setup(fake).await;
@@ -144,6 +146,7 @@ async fn a_pasted_redirect_with_the_wrong_state_is_refused() {
     let Setup {
         wise,
         client_ca: _,
+        server_ca: _,
         dir: _dir,
         config_path: path,
     } = setup(FakeWiseConfig {
@@ -172,6 +175,7 @@ async fn a_key_that_does_not_match_the_certificate_stops_start_up() {
     let Setup {
         wise: _wise,
         client_ca,
+        server_ca: _,
         dir,
         config_path: path,
     } = setup(FakeWiseConfig::default()).await;
@@ -202,6 +206,7 @@ async fn token_status_shows_expiry_never_the_token_and_token_refresh_refreshes()
     let Setup {
         wise,
         client_ca: _,
+        server_ca: _,
         dir: _dir,
         config_path,
     } = setup(FakeWiseConfig::default()).await;

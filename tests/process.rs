@@ -209,3 +209,54 @@ async fn json_logs_at_trace_level_carry_the_access_line_and_no_secret() {
             .unwrap();
     assert!(!output.contains(stored["refresh_token"].as_str().unwrap()));
 }
+
+#[tokio::test]
+async fn authorize_refresh_and_check_at_trace_level_leak_nothing() {
+    let setup = setup(FakeWiseConfig::default()).await;
+    let run = |args: Vec<String>| {
+        let config = setup.config_path.clone();
+        async move {
+            let output = Command::new(env!("CARGO_BIN_EXE_wisegate"))
+                .args(&args)
+                .arg("--config")
+                .arg(config)
+                .env("WISEGATE_LOG", "trace")
+                .output()
+                .await
+                .unwrap();
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&output.stdout),
+                String::from_utf8_lossy(&output.stderr)
+            )
+        }
+    };
+    let code = setup.wise.issue_code();
+    let mut output = run(vec!["authorize".into(), "--code".into(), code.clone()]).await;
+    let first = setup.wise.current_access_token().unwrap();
+    output += &run(vec!["token".into(), "refresh".into()]).await;
+    output += &run(vec!["check".into(), "--online".into()]).await;
+    output += &run(vec!["token".into(), "status".into()]).await;
+    let last = setup.wise.current_access_token().unwrap();
+    assert_ne!(first, last);
+    assert_eq!(setup.wise.token_calls().refresh_token, 2, "{output}");
+    let stored: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(setup.dir.path().join("state/tokens.json")).unwrap())
+            .unwrap();
+    let refresh = stored["refresh_token"].as_str().unwrap().to_owned();
+    let config = setup.wise.config();
+    for secret in [
+        first.as_str(),
+        last.as_str(),
+        refresh.as_str(),
+        &config.client_secret,
+        &config.personal_token,
+        &code,
+    ] {
+        assert!(!output.contains(secret), "a secret leaked into the output");
+    }
+    assert!(
+        output.contains("TRACE") || output.contains("DEBUG"),
+        "the output really was at trace level"
+    );
+}

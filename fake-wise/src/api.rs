@@ -75,6 +75,15 @@ pub(crate) async fn handle(
             );
             resp
         }
+        Some(_) if strip_version_prefix(parts.uri.path()) == "/test/sca" => {
+            match shared
+                .sca
+                .check(shared.config.sca_public_key_pem.as_deref(), &parts.headers)
+            {
+                None => sca_passed(&path_and_query),
+                Some(challenge) => challenge,
+            }
+        }
         Some(kind) => {
             let echo = serde_json::json!({
                 "host": host.as_str(),
@@ -163,6 +172,13 @@ async fn special(path: &str, query: Option<&str>, echo: &serde_json::Value) -> R
         return body::json(StatusCode::OK, &serde_json::json!({ "message": "ok" }));
     }
     body::json(StatusCode::OK, echo)
+}
+
+fn sca_passed(path_and_query: &str) -> Response<RespBody> {
+    body::json(
+        StatusCode::OK,
+        &serde_json::json!({"sca": "approved", "path_and_query": path_and_query}),
+    )
 }
 
 fn bad_request(description: &str) -> Response<RespBody> {

@@ -20,6 +20,8 @@ pub struct FakeWiseConfig {
     pub rotate_refresh_token: bool,
     /// The profile id the authorize page hands out (12345).
     pub profile_id: u64,
+    /// The RSA public key (SPKI PEM) registered for SCA signatures on `/test/sca` (none).
+    pub sca_public_key_pem: Option<String>,
 }
 
 impl Default for FakeWiseConfig {
@@ -32,6 +34,7 @@ impl Default for FakeWiseConfig {
             access_token_lifetime: Duration::from_secs(43199),
             rotate_refresh_token: false,
             profile_id: 12345,
+            sca_public_key_pem: None,
         }
     }
 }

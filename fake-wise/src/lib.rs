@@ -32,6 +32,7 @@ mod authorize;
 mod body;
 mod config;
 pub mod pki;
+mod sca;
 mod server;
 mod state;
 mod tls;

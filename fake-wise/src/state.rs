@@ -81,6 +81,7 @@ pub(crate) struct Shared {
     calls: Mutex<TokenCalls>,
     in_flight: AtomicU64,
     requests: Mutex<Vec<RecordedRequest>>,
+    pub sca: crate::sca::Challenges,
 }
 
 /// Locks a mutex, ignoring poisoning (the data stays consistent between statements).
@@ -122,6 +123,7 @@ impl Shared {
             calls: Mutex::default(),
             in_flight: AtomicU64::new(0),
             requests: Mutex::default(),
+            sca: crate::sca::Challenges::default(),
         }
     }
 

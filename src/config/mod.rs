@@ -210,6 +210,8 @@ impl fmt::Display for RedisUrl {
 #[derive(Debug, Clone)]
 pub struct PersonalTokenConfig {
     pub token_file: PathBuf,
+    /// The RSA key registered with Wise for SCA signatures on the personal-token path.
+    pub sca_key_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

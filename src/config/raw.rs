@@ -80,6 +80,7 @@ pub struct RawOAuth {
 #[serde(deny_unknown_fields)]
 pub struct RawPersonalToken {
     pub token_file: Option<String>,
+    pub sca_key_file: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -115,4 +116,9 @@ pub struct RawRoute {
     pub path: Option<String>,
     pub methods: Option<Vec<String>>,
     pub mode: Option<String>,
+    #[serde(default)]
+    pub shadow: bool,
+    #[serde(default)]
+    pub fallback: bool,
+    pub fallback_cooldown: Option<String>,
 }

@@ -216,8 +216,15 @@ pub fn validate(file: &Path, raw: RawConfig) -> Result<Config, Vec<Problem>> {
             section.token_file,
             "the file holding your personal API token",
         );
+        let sca_key_file = c.path(
+            "personal_token.sca_key_file",
+            section.sca_key_file.as_deref(),
+        );
         c.path("personal_token.token_file", file.as_deref())
-            .map(|token_file| PersonalTokenConfig { token_file })
+            .map(|token_file| PersonalTokenConfig {
+                token_file,
+                sca_key_file,
+            })
     });
 
     let defaults = Limits::default();
@@ -265,11 +272,17 @@ pub fn validate(file: &Path, raw: RawConfig) -> Result<Config, Vec<Problem>> {
         .routes()
         .iter()
         .position(|r| r.mode == Mode::PersonalToken);
+    // Shadow copies of OAuth routes and fallbacks go the personal-token way too.
+    let legacy_use = routes
+        .routes()
+        .iter()
+        .position(|r| r.fallback.is_some() || (r.shadow && r.mode != Mode::PersonalToken));
     if personal_token.is_none() {
-        let key = match (rollback_all, personal_route) {
-            (true, _) => Some("rollback.all".to_owned()),
-            (false, Some(index)) => Some(format!("route[{index}].mode")),
-            (false, None) => None,
+        let key = match (rollback_all, personal_route, legacy_use) {
+            (true, _, _) => Some("rollback.all".to_owned()),
+            (false, Some(index), _) => Some(format!("route[{index}].mode")),
+            (false, None, Some(index)) => Some(format!("route[{index}]")),
+            (false, None, None) => None,
         };
         if let Some(key) = key {
             c.problem(
@@ -486,12 +499,28 @@ fn routes(c: &mut Checker<'_>, raw: Vec<RawRoute>) -> RouteTable {
                 None
             }),
         };
+        if route.fallback && mode == Some(Mode::PersonalToken) {
+            c.problem(key("fallback"), "applies to OAuth routes (oauth_mtls, oauth_client): a personal_token route has nowhere to fall back to");
+        }
+        if route.fallback_cooldown.is_some() && !route.fallback {
+            c.problem(
+                key("fallback_cooldown"),
+                "needs fallback = true on the same route",
+            );
+        }
+        let cooldown = c.duration(
+            &key("fallback_cooldown"),
+            route.fallback_cooldown.as_deref(),
+            Duration::from_secs(30),
+        );
         if let (Some(name), Some(pattern), Some(mode)) = (name, pattern, mode) {
             routes.push(Route {
                 name,
                 pattern,
                 methods,
                 mode,
+                shadow: route.shadow,
+                fallback: route.fallback.then_some(cooldown),
             });
         }
     }

@@ -30,6 +30,8 @@ pub struct Options {
     pub unauthorized: bool,
     /// Present a client certificate from a CA fake-wise does not trust.
     pub untrusted_client_cert: bool,
+    /// Present a client certificate that has expired.
+    pub expired_client_cert: bool,
     /// Leave `upstream.ca_file` out, so fake-wise's server certificate is not trusted.
     pub no_ca_file: bool,
     pub fake: FakeWiseConfig,
@@ -150,6 +152,8 @@ impl Harness {
         let (wise, client_ca, server_ca) = start_wise(options.fake.clone()).await;
         let client_cert = if options.untrusted_client_cert {
             TestCa::new("somebody else's CA").client_cert("Acme")
+        } else if options.expired_client_cert {
+            client_ca.client_cert_expired("Acme")
         } else {
             client_ca.client_cert("Acme")
         };
@@ -161,7 +165,7 @@ impl Harness {
             let good = dir.path().join("good");
             std::fs::create_dir_all(&good).unwrap();
             let mut authorize_config = config.clone();
-            if options.untrusted_client_cert || options.no_ca_file {
+            if options.untrusted_client_cert || options.no_ca_file || options.expired_client_cert {
                 let trusted = client_ca.client_cert("Acme");
                 std::fs::write(good.join("client.crt"), &trusted.cert_pem).unwrap();
                 std::fs::write(good.join("client.key"), &trusted.key_pem).unwrap();
@@ -239,6 +243,7 @@ pub fn first_der(pem: &str) -> Vec<u8> {
 pub struct Setup {
     pub wise: FakeWise,
     pub client_ca: TestCa,
+    pub server_ca: TestCa,
     pub dir: TempDir,
     pub config_path: PathBuf,
 }
@@ -256,6 +261,7 @@ pub async fn setup(fake: FakeWiseConfig) -> Setup {
     Setup {
         wise,
         client_ca,
+        server_ca,
         dir,
         config_path,
     }

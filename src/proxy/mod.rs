@@ -1,0 +1,276 @@
+//! The request path: refuse what an open proxy would accept ([`guard`]), pick the route
+//! from the current snapshot, attach the mode's credential in place of whatever the app
+//! sent, forward to the mode's upstream ([`send`]: with one replay after a 401) and
+//! stream the answer back. One access log line and one set of metrics per request.
+
+mod fallback;
+mod guard;
+pub(crate) mod rewrite;
+mod send;
+mod shadow;
+
+pub use rewrite::rewrite;
+pub use send::{RequestHead, REPLAY_BUFFER_BYTES};
+
+/// Migration-safety state that outlives config snapshots: fallback breakers and the
+/// bound on shadow copies.
+#[derive(Debug, Default)]
+pub struct Migration {
+    pub breakers: fallback::Breakers,
+    pub shadow_permits: shadow::ShadowPermits,
+}
+
+use crate::app::Snapshot;
+use crate::body::{stream, ProxyBody};
+use crate::error::ProxyError;
+use crate::headers::strip_hop_by_hop;
+use crate::metrics::RouteReasonLabels;
+use crate::metrics::{Metrics, RequestLabels, RouteLabels, RouteModeLabels};
+use crate::route::Mode;
+use crate::sca;
+use crate::token::CredentialError;
+use crate::Shared;
+use http::{HeaderMap, Request, Response, StatusCode, Version};
+use hyper::body::Incoming;
+use send::AppBody;
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
+
+/// Handles one request from the app; never fails (errors become wisegate's answers).
+pub async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> Response<ProxyBody> {
+    let started = Instant::now();
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
+    let correlation = header_text(request.headers(), "x-external-correlation-id");
+    let mut log = AccessLog {
+        counts: None,
+        route: "-".into(),
+        mode: "-",
+        upstream: "-".into(),
+    };
+    shared.metrics.in_flight.inc();
+    let response = forward(&shared, request, &mut log).await;
+    shared.metrics.in_flight.dec();
+    let response = match response {
+        Ok(response) => response,
+        Err(error) => {
+            tracing::warn!(kind = error.kind(), route = %log.route, "{error}");
+            error.into_response()
+        }
+    };
+    let elapsed = started.elapsed();
+    record(&shared.metrics, &log, response.status());
+    shared
+        .metrics
+        .request_duration
+        .get_or_create(&RouteModeLabels {
+            route: log.route.clone(),
+            mode: log.mode.to_owned(),
+        })
+        .observe(elapsed.as_secs_f64());
+    tracing::info!(
+        target: "wisegate::access",
+        method = %method,
+        path = %path,
+        route = %log.route,
+        mode = log.mode,
+        status = response.status().as_u16(),
+        duration_ms = elapsed.as_secs_f64() * 1000.0,
+        upstream = %log.upstream,
+        trace_id = header_text(response.headers(), "x-trace-id").unwrap_or_default(),
+        correlation_id = correlation.unwrap_or_default(),
+        "request"
+    );
+    response
+}
+
+fn record(metrics: &Metrics, log: &AccessLog, status: StatusCode) {
+    let labels = RequestLabels {
+        route: log.route.clone(),
+        mode: log.mode.to_owned(),
+        status: status.as_str().to_owned(),
+    };
+    metrics.requests.get_or_create(&labels).inc();
+    if let Some((snapshot, index)) = &log.counts {
+        snapshot.counts[*index].record(status.as_u16());
+    }
+    if status == StatusCode::TOO_MANY_REQUESTS {
+        metrics
+            .rate_limited
+            .get_or_create(&RouteLabels {
+                route: log.route.clone(),
+            })
+            .inc();
+    }
+}
+
+/// What the access line reports about where a request went.
+struct AccessLog {
+    /// The snapshot's counter for the route, once known.
+    counts: Option<(Arc<Snapshot>, usize)>,
+    route: String,
+    mode: &'static str,
+    upstream: String,
+}
+
+fn header_text(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+}
+
+async fn forward(
+    shared: &Arc<Shared>,
+    request: Request<Incoming>,
+    log: &mut AccessLog,
+) -> Result<Response<ProxyBody>, ProxyError> {
+    let snapshot = shared.snapshot.load_full();
+    let limit = snapshot.config.limits.max_body_bytes;
+    guard::check(&request, limit)?;
+    let selected = snapshot.route(request.method(), request.uri().path());
+    let route = selected.name.to_owned();
+    log.route = route.clone();
+    log.mode = selected.mode.as_str();
+    log.counts = Some((snapshot.clone(), selected.index));
+
+    // Keep the body when a second send may be needed and the route allows one.
+    let sca = selected.mode == Mode::PersonalToken
+        && snapshot.sca.is_some()
+        && !sca::app_signs(request.headers());
+    let keep = selected.mode == Mode::OAuthMtls || selected.fallback.is_some() || sca;
+    let shadow = selected.shadow && shadow::applies(request.method());
+    let (parts, body) = request.into_parts();
+    let head = rewrite::head(parts, snapshot.upstream(selected.mode).authority());
+    let mut body = AppBody::prepare(body, keep, limit).await?;
+
+    let mut side = selected.mode;
+    if let Some(cooldown) = selected.fallback {
+        if shared.migration.breakers.decide(&route, cooldown) == fallback::Decision::Legacy {
+            count_fallback(shared, &route, "circuit_open");
+            side = Mode::PersonalToken;
+        }
+    }
+    let response = if side == Mode::PersonalToken {
+        if side == selected.mode {
+            send_legacy(&snapshot, &head, &mut body, limit, sca).await
+        } else {
+            send_legacy(
+                &snapshot,
+                &head.to(&snapshot.legacy),
+                &mut body,
+                limit,
+                false,
+            )
+            .await
+        }
+    } else {
+        match send_oauth(shared, &snapshot, side, &head, &mut body, limit).await {
+            Ok(response) => {
+                if selected.fallback.is_some() {
+                    shared.migration.breakers.success(&route);
+                }
+                Ok(response)
+            }
+            Err(error) => match (selected.fallback, fallback::reason(&error)) {
+                // Nothing reached Wise: the personal-token way is safe for any method.
+                (Some(cooldown), Some(reason)) if body.is_kept() => {
+                    shared.migration.breakers.failure(&route, cooldown);
+                    count_fallback(shared, &route, reason);
+                    tracing::info!(%route, %reason, "mTLS side unusable ({error}); sending the personal-token way");
+                    side = Mode::PersonalToken;
+                    send_legacy(
+                        &snapshot,
+                        &head.to(&snapshot.legacy),
+                        &mut body,
+                        limit,
+                        false,
+                    )
+                    .await
+                }
+                _ => Err(error),
+            },
+        }
+    }?;
+    log.mode = side.as_str();
+    log.upstream = snapshot.upstream(side).target().to_owned();
+
+    if shadow {
+        let primary = shadow::Primary {
+            route,
+            side,
+            status: response.status(),
+            trace_id: header_text(response.headers(), "x-trace-id"),
+        };
+        shadow::spawn(shared.clone(), snapshot.clone(), head, primary);
+    }
+    let (mut parts, body) = response.into_parts();
+    strip_hop_by_hop(&mut parts.headers);
+    parts.version = Version::HTTP_11;
+    Ok(Response::from_parts(parts, stream(body)))
+}
+
+fn count_fallback(shared: &Shared, route: &str, reason: &str) {
+    let labels = RouteReasonLabels {
+        route: route.to_owned(),
+        reason: reason.to_owned(),
+    };
+    shared.metrics.fallback.get_or_create(&labels).inc();
+}
+
+/// The mTLS side: the client certificate must be current and the route's OAuth token
+/// usable before anything is sent.
+async fn send_oauth(
+    shared: &Arc<Shared>,
+    snapshot: &Snapshot,
+    mode: Mode,
+    head: &RequestHead,
+    body: &mut AppBody,
+    limit: u64,
+) -> Result<Response<Incoming>, ProxyError> {
+    let identity = shared.resolver.current();
+    if identity.not_after <= SystemTime::now() {
+        return Err(ProxyError::ClientCertExpired {
+            file: identity.cert_file.display().to_string(),
+        });
+    }
+    if mode == Mode::OAuthClient {
+        let bearer = shared.tokens.client_bearer().await?;
+        return send::send_once(&snapshot.mtls, head, body, bearer, limit).await;
+    }
+    let bearer = shared.tokens.user_bearer_or_refresh().await?;
+    send::send_with_user_token(&snapshot.mtls, head, body, bearer, limit, &shared.tokens).await
+}
+
+/// The personal-token side; with `sca`, a challenge to a kept request is signed and the
+/// request repeated once with `x-2fa-approval` and `X-Signature`.
+async fn send_legacy(
+    snapshot: &Snapshot,
+    head: &RequestHead,
+    body: &mut AppBody,
+    limit: u64,
+    sca: bool,
+) -> Result<Response<Incoming>, ProxyError> {
+    let bearer =
+        snapshot
+            .personal_bearer
+            .clone()
+            .ok_or_else(|| CredentialError::PersonalTokenMissing {
+                reason: "no [personal_token] token_file is configured".into(),
+            })?;
+    let response = send::send_once(&snapshot.legacy, head, body, bearer.clone(), limit).await?;
+    let (Some(signer), true) = (snapshot.sca.as_ref().filter(|_| sca), body.is_kept()) else {
+        return Ok(response);
+    };
+    let Some(one_time_token) = sca::challenge(response.status(), response.headers()) else {
+        return Ok(response);
+    };
+    let mut signed = head.clone();
+    sca::approve(
+        &mut signed.headers,
+        &one_time_token,
+        &signer.sign(&one_time_token),
+    );
+    tracing::info!("SCA challenge on the personal-token path: signed and repeated once");
+    send::send_once(&snapshot.legacy, &signed, body, bearer, limit).await
+}

@@ -1,0 +1,49 @@
+//! The request-rewrite step, pure: the app's request becomes the head sent upstream.
+//! The target keeps its path and query byte for byte under the upstream's scheme and
+//! authority; hop-by-hop headers, `Host` and the app's `Authorization` go (the route's
+//! credential is added when sending).
+
+use super::guard;
+use super::send::RequestHead;
+use crate::error::ProxyError;
+use crate::headers::strip_hop_by_hop;
+use http::uri::{Authority, PathAndQuery, Scheme};
+use http::{header, Request, Uri};
+
+/// `https://<authority><path and query>`; `/` when the request had no path.
+pub fn upstream_uri(authority: &Authority, path_and_query: Option<&PathAndQuery>) -> Uri {
+    let mut parts = http::uri::Parts::default();
+    parts.scheme = Some(Scheme::HTTPS);
+    parts.authority = Some(authority.clone());
+    parts.path_and_query = Some(
+        path_and_query
+            .cloned()
+            .unwrap_or_else(|| PathAndQuery::from_static("/")),
+    );
+    Uri::from_parts(parts).unwrap_or_else(|_| Uri::from_static("/"))
+}
+
+/// Rewrites the parts of an accepted request for `authority`.
+pub fn head(mut parts: http::request::Parts, authority: &Authority) -> RequestHead {
+    strip_hop_by_hop(&mut parts.headers);
+    parts.headers.remove(header::HOST);
+    parts.headers.remove(header::AUTHORIZATION);
+    RequestHead {
+        uri: upstream_uri(authority, parts.uri.path_and_query()),
+        method: parts.method,
+        headers: parts.headers,
+    }
+}
+
+/// The whole step for one request: refused (see the guard), or its upstream head and
+/// body. `authority` is the upstream's `host[:port]`.
+pub fn rewrite<B>(
+    request: Request<B>,
+    limit: u64,
+    authority: &str,
+) -> Result<(RequestHead, B), ProxyError> {
+    guard::check(&request, limit)?;
+    let authority = Authority::try_from(authority).map_err(|_| ProxyError::AbsoluteForm)?;
+    let (parts, body) = request.into_parts();
+    Ok((head(parts, &authority), body))
+}

@@ -1,0 +1,149 @@
+//! Sending a request upstream. The body is kept (at most [`REPLAY_BUFFER_BYTES`]) when
+//! a second send may be needed: a replay after a 401 on a user-token route (the token was
+//! invalidated, e.g. by a refresh elsewhere), an SCA-signed repeat on the personal-token
+//! path, or a fallback; otherwise it streams through untouched and is sent once.
+
+use crate::body::{self, full, AppBodyFailure, ProxyBody};
+use crate::error::ProxyError;
+use crate::token::TokenManager;
+use crate::upstream::{Upstream, UpstreamError};
+use bytes::Bytes;
+use http::{header, HeaderMap, HeaderValue, Method, Request, Response, StatusCode, Uri};
+use http_body::Body;
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+use std::sync::Arc;
+
+/// The most request body kept for a second send.
+pub const REPLAY_BUFFER_BYTES: u64 = 64 * 1024;
+
+/// What is kept of a request to send it (again, or elsewhere).
+#[derive(Debug, Clone)]
+pub struct RequestHead {
+    pub method: Method,
+    pub uri: Uri,
+    pub headers: HeaderMap,
+}
+
+impl RequestHead {
+    pub fn request(&self, bearer: HeaderValue, body: ProxyBody) -> Request<ProxyBody> {
+        let mut request = Request::new(body);
+        *request.method_mut() = self.method.clone();
+        *request.uri_mut() = self.uri.clone();
+        *request.headers_mut() = self.headers.clone();
+        request.headers_mut().insert(header::AUTHORIZATION, bearer);
+        request
+    }
+
+    /// The same request aimed at another upstream.
+    pub fn to(&self, upstream: &Upstream) -> RequestHead {
+        RequestHead {
+            uri: upstream.uri_for(self.uri.path_and_query()),
+            ..self.clone()
+        }
+    }
+}
+
+/// The app's body: kept whole (sendable any number of times) or streaming (once).
+pub enum AppBody {
+    Kept(Bytes),
+    Streaming(Option<Incoming>),
+}
+
+impl AppBody {
+    /// Keeps `body` when `keep` and it is known to be small enough, else streams it.
+    pub async fn prepare(body: Incoming, keep: bool, limit: u64) -> Result<AppBody, ProxyError> {
+        let small = body
+            .size_hint()
+            .exact()
+            .is_some_and(|n| n <= REPLAY_BUFFER_BYTES.min(limit));
+        if !(keep && small) {
+            return Ok(AppBody::Streaming(Some(body)));
+        }
+        let kept = Limited::new(
+            body.map_err(body::ClientBodyError),
+            REPLAY_BUFFER_BYTES as usize,
+        )
+        .collect()
+        .await
+        .map_err(|error| ProxyError::BadRequestBody {
+            detail: error.to_string(),
+        })?;
+        Ok(AppBody::Kept(kept.to_bytes()))
+    }
+
+    pub fn is_kept(&self) -> bool {
+        matches!(self, AppBody::Kept(_))
+    }
+}
+
+/// Maps an upstream failure to wisegate's answer, naming the app's part where it is the
+/// app's fault.
+fn answer(
+    limit: u64,
+    watch: Option<&body::AppBodyWatch>,
+) -> impl Fn(UpstreamError) -> ProxyError + '_ {
+    move |error| match (watch.and_then(body::AppBodyWatch::failure), error) {
+        (Some(AppBodyFailure::TooLarge), _) | (None, UpstreamError::BodyTooLarge) => {
+            ProxyError::BodyTooLarge { limit }
+        }
+        (Some(AppBodyFailure::Broken(detail)), _) => ProxyError::BadRequestBody {
+            detail: detail.clone(),
+        },
+        (None, UpstreamError::AppBody { detail }) => ProxyError::BadRequestBody { detail },
+        (None, other) => ProxyError::Upstream(other),
+    }
+}
+
+/// Sends once with whatever body is left.
+pub async fn send_once(
+    upstream: &Upstream,
+    head: &RequestHead,
+    body: &mut AppBody,
+    bearer: HeaderValue,
+    limit: u64,
+) -> Result<Response<Incoming>, ProxyError> {
+    match body {
+        AppBody::Kept(bytes) => upstream
+            .send(head.request(bearer, full(bytes.clone())))
+            .await
+            .map_err(answer(limit, None)),
+        AppBody::Streaming(incoming) => {
+            let Some(incoming) = incoming.take() else {
+                return Err(ProxyError::BadRequestBody {
+                    detail: "the request body was already sent".into(),
+                });
+            };
+            let (streamed, watch) = body::from_app(incoming, limit);
+            upstream
+                .send(head.request(bearer, streamed))
+                .await
+                .map_err(answer(limit, Some(&watch)))
+        }
+    }
+}
+
+/// Sends with the user's token: a 401 to a kept request is answered by one refresh (or
+/// the token another request already refreshed) and one replay; a second 401 goes to the
+/// app. A 401 to a streamed request still triggers the refresh, for the next request.
+pub async fn send_with_user_token(
+    upstream: &Upstream,
+    head: &RequestHead,
+    body: &mut AppBody,
+    bearer: HeaderValue,
+    limit: u64,
+    tokens: &Arc<TokenManager>,
+) -> Result<Response<Incoming>, ProxyError> {
+    let first = send_once(upstream, head, body, bearer.clone(), limit).await?;
+    if first.status() != StatusCode::UNAUTHORIZED {
+        return Ok(first);
+    }
+    if !body.is_kept() {
+        let tokens = tokens.clone();
+        tokio::spawn(async move { tokens.replace_rejected(&bearer).await });
+        return Ok(first);
+    }
+    let fresh = tokens.replace_rejected(&bearer).await?;
+    tracing::info!("Wise answered 401; replaying once with the refreshed token");
+    send_once(upstream, head, body, fresh, limit).await
+}

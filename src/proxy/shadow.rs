@@ -1,0 +1,104 @@
+//! Shadow comparison for routes with `shadow = true`: for GET and HEAD, once the primary
+//! answer is in, a copy goes the other way (personal token + legacy host for an OAuth
+//! route, and the reverse), off the request's critical path and bounded: at most
+//! [`MAX_IN_FLIGHT`] copies at once, further ones are dropped and counted. Status classes
+//! are compared; each mismatch is logged with both `x-trace-id`s.
+
+use super::send::RequestHead;
+use crate::app::Snapshot;
+use crate::metrics::RouteResultLabels;
+use crate::route::Mode;
+use crate::Shared;
+use http::{Method, StatusCode};
+use std::sync::Arc;
+use tokio::sync::Semaphore;
+
+/// Shadow copies in flight at most.
+pub const MAX_IN_FLIGHT: usize = 16;
+
+/// The bound on copies in flight.
+#[derive(Debug)]
+pub struct ShadowPermits(Arc<Semaphore>);
+
+impl Default for ShadowPermits {
+    fn default() -> Self {
+        ShadowPermits(Arc::new(Semaphore::new(MAX_IN_FLIGHT)))
+    }
+}
+
+/// Whether a request of `method` is shadowed at all.
+pub fn applies(method: &Method) -> bool {
+    method == Method::GET || method == Method::HEAD
+}
+
+/// What the primary exchange was, for the comparison.
+pub struct Primary {
+    pub route: String,
+    /// The side it went: `PersonalToken` for the legacy host, else the mTLS host.
+    pub side: Mode,
+    pub status: StatusCode,
+    pub trace_id: Option<String>,
+}
+
+fn count(shared: &Shared, route: &str, result: &str) {
+    let labels = RouteResultLabels {
+        route: route.to_owned(),
+        result: result.to_owned(),
+    };
+    shared.metrics.shadow.get_or_create(&labels).inc();
+}
+
+/// Sends the copy the other way in the background.
+pub fn spawn(shared: Arc<Shared>, snapshot: Arc<Snapshot>, head: RequestHead, primary: Primary) {
+    let Ok(permit) = shared
+        .migration
+        .shadow_permits
+        .0
+        .clone()
+        .try_acquire_owned()
+    else {
+        count(&shared, &primary.route, "dropped");
+        return;
+    };
+    tokio::spawn(async move {
+        let to_legacy = primary.side != Mode::PersonalToken;
+        let (upstream, bearer) = if to_legacy {
+            (&snapshot.legacy, snapshot.personal_bearer.clone())
+        } else {
+            (&snapshot.mtls, shared.tokens.user_bearer().ok())
+        };
+        let Some(bearer) = bearer else {
+            count(&shared, &primary.route, "error");
+            return;
+        };
+        let request = head.to(upstream).request(bearer, crate::body::full(""));
+        let result = match upstream.send(request).await {
+            Ok(response) if response.status().as_u16() / 100 == primary.status.as_u16() / 100 => {
+                "match"
+            }
+            Ok(response) => {
+                let trace_id = response
+                    .headers()
+                    .get("x-trace-id")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("-");
+                tracing::warn!(
+                    route = %primary.route,
+                    primary_status = primary.status.as_u16(),
+                    primary_trace_id = primary.trace_id.as_deref().unwrap_or("-"),
+                    shadow_status = response.status().as_u16(),
+                    shadow_trace_id = trace_id,
+                    shadow_host = upstream.target(),
+                    "shadow mismatch: the other way answered a different status class"
+                );
+                "mismatch"
+            }
+            Err(error) => {
+                tracing::debug!(route = %primary.route, "shadow copy failed: {error}");
+                "error"
+            }
+        };
+        count(&shared, &primary.route, result);
+        drop(permit);
+    });
+}

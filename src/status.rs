@@ -1,0 +1,258 @@
+//! `/status` on the admin listener: what an operator wants to see at a glance, as JSON
+//! (the default) and as an HTML page for people (`Accept: text/html`, as browsers send,
+//! or `?format=html`). Routes with their configured and effective modes, shadow and
+//! fallback state and status counts; token and certificate expiry; rollback; the config
+//! generation and when it was loaded; readiness. Both views are rendered from the one
+//! JSON value.
+
+use crate::admin::not_ready_reasons;
+use crate::app::Snapshot;
+use crate::route::{Mode, DEFAULT_ROUTE};
+use crate::Shared;
+use serde_json::{json, Value};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Answers per status class (1xx..5xx) of one route.
+#[derive(Debug, Default)]
+pub struct RouteCounts([AtomicU64; 5]);
+
+impl RouteCounts {
+    pub fn record(&self, status: u16) {
+        let class = usize::from(status / 100).clamp(1, 5) - 1;
+        self.0[class].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Carries the counts of a route over into a new snapshot.
+    pub fn add_from(&self, other: &RouteCounts) {
+        for (mine, theirs) in self.0.iter().zip(&other.0) {
+            mine.fetch_add(theirs.load(Ordering::Relaxed), Ordering::Relaxed);
+        }
+    }
+
+    fn to_json(&self) -> Value {
+        let n = |i: usize| self.0[i].load(Ordering::Relaxed);
+        json!({"1xx": n(0), "2xx": n(1), "3xx": n(2), "4xx": n(3), "5xx": n(4)})
+    }
+}
+
+fn unix(time: SystemTime) -> u64 {
+    time.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+fn rfc3339(time: SystemTime) -> String {
+    humantime::format_rfc3339_seconds(time).to_string()
+}
+
+/// The status as JSON.
+pub fn json(shared: &Shared) -> Value {
+    let snapshot = shared.snapshot.load_full();
+    let open = shared.migration.breakers.open();
+    let rollback = snapshot.config.rollback_all;
+    let effective = |mode: Mode| if rollback { Mode::PersonalToken } else { mode };
+    let mut routes: Vec<Value> = snapshot
+        .config
+        .routes
+        .routes()
+        .iter()
+        .enumerate()
+        .map(|(index, route)| {
+            json!({
+                "name": route.name,
+                "path": route.pattern.as_str(),
+                "methods": route.methods.iter().map(|m| m.as_str()).collect::<Vec<_>>(),
+                "mode": route.mode.as_str(),
+                "effective_mode": effective(route.mode).as_str(),
+                "shadow": route.shadow,
+                "fallback": route.fallback.map(|cooldown| json!({
+                    "cooldown_s": cooldown.as_secs(),
+                    "open": open.contains_key(&route.name),
+                    "probe_in_s": open.get(&route.name),
+                })),
+                "responses": snapshot.counts[index].to_json(),
+            })
+        })
+        .collect();
+    routes.push(json!({
+        "name": DEFAULT_ROUTE,
+        "path": "(anything else)",
+        "methods": [],
+        "mode": Mode::OAuthMtls.as_str(),
+        "effective_mode": effective(Mode::OAuthMtls).as_str(),
+        "shadow": false,
+        "fallback": null,
+        "responses": snapshot.counts[snapshot.counts.len() - 1].to_json(),
+    }));
+    let token = shared.tokens.status();
+    let last = shared.tokens.last_refresh();
+    let identity = shared.resolver.current();
+    let reasons = not_ready_reasons(shared);
+    json!({
+        "ready": reasons.is_empty(),
+        "reasons": reasons,
+        "rollback_all": rollback,
+        "config": {
+            "file": snapshot.config.file.display().to_string(),
+            "generation": snapshot.generation,
+            "sha256": snapshot.config.sha256,
+            "loaded_at": rfc3339(snapshot.loaded_at),
+        },
+        "routes": routes,
+        "token": {
+            "expires_at": token.expires_at.map(rfc3339),
+            "expires_unix": token.expires_at.map(unix),
+            "profile_id": token.profile_id,
+            "last_refresh": last.map(|o| json!({"at": rfc3339(o.at), "error": o.error, "grant_refused": o.grant_refused})),
+        },
+        "client_certificate": {
+            "file": identity.cert_file.display().to_string(),
+            "expires_at": rfc3339(identity.not_after),
+            "expires_unix": unix(identity.not_after),
+        },
+    })
+}
+
+/// Text safe inside HTML elements and attributes.
+fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+fn text(value: &Value) -> String {
+    match value {
+        Value::String(s) => escape(s),
+        Value::Null => "-".to_owned(),
+        other => escape(&other.to_string()),
+    }
+}
+
+/// The status as an HTML page; a small script turns expiry times into "in 11 h".
+pub fn html(status: &Value) -> String {
+    let mut rows = String::new();
+    for route in status["routes"].as_array().into_iter().flatten() {
+        let methods = route["methods"]
+            .as_array()
+            .filter(|m| !m.is_empty())
+            .map_or("all".to_owned(), |m| {
+                m.iter().map(text).collect::<Vec<_>>().join(" ")
+            });
+        let fallback = match &route["fallback"] {
+            Value::Null => "off".to_owned(),
+            f if f["open"] == true => format!("open, probe in {} s", text(&f["probe_in_s"])),
+            f => format!("armed (cool-down {} s)", text(&f["cooldown_s"])),
+        };
+        let r = &route["responses"];
+        let changed = if route["mode"] == route["effective_mode"] {
+            ""
+        } else {
+            " class=\"changed\""
+        };
+        rows.push_str(&format!(
+            "<tr data-route=\"{name}\"><td>{name}</td><td><code>{path}</code></td><td>{methods}</td><td>{mode}</td><td{changed}>{effective}</td><td>{shadow}</td><td>{fallback}</td><td>{ok} / {c4} / {c5}</td></tr>\n",
+            name = text(&route["name"]),
+            path = text(&route["path"]),
+            mode = text(&route["mode"]),
+            effective = text(&route["effective_mode"]),
+            shadow = if route["shadow"] == true { "on" } else { "off" },
+            ok = text(&r["2xx"]),
+            c4 = text(&r["4xx"]),
+            c5 = text(&r["5xx"]),
+        ));
+    }
+    let ready = if status["ready"] == true {
+        "<span class=\"ok\">ready</span>".to_owned()
+    } else {
+        let reasons = status["reasons"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(text)
+            .collect::<Vec<_>>()
+            .join("; ");
+        format!("<span class=\"bad\">not ready</span>: {reasons}")
+    };
+    let rollback = if status["rollback_all"] == true {
+        "<span class=\"bad\">ON: every route goes to the legacy host</span>"
+    } else {
+        "off"
+    };
+    format!(
+        r#"<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>wisegate status</title>
+<style>
+body {{ font: 14px/1.4 system-ui, sans-serif; margin: 2em; color: #222; }}
+table {{ border-collapse: collapse; margin-top: 1em; }}
+td, th {{ border: 1px solid #ccc; padding: 4px 8px; text-align: left; }}
+th {{ background: #f3f3f3; }}
+.ok {{ color: #17702a; font-weight: bold; }} .bad {{ color: #b00020; font-weight: bold; }}
+.changed {{ background: #fff3cd; }} dt {{ font-weight: bold; }} dd {{ margin: 0 0 .5em 0; }}
+</style></head>
+<body>
+<h1>wisegate</h1>
+<dl>
+<dt>State</dt><dd id="ready">{ready}</dd>
+<dt>Rollback</dt><dd id="rollback">{rollback}</dd>
+<dt>Config</dt><dd>{file}, generation <span id="generation">{generation}</span>, loaded {loaded}</dd>
+<dt>OAuth access token</dt><dd>expires {token} <span class="relative" data-unix="{token_unix}"></span></dd>
+<dt>Client certificate</dt><dd>{cert_file}, expires {cert} <span class="relative" data-unix="{cert_unix}"></span></dd>
+</dl>
+<table id="routes">
+<tr><th>route</th><th>path</th><th>methods</th><th>mode</th><th>effective</th><th>shadow</th><th>fallback</th><th>2xx / 4xx / 5xx</th></tr>
+{rows}</table>
+<script>
+for (const el of document.querySelectorAll('.relative')) {{
+  const at = Number(el.dataset.unix);
+  if (!at) continue;
+  const s = at - Date.now() / 1000, abs = Math.abs(s);
+  const n = abs >= 86400 ? Math.round(abs / 86400) + ' d' : abs >= 3600 ? Math.round(abs / 3600) + ' h' : Math.round(abs / 60) + ' min';
+  el.textContent = s >= 0 ? '(in ' + n + ')' : '(' + n + ' ago)';
+}}
+</script>
+</body></html>
+"#,
+        file = text(&status["config"]["file"]),
+        generation = text(&status["config"]["generation"]),
+        loaded = text(&status["config"]["loaded_at"]),
+        token = text(&status["token"]["expires_at"]),
+        token_unix = text(&status["token"]["expires_unix"]),
+        cert_file = text(&status["client_certificate"]["file"]),
+        cert = text(&status["client_certificate"]["expires_at"]),
+        cert_unix = text(&status["client_certificate"]["expires_unix"]),
+    )
+}
+
+/// Per-route counts for a snapshot: one per route, plus the default route last.
+pub fn counts_for(snapshot_routes: usize) -> Vec<RouteCounts> {
+    (0..=snapshot_routes)
+        .map(|_| RouteCounts::default())
+        .collect()
+}
+
+/// Carries counts over from `old` to `new` for routes that kept their name.
+pub fn carry_over(old: &Snapshot, new: &Snapshot) {
+    let names = |s: &Snapshot| -> Vec<String> {
+        s.config
+            .routes
+            .routes()
+            .iter()
+            .map(|r| r.name.clone())
+            .chain([DEFAULT_ROUTE.to_owned()])
+            .collect()
+    };
+    let old_names = names(old);
+    for (index, name) in names(new).iter().enumerate() {
+        if let Some(previous) = old_names.iter().position(|n| n == name) {
+            new.counts[index].add_from(&old.counts[previous]);
+        }
+    }
+}

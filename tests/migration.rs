@@ -1,0 +1,193 @@
+//! Migration safety, end to end: shadow comparison, automatic fallback with a breaker,
+//! SCA signing on the personal-token path.
+
+mod common;
+
+use bytes::Bytes;
+use common::{
+    authorize_with_code, get_at, json, metric, send, serve_with_admin, setup, wait_for_metric,
+    Harness, Options,
+};
+use fake_wise::{FakeWiseConfig, HostKind};
+use http::{Request, StatusCode};
+use http_body_util::Full;
+use std::time::{Duration, Instant};
+use wisegate::config::Config;
+
+#[tokio::test]
+async fn a_shadowed_get_reaches_both_hosts_while_a_post_reaches_one() {
+    let extra = "[[route]]\nname = \"profiles\"\npath = \"/v1/profiles/**\"\nshadow = true\n";
+    let h = Harness::start_with(Options {
+        extra: extra.into(),
+        ..Options::default()
+    })
+    .await;
+    let (response, body) = h.get("/v1/profiles/1?x=1").await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(
+        json(&body)["host"],
+        "mtls",
+        "the app gets the primary answer"
+    );
+    wait_for_metric(
+        h.admin,
+        "wisegate_shadow_total{route=\"profiles\",result=\"match\"}",
+        1.0,
+    )
+    .await;
+    let seen = h.wise.requests();
+    let legacy: Vec<_> = seen.iter().filter(|r| r.host == HostKind::Legacy).collect();
+    assert_eq!(legacy.len(), 1);
+    assert_eq!(legacy[0].path_and_query, "/v1/profiles/1?x=1");
+    assert_eq!(
+        legacy[0].header("authorization"),
+        Some(format!("Bearer {}", h.wise.config().personal_token).as_str())
+    );
+
+    h.wise.clear_requests();
+    let post = Request::post(h.url("/v1/profiles/1"))
+        .body(Full::new(Bytes::from_static(b"{}")))
+        .unwrap();
+    assert_eq!(send(post).await.0.status(), StatusCode::OK);
+    let (_, _) = h.get("/v1/other").await; // a later request, so a stray copy would have shown
+    let hosts: Vec<HostKind> = h.wise.requests().iter().map(|r| r.host).collect();
+    assert_eq!(
+        hosts,
+        [HostKind::Mtls, HostKind::Mtls],
+        "POSTs are never shadowed"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fallback_takes_over_when_the_certificate_is_rejected_and_gives_way_when_fixed() {
+    let setup = setup(FakeWiseConfig::default()).await;
+    authorize_with_code(&Config::load(&setup.config_path).unwrap(), &setup.wise).await;
+    let dir = setup.dir.path();
+    let good = (
+        std::fs::read(dir.join("client.crt")).unwrap(),
+        std::fs::read(dir.join("client.key")).unwrap(),
+    );
+    let stranger = fake_wise::TestCa::new("not Wise's CA").client_cert("Acme");
+    std::fs::write(dir.join("client.crt"), &stranger.cert_pem).unwrap();
+    std::fs::write(dir.join("client.key"), &stranger.key_pem).unwrap();
+    let route = "\n[[route]]\nname = \"transfers\"\npath = \"/v1/transfers/**\"\nfallback = true\nfallback_cooldown = \"1s\"\n";
+    std::fs::write(
+        &setup.config_path,
+        std::fs::read_to_string(&setup.config_path).unwrap() + route,
+    )
+    .unwrap();
+    let (proxy, admin) = serve_with_admin(Config::load(&setup.config_path).unwrap()).await;
+
+    let post = |n: u32| {
+        Request::post(format!("http://{proxy}/v1/transfers/{n}"))
+            .body(Full::new(Bytes::from(format!("{{\"n\":{n}}}"))))
+            .unwrap()
+    };
+    for n in 0..5 {
+        let (response, body) = send(post(n)).await;
+        assert_eq!(response.status(), StatusCode::OK, "{body:?}");
+        assert_eq!(
+            json(&body)["token_kind"],
+            "personal",
+            "POST {n} went the personal-token way"
+        );
+        assert_eq!(json(&body)["body_len"], format!("{{\"n\":{n}}}").len());
+    }
+    // A rejected certificate shows as the TLS alert, or as the connection closing before
+    // the request was sent when the alert is lost: both mean nothing reached Wise.
+    let rejected = metric(
+        admin,
+        "wisegate_fallback_total{route=\"transfers\",reason=\"client_certificate\"}",
+    )
+    .await
+        + metric(
+            admin,
+            "wisegate_fallback_total{route=\"transfers\",reason=\"connect\"}",
+        )
+        .await;
+    assert_eq!(rejected, 3.0);
+    assert_eq!(
+        metric(
+            admin,
+            "wisegate_fallback_total{route=\"transfers\",reason=\"circuit_open\"}"
+        )
+        .await,
+        2.0,
+        "after 3 failures no more attempts"
+    );
+
+    // Fixed: the trusted certificate is back; after the cool-down a probe finds mTLS working.
+    std::fs::write(dir.join("client.key.new"), &good.1).unwrap();
+    std::fs::write(dir.join("client.crt.new"), &good.0).unwrap();
+    std::fs::rename(dir.join("client.key.new"), dir.join("client.key")).unwrap();
+    std::fs::rename(dir.join("client.crt.new"), dir.join("client.crt")).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let (_, body) = get_at(proxy, "/v1/transfers/status").await;
+        if json(&body)["token_kind"] == "user" {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the route never went back to mTLS"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (_, body) = send(post(9)).await;
+    assert_eq!(json(&body)["token_kind"], "user");
+}
+
+#[tokio::test]
+async fn an_sca_challenge_is_signed_verified_and_replayed_once() {
+    use rsa::pkcs8::{EncodePrivateKey, EncodePublicKey, LineEnding};
+    let key = rsa::RsaPrivateKey::new(&mut rsa::rand_core::OsRng, 2048).unwrap();
+    let public_pem = key
+        .to_public_key()
+        .to_public_key_pem(LineEnding::LF)
+        .unwrap();
+    let fake = FakeWiseConfig {
+        sca_public_key_pem: Some(public_pem),
+        ..FakeWiseConfig::default()
+    };
+    let setup = setup(fake).await;
+    let dir = setup.dir.path();
+    std::fs::write(
+        dir.join("sca.key"),
+        key.to_pkcs8_pem(LineEnding::LF).unwrap().as_bytes(),
+    )
+    .unwrap();
+    let text = std::fs::read_to_string(&setup.config_path)
+        .unwrap()
+        .replace(
+            "[personal_token]\n",
+            "[personal_token]\nsca_key_file = \"sca.key\"\n",
+        )
+        + "\n[[route]]\nname = \"statements\"\npath = \"/test/sca\"\nmode = \"personal_token\"\n";
+    std::fs::write(&setup.config_path, text).unwrap();
+    let (proxy, _) = serve_with_admin(Config::load(&setup.config_path).unwrap()).await;
+
+    let (response, body) = get_at(proxy, "/test/sca").await;
+    assert_eq!(response.status(), StatusCode::OK, "{body:?}");
+    assert_eq!(json(&body)["sca"], "approved");
+    let seen = setup.wise.requests();
+    let statuses: Vec<u16> = seen.iter().map(|r| r.status).collect();
+    assert_eq!(statuses, [403, 200], "challenged once, replayed once");
+    assert!(seen[1].header("x-signature").is_some() && seen[1].header("x-2fa-approval").is_some());
+
+    // An app that signs by itself is left alone: its headers pass untouched, no replay.
+    setup.wise.clear_requests();
+    let own = Request::get(format!("http://{proxy}/test/sca"))
+        .header("x-2fa-approval", "the-apps-own-token")
+        .header("x-signature", "the-apps-own-signature")
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let (response, _) = send(own).await;
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    assert_eq!(response.headers()["x-2fa-approval-result"], "REJECTED");
+    let seen = setup.wise.requests();
+    assert_eq!(seen.len(), 1);
+    assert_eq!(
+        seen[0].header("x-signature"),
+        Some("the-apps-own-signature")
+    );
+}
