@@ -243,6 +243,23 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
                     }
                 }
             }
+            // The last refresh result lives in the running process: ask it.
+            let last = match wisegate::status::fetch_running(config.admin.address).await {
+                Some(status) => match &status["token"]["last_refresh"] {
+                    serde_json::Value::Null => "none since the running wisegate started".to_owned(),
+                    last => match last["error"].as_str() {
+                        None => format!("succeeded at {}", last["at"].as_str().unwrap_or("?")),
+                        Some(error) => {
+                            format!("FAILED at {}: {error}", last["at"].as_str().unwrap_or("?"))
+                        }
+                    },
+                },
+                None => format!(
+                    "unknown: no running wisegate answered on {} (admin.address)",
+                    config.admin.address
+                ),
+            };
+            println!("last refresh:   {last}");
             Ok(())
         }
         Command::Token {

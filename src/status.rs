@@ -256,3 +256,25 @@ pub fn carry_over(old: &Snapshot, new: &Snapshot) {
         }
     }
 }
+
+/// `/status` of a wisegate running with admin listener `admin` (a wildcard address is
+/// asked on loopback), or `None` when none answers within a second.
+pub async fn fetch_running(admin: std::net::SocketAddr) -> Option<Value> {
+    use http_body_util::BodyExt;
+    let mut address = admin;
+    if address.ip().is_unspecified() {
+        address.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+    }
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<http_body_util::Empty<bytes::Bytes>>();
+    let uri = format!("http://{address}/status").parse().ok()?;
+    let ask = async {
+        let response = client.get(uri).await.ok()?;
+        let body = response.into_body().collect().await.ok()?.to_bytes();
+        serde_json::from_slice(&body).ok()
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(1), ask)
+        .await
+        .ok()
+        .flatten()
+}

@@ -260,3 +260,42 @@ async fn authorize_refresh_and_check_at_trace_level_leak_nothing() {
         "the output really was at trace level"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_status_reports_the_running_processes_last_refresh() {
+    let setup = setup(FakeWiseConfig::default()).await;
+    let status = |config: std::path::PathBuf| async move {
+        let output = Command::new(env!("CARGO_BIN_EXE_wisegate"))
+            .args(["token", "status", "--config"])
+            .arg(config)
+            .output()
+            .await
+            .unwrap();
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    };
+    let mut running = start(&setup, &[], "warn").await;
+    assert!(status(setup.config_path.clone())
+        .await
+        .contains("last refresh:   none since the running wisegate started"));
+    setup.wise.invalidate_access_tokens();
+    assert_eq!(
+        get_at(running.proxy, "/v1/me").await.0.status(),
+        StatusCode::OK
+    );
+    let text = status(setup.config_path.clone()).await;
+    assert!(text.contains("last refresh:   succeeded at"), "{text}");
+    setup.wise.revoke_grant();
+    get_at(running.proxy, "/v1/me").await;
+    let text = status(setup.config_path.clone()).await;
+    assert!(
+        text.contains("last refresh:   FAILED at") && text.contains("invalid_grant"),
+        "{text}"
+    );
+    signal(&running.child, "TERM");
+    running.child.wait().await.unwrap();
+    let text = status(setup.config_path.clone()).await;
+    assert!(
+        text.contains("last refresh:   unknown: no running wisegate answered"),
+        "{text}"
+    );
+}
