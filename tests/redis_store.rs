@@ -8,7 +8,7 @@ mod common;
 
 use bytes::Bytes;
 use common::redis_server::RedisServer;
-use common::{get_at, json, send, serve_with_admin, start_wise, write_setup, Options};
+use common::{eventually, get_at, json, send, serve_with_admin, start_wise, write_setup, Options};
 use fake_wise::{FakeWise, FakeWiseConfig};
 use http::{Request, StatusCode};
 use http_body_util::Full;
@@ -78,18 +78,6 @@ async fn group_with(fake: FakeWiseConfig, store: &str, replicas: usize) -> Group
         config_path,
         replicas: running,
     }
-}
-
-/// Polls `check` until it holds or `limit` passes; returns whether it held.
-async fn eventually(limit: Duration, mut check: impl AsyncFnMut() -> bool) -> bool {
-    let deadline = Instant::now() + limit;
-    while Instant::now() < deadline {
-        if check().await {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    false
 }
 
 /// Clients sending GETs round-robin to every replica until `stop`; their statuses.

@@ -6,7 +6,7 @@
 mod common;
 
 use bytes::Bytes;
-use common::{get_at, json, send, serve, Harness, Options};
+use common::{eventually, get_at, json, send, serve, Harness, Options};
 use fake_wise::{FakeWiseConfig, TokenEndpointMode};
 use http::{Request, StatusCode};
 use http_body_util::Full;
@@ -21,18 +21,6 @@ fn short_lived(seconds: u64) -> Options {
         },
         ..Options::default()
     }
-}
-
-/// Polls `check` until it holds or `limit` passes; returns whether it held.
-async fn eventually(limit: Duration, mut check: impl AsyncFnMut() -> bool) -> bool {
-    let deadline = Instant::now() + limit;
-    while Instant::now() < deadline {
-        if check().await {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    false
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -155,14 +155,7 @@ async fn forward(
         if side == selected.mode {
             send_legacy(&snapshot, &head, &mut body, limit, sca).await
         } else {
-            send_legacy(
-                &snapshot,
-                &head.to(&snapshot.legacy),
-                &mut body,
-                limit,
-                false,
-            )
-            .await
+            send_legacy_instead(&snapshot, &head, &mut body, limit).await
         }
     } else {
         match send_oauth(shared, &snapshot, side, &head, &mut body, limit).await {
@@ -179,14 +172,7 @@ async fn forward(
                     count_fallback(shared, &route, reason);
                     tracing::info!(%route, %reason, "mTLS side unusable ({error}); sending the personal-token way");
                     side = Mode::PersonalToken;
-                    send_legacy(
-                        &snapshot,
-                        &head.to(&snapshot.legacy),
-                        &mut body,
-                        limit,
-                        false,
-                    )
-                    .await
+                    send_legacy_instead(&snapshot, &head, &mut body, limit).await
                 }
                 _ => Err(error),
             },
@@ -240,6 +226,16 @@ async fn send_oauth(
     }
     let bearer = shared.tokens.user_bearer_or_refresh().await?;
     send::send_with_user_token(&snapshot.mtls, head, body, bearer, limit, &shared.tokens).await
+}
+
+/// An OAuth route's request sent the personal-token way (fallback), SCA left to the app.
+async fn send_legacy_instead(
+    snapshot: &Snapshot,
+    head: &RequestHead,
+    body: &mut AppBody,
+    limit: u64,
+) -> Result<Response<Incoming>, ProxyError> {
+    send_legacy(snapshot, &head.to(&snapshot.legacy), body, limit, false).await
 }
 
 /// The personal-token side; with `sca`, a challenge to a kept request is signed and the
