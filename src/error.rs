@@ -50,6 +50,7 @@ impl ProxyError {
                 UpstreamError::BodyTooLarge => "body_too_large",
                 UpstreamError::AppBody { .. } => "bad_request_body",
                 UpstreamError::Other { .. } => "upstream_failed",
+                UpstreamError::ConnectionLost { .. } => "upstream_connection_lost",
             },
             ProxyError::Credential(error) => match error {
                 CredentialError::NotAuthorized { .. } => "not_authorized",

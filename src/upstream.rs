@@ -31,6 +31,10 @@ pub enum UpstreamError {
     AppBody { detail: String },
     #[error("the exchange with {target} failed: {detail}")]
     Other { target: String, detail: String },
+    /// The connection broke (reset, broken pipe, closed) before any answer: the request
+    /// may or may not have been processed.
+    #[error("the connection to {target} broke before an answer ({detail}); on the mTLS host right after connecting this usually means it rejected our client certificate: check mtls.cert_file")]
+    ConnectionLost { target: String, detail: String },
 }
 
 /// Settings an upstream client is built with.
@@ -151,7 +155,7 @@ impl Upstream {
                 .is_some_and(hyper::Error::is_canceled)
             {
                 return UpstreamError::Connect {
-                    detail: "the connection closed before the request was sent (an mTLS host does this when it rejects the client certificate)".into(),
+                    detail: "the connection closed before the request was sent (an mTLS host does this when it rejected our client certificate: check mtls.cert_file)".into(),
                     target,
                 };
             }
@@ -173,8 +177,23 @@ impl Upstream {
                 };
             }
         }
+        let lost = causes.iter().any(|cause| {
+            cause.downcast_ref::<std::io::Error>().is_some_and(|io| {
+                matches!(
+                    io.kind(),
+                    std::io::ErrorKind::BrokenPipe
+                        | std::io::ErrorKind::ConnectionReset
+                        | std::io::ErrorKind::ConnectionAborted
+                        | std::io::ErrorKind::UnexpectedEof
+                )
+            })
+        }) || ["broken pipe", "connection reset", "connection closed"]
+            .iter()
+            .any(|words| detail.contains(words));
         if error.is_connect() {
             UpstreamError::Connect { target, detail }
+        } else if lost {
+            UpstreamError::ConnectionLost { target, detail }
         } else {
             UpstreamError::Other { target, detail }
         }

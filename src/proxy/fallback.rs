@@ -15,9 +15,15 @@ use std::time::{Duration, Instant};
 /// Consecutive mTLS failures that open a route's breaker.
 pub const THRESHOLD: u32 = 3;
 
-/// Why a request went the personal-token way (the `reason` label).
-pub fn reason(error: &ProxyError) -> Option<&'static str> {
+/// Why a request may go the personal-token way (the `reason` label), or `None` when it
+/// must not. A connection that broke before any answer is ambiguous (the request may
+/// have been processed; with TLS 1.3 it is also how a rejected client certificate can
+/// show), so only idempotent requests fall back on it.
+pub fn reason(error: &ProxyError, idempotent: bool) -> Option<&'static str> {
     match error {
+        ProxyError::Upstream(UpstreamError::ConnectionLost { .. }) if idempotent => {
+            Some("connection_lost")
+        }
         ProxyError::Upstream(UpstreamError::Connect { .. }) => Some("connect"),
         ProxyError::Upstream(UpstreamError::Tls { .. }) => Some("tls"),
         ProxyError::Upstream(UpstreamError::ClientCertRejected { .. })

@@ -140,6 +140,7 @@ async fn forward(
         && !sca::app_signs(request.headers());
     let keep = selected.mode == Mode::OAuthMtls || selected.fallback.is_some() || sca;
     let shadow = selected.shadow && shadow::applies(request.method());
+    let idempotent = request.method().is_idempotent();
     let (parts, body) = request.into_parts();
     let head = rewrite::head(parts, snapshot.upstream(selected.mode).authority());
     let mut body = AppBody::prepare(body, keep, limit).await?;
@@ -165,7 +166,7 @@ async fn forward(
                 }
                 Ok(response)
             }
-            Err(error) => match (selected.fallback, fallback::reason(&error)) {
+            Err(error) => match (selected.fallback, fallback::reason(&error, idempotent)) {
                 // Nothing reached Wise: the personal-token way is safe for any method.
                 (Some(cooldown), Some(reason)) if body.is_kept() => {
                     shared.migration.breakers.failure(&route, cooldown);
