@@ -76,9 +76,16 @@ pub fn not_ready_reasons(shared: &Shared) -> Vec<String> {
 }
 
 /// What is wrong without stopping requests (yet): the shared token store cannot be
-/// reached, so no refresh happens while the held token lasts.
+/// reached, so no refresh happens while the held token lasts; or the file store could
+/// not be written, so the held token lives in memory only.
 pub fn degraded_reasons(shared: &Shared) -> Vec<String> {
-    shared.tokens.store_trouble().into_iter().collect()
+    let mut reasons: Vec<String> = shared.tokens.store_trouble().into_iter().collect();
+    if let Some(failure) = shared.tokens.store_failure() {
+        reasons.push(format!(
+            "{failure}: the current token is kept in memory only and a restart would lose it"
+        ));
+    }
+    reasons
 }
 
 /// The modes some request could take under the current snapshot.

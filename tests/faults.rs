@@ -171,3 +171,37 @@ async fn an_upstream_closing_mid_response_reaches_the_app_as_an_aborted_response
         "wisegate itself is unharmed"
     );
 }
+
+#[tokio::test]
+async fn an_unwritable_token_store_keeps_the_new_token_in_memory_and_says_so() {
+    let h = Harness::start().await;
+    assert_eq!(h.get("/v1/me").await.0.status(), StatusCode::OK, "serving, store loaded");
+    // Make the store's folder unusable (a file where the folder was; root ignores modes).
+    let state = h.dir.path().join("state");
+    std::fs::remove_dir_all(&state).unwrap();
+    std::fs::write(&state, "not a folder").unwrap();
+    h.wise.invalidate_access_tokens();
+    let (response, _) = h.get("/v1/me").await;
+    assert_eq!(
+        response.status(),
+        StatusCode::OK,
+        "refreshed and replayed all the same"
+    );
+    let (response, _) = h.get("/v1/me").await;
+    assert_eq!(
+        response.status(),
+        StatusCode::OK,
+        "the new token serves from memory"
+    );
+    let (ready, body) = h.admin_get("/readyz").await;
+    assert_eq!(ready.status(), StatusCode::OK, "still serving");
+    let degraded = json(&body)["degraded"][0]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        degraded.contains("cannot write the token store")
+            && degraded.contains("kept in memory only"),
+        "{body:?}"
+    );
+}

@@ -74,28 +74,30 @@ impl TokenStore {
     /// Persists the tokens of a refresh based on generation `base`; returns the new
     /// generation. Failing to persist is logged, not returned: Wise has already
     /// invalidated the previous token, so the new one is used either way (and a
-    /// replica writes it back to Redis once Redis answers again).
-    pub async fn save_refreshed(&self, base: u64, tokens: &TokenSet) -> u64 {
+    /// replica writes it back to Redis once Redis answers again). The second value is
+    /// a file store's write failure, for readiness.
+    pub async fn save_refreshed(&self, base: u64, tokens: &TokenSet) -> (u64, Option<String>) {
         match self {
             TokenStore::File(file) => {
                 let file = file.clone();
                 let tokens = tokens.clone();
-                match tokio::task::spawn_blocking(move || file.save(&tokens)).await {
-                    Ok(Ok(())) => {}
-                    Ok(Err(error)) => {
-                        tracing::error!("{error}; the new token is kept in memory only")
-                    }
-                    Err(error) => tracing::error!("saving the token store failed: {error}"),
+                let failure = match tokio::task::spawn_blocking(move || file.save(&tokens)).await {
+                    Ok(Ok(())) => None,
+                    Ok(Err(error)) => Some(error.to_string()),
+                    Err(error) => Some(format!("saving the token store failed: {error}")),
+                };
+                if let Some(failure) = &failure {
+                    tracing::error!("{failure}; the new token is kept in memory only: a restart now would lose it");
                 }
-                0
+                (0, failure)
             }
             TokenStore::Redis(redis) => match redis.save_next(base, tokens).await {
-                Ok(generation) => generation,
+                Ok(generation) => (generation, None),
                 Err(error) => {
                     tracing::error!(
                         "{error}; the new token is kept in memory and written back when the store answers again"
                     );
-                    base + 1
+                    (base + 1, None)
                 }
             },
         }

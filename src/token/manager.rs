@@ -115,6 +115,8 @@ pub struct TokenManager {
     client_lock: tokio::sync::Mutex<()>,
     /// `oauth.refresh_token_file`, kept for a shared store found empty later.
     pub(super) seed: Option<RefreshToken>,
+    /// Why the last refresh could not be written to a file store, until one is.
+    store_failure: ArcSwapOption<String>,
 }
 
 impl std::fmt::Debug for TokenManager {
@@ -162,6 +164,7 @@ impl TokenManager {
             client: ArcSwapOption::empty(),
             client_lock: tokio::sync::Mutex::new(()),
             seed,
+            store_failure: ArcSwapOption::empty(),
         })
     }
 
@@ -190,6 +193,11 @@ impl TokenManager {
 
     pub fn last_refresh(&self) -> Option<Arc<RefreshOutcome>> {
         self.outcome.load_full()
+    }
+
+    /// Why the held token is in memory only (the file store could not be written).
+    pub fn store_failure(&self) -> Option<Arc<String>> {
+        self.store_failure.load_full()
     }
 
     /// The user's bearer header, if the current token is still valid: one atomic load.
@@ -357,7 +365,8 @@ impl TokenManager {
         }
         bearer_header(&tokens.access_token).ok_or(RefreshError::Unusable)?;
         // Persist first, so a crash cannot lose the lineage.
-        let generation = self.store.save_refreshed(base.generation, &tokens).await;
+        let (generation, failure) = self.store.save_refreshed(base.generation, &tokens).await;
+        self.store_failure.store(failure.map(Arc::new));
         let held = Held::new(tokens, generation).ok_or(RefreshError::Unusable)?;
         let bearer = held.bearer.clone();
         self.user.store(Some(Arc::new(held)));
