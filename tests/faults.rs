@@ -175,7 +175,11 @@ async fn an_upstream_closing_mid_response_reaches_the_app_as_an_aborted_response
 #[tokio::test]
 async fn an_unwritable_token_store_keeps_the_new_token_in_memory_and_says_so() {
     let h = Harness::start().await;
-    assert_eq!(h.get("/v1/me").await.0.status(), StatusCode::OK, "serving, store loaded");
+    assert_eq!(
+        h.get("/v1/me").await.0.status(),
+        StatusCode::OK,
+        "serving, store loaded"
+    );
     // Make the store's folder unusable (a file where the folder was; root ignores modes).
     let state = h.dir.path().join("state");
     std::fs::remove_dir_all(&state).unwrap();
