@@ -8,7 +8,7 @@ mod common;
 
 use bytes::Bytes;
 use common::redis_server::RedisServer;
-use common::{eventually, get_at, json, send, serve_with_admin, start_wise, write_setup, Options};
+use common::{eventually, get_at, json, send, serve_with_admin};
 use fake_wise::{FakeWise, FakeWiseConfig};
 use http::{Request, StatusCode};
 use http_body_util::Full;
@@ -52,15 +52,12 @@ async fn group(fake: FakeWiseConfig, redis: &RedisServer, replicas: usize) -> Gr
 /// Like [`group`], with `store` (config lines) in place of the token_store line.
 async fn group_with(fake: FakeWiseConfig, store: &str, replicas: usize) -> Group {
     common::init_tracing();
-    let (wise, client_ca, server_ca) = start_wise(fake).await;
-    let dir = tempfile::tempdir().unwrap();
-    let config_path = write_setup(
-        dir.path(),
-        &wise,
-        &server_ca,
-        &client_ca.client_cert("Acme"),
-        &Options::default(),
-    );
+    let common::Setup {
+        wise,
+        dir,
+        config_path,
+        ..
+    } = common::setup(fake).await;
     let text = std::fs::read_to_string(&config_path)
         .unwrap()
         .replace("token_store = \"state/tokens.json\"", store);
