@@ -163,12 +163,16 @@ pub struct Snapshot {
     pub loaded_at: std::time::SystemTime,
     /// Answers by status class, per route (the default route last), for `/status`.
     pub counts: Vec<crate::status::RouteCounts>,
+    /// The route names as metric labels, in the same order as `counts`.
+    pub labels: Vec<Arc<str>>,
 }
 
 /// The route a request takes under a snapshot.
 #[derive(Debug, Clone, Copy)]
 pub struct Selected<'a> {
     pub name: &'a str,
+    /// The name as a metric label.
+    pub label: &'a Arc<str>,
     /// Index into [`Snapshot::counts`].
     pub index: usize,
     /// The effective mode, after the rollback flag.
@@ -230,6 +234,14 @@ impl Snapshot {
             generation,
             loaded_at: std::time::SystemTime::now(),
             counts: crate::status::counts_for(config.routes.routes().len()),
+            labels: config
+                .routes
+                .routes()
+                .iter()
+                .map(|route| route.name.as_str())
+                .chain([crate::route::DEFAULT_ROUTE])
+                .map(Arc::from)
+                .collect(),
             config,
         })
     }
@@ -246,6 +258,7 @@ impl Snapshot {
         match self.config.routes.find(method, path) {
             Some((index, route)) => Selected {
                 name: &route.name,
+                label: &self.labels[index],
                 index,
                 mode: if rollback {
                     Mode::PersonalToken
@@ -257,6 +270,7 @@ impl Snapshot {
             },
             None => Selected {
                 name: crate::route::DEFAULT_ROUTE,
+                label: &self.labels[self.labels.len() - 1],
                 index: self.counts.len() - 1,
                 mode: if rollback {
                     Mode::PersonalToken

@@ -133,8 +133,8 @@ pub fn publish(shared: &Shared, snapshot: &Snapshot) {
     for (route, mode) in effective_modes(snapshot) {
         for candidate in Mode::ALL {
             let labels = RouteModeLabels {
-                route: route.clone(),
-                mode: candidate.as_str().to_owned(),
+                route: Arc::from(route.as_str()),
+                mode: candidate.as_str(),
             };
             metrics
                 .route_mode

@@ -34,19 +34,24 @@ use http::{HeaderMap, Request, Response, StatusCode, Version};
 use hyper::body::Incoming;
 use send::AppBody;
 use std::sync::Arc;
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 /// Handles one request from the app; never fails (errors become wisegate's answers).
 pub async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> Response<ProxyBody> {
     let started = Instant::now();
-    let method = request.method().clone();
-    let path = request.uri().path().to_owned();
-    let correlation = header_text(request.headers(), "x-external-correlation-id");
+    // What only the access line needs is copied only when the line is written (the
+    // copies share the request's buffers).
+    let asked = tracing::enabled!(target: "wisegate::access", tracing::Level::INFO).then(|| {
+        (
+            request.method().clone(),
+            request.uri().clone(),
+            request.headers().get(CORRELATION_ID).cloned(),
+        )
+    });
     let mut log = AccessLog {
-        counts: None,
-        route: "-".into(),
+        chosen: None,
         mode: "-",
-        upstream: "-".into(),
+        sent_to: None,
     };
     shared.metrics.in_flight.inc();
     let response = forward(&shared, request, &mut log).await;
@@ -54,63 +59,85 @@ pub async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> Response
     let response = match response {
         Ok(response) => response,
         Err(error) => {
-            tracing::warn!(kind = error.kind(), route = %log.route, "{error}");
+            tracing::warn!(kind = error.kind(), route = log.route(), "{error}");
             error.into_response()
         }
     };
     let elapsed = started.elapsed();
-    record(&shared.metrics, &log, response.status());
-    shared
-        .metrics
-        .request_duration
-        .get_or_create(&RouteModeLabels {
-            route: log.route.clone(),
-            mode: log.mode.to_owned(),
-        })
-        .observe(elapsed.as_secs_f64());
-    tracing::info!(
-        target: "wisegate::access",
-        method = %method,
-        path = %path,
-        route = %log.route,
-        mode = log.mode,
-        status = response.status().as_u16(),
-        duration_ms = elapsed.as_secs_f64() * 1000.0,
-        upstream = %log.upstream,
-        trace_id = header_text(response.headers(), "x-trace-id").unwrap_or_default(),
-        correlation_id = correlation.unwrap_or_default(),
-        "request"
-    );
+    record(&shared.metrics, &log, response.status(), elapsed);
+    if let Some((method, uri, correlation)) = asked {
+        let upstream = match &log.chosen {
+            Some((snapshot, _)) => log.sent_to.map(|side| snapshot.upstream(side).target()),
+            None => None,
+        };
+        tracing::info!(
+            target: "wisegate::access",
+            method = %method,
+            path = uri.path(),
+            route = log.route(),
+            mode = log.mode,
+            status = response.status().as_u16(),
+            duration_ms = elapsed.as_secs_f64() * 1000.0,
+            upstream = upstream.unwrap_or("-"),
+            trace_id = header_text(response.headers(), "x-trace-id").unwrap_or_default(),
+            correlation_id = correlation.as_ref().and_then(|v| v.to_str().ok()).unwrap_or_default(),
+            "request"
+        );
+    }
     response
 }
 
-fn record(metrics: &Metrics, log: &AccessLog, status: StatusCode) {
-    let labels = RequestLabels {
-        route: log.route.clone(),
-        mode: log.mode.to_owned(),
-        status: status.as_str().to_owned(),
+const CORRELATION_ID: &str = "x-external-correlation-id";
+
+/// Counts one answer: metrics and the route's `/status` counts.
+fn record(metrics: &Metrics, log: &AccessLog, status: StatusCode, elapsed: Duration) {
+    // Refused before a route was chosen: route "-" (the one label that allocates).
+    let route: Arc<str> = match &log.chosen {
+        Some((snapshot, index)) => {
+            snapshot.counts[*index].record(status.as_u16());
+            snapshot.labels[*index].clone()
+        }
+        None => Arc::from("-"),
     };
-    metrics.requests.get_or_create(&labels).inc();
-    if let Some((snapshot, index)) = &log.counts {
-        snapshot.counts[*index].record(status.as_u16());
-    }
+    metrics
+        .request_duration
+        .get_or_create(&RouteModeLabels {
+            route: route.clone(),
+            mode: log.mode,
+        })
+        .observe(elapsed.as_secs_f64());
     if status == StatusCode::TOO_MANY_REQUESTS {
         metrics
             .rate_limited
             .get_or_create(&RouteLabels {
-                route: log.route.clone(),
+                route: route.clone(),
             })
             .inc();
     }
+    let labels = RequestLabels {
+        route,
+        mode: log.mode,
+        status: status.as_u16(),
+    };
+    metrics.requests.get_or_create(&labels).inc();
 }
 
-/// What the access line reports about where a request went.
+/// What the access line and the metrics report about where a request went.
 struct AccessLog {
-    /// The snapshot's counter for the route, once known.
-    counts: Option<(Arc<Snapshot>, usize)>,
-    route: String,
+    /// The snapshot and the index of the route, once chosen.
+    chosen: Option<(Arc<Snapshot>, usize)>,
     mode: &'static str,
-    upstream: String,
+    /// The side the answer came from.
+    sent_to: Option<Mode>,
+}
+
+impl AccessLog {
+    fn route(&self) -> &str {
+        match &self.chosen {
+            Some((snapshot, index)) => &snapshot.labels[*index],
+            None => "-",
+        }
+    }
 }
 
 fn header_text(headers: &HeaderMap, name: &str) -> Option<String> {
@@ -129,10 +156,9 @@ async fn forward(
     let limit = snapshot.config.limits.max_body_bytes;
     guard::check(&request, limit)?;
     let selected = snapshot.route(request.method(), request.uri().path());
-    let route = selected.name.to_owned();
-    log.route = route.clone();
+    let route = selected.label.clone();
     log.mode = selected.mode.as_str();
-    log.counts = Some((snapshot.clone(), selected.index));
+    log.chosen = Some((snapshot.clone(), selected.index));
 
     // Keep the body when a second send may be needed and the route allows one.
     let sca = selected.mode == Mode::PersonalToken
@@ -180,7 +206,7 @@ async fn forward(
         }
     }?;
     log.mode = side.as_str();
-    log.upstream = snapshot.upstream(side).target().to_owned();
+    log.sent_to = Some(side);
 
     if shadow {
         let primary = shadow::Primary {

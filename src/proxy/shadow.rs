@@ -33,7 +33,7 @@ pub fn applies(method: &Method) -> bool {
 
 /// What the primary exchange was, for the comparison.
 pub struct Primary {
-    pub route: String,
+    pub route: Arc<str>,
     /// The side it went: `PersonalToken` for the legacy host, else the mTLS host.
     pub side: Mode,
     pub status: StatusCode,
