@@ -143,7 +143,9 @@ pub async fn send_with_user_token(
         tokio::spawn(async move { tokens.replace_rejected(&bearer).await });
         return Ok(first);
     }
-    let fresh = tokens.replace_rejected(&bearer).await?;
+    // Boxed: the refresh is rare and its future large; inline it would enlarge every
+    // request's future (memory per request in flight).
+    let fresh = Box::pin(tokens.replace_rejected(&bearer)).await?;
     tracing::info!("Wise answered 401; replaying once with the refreshed token");
     send_once(upstream, head, body, fresh, limit).await
 }

@@ -223,7 +223,8 @@ impl TokenManager {
             // adopts the group's token when it answers; requests do not wait for it.)
             Err(CredentialError::TokenUnavailable { .. }) if self.user.load().is_some() => {
                 let stale = self.user.load_full().map(|held| held.bearer.clone());
-                self.refresh_unless_replaced(stale.as_ref())
+                // Boxed: rare, and large (see `send_with_user_token`).
+                Box::pin(self.refresh_unless_replaced(stale.as_ref()))
                     .await
                     .or_else(|_| self.user_bearer())
             }
