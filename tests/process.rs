@@ -137,6 +137,16 @@ async fn sighup_reloads_and_sigterm_drains_then_exits_0() {
         tokio::net::TcpStream::connect(running.proxy).await.is_err(),
         "no new connections"
     );
+    // Text logs to a pipe (a file, a collector): plain text, no terminal colour codes.
+    let output = running.stderr.await.unwrap();
+    assert!(
+        output.contains("wisegate::access"),
+        "access lines: {output}"
+    );
+    assert!(
+        !output.contains('\u{1b}'),
+        "colour codes in a piped log: {output}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
