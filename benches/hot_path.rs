@@ -158,6 +158,7 @@ fn upstream() -> Upstream {
         connect_timeout: Duration::from_secs(5),
         timeout: Duration::from_secs(60),
         idle_timeout: Duration::from_secs(90),
+        max_requests: 256,
     };
     Upstream::new(
         &Uri::from_static("https://api-mtls.wise-sandbox.com"),

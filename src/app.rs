@@ -65,6 +65,7 @@ fn settings(config: &Config) -> UpstreamSettings {
         connect_timeout: config.limits.upstream_connect_timeout,
         timeout: config.limits.upstream_timeout,
         idle_timeout: config.limits.idle_timeout,
+        max_requests: config.limits.max_upstream_requests,
     }
 }
 

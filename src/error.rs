@@ -47,6 +47,7 @@ impl ProxyError {
                 UpstreamError::ClientCertRejected { .. } => "client_certificate_rejected",
                 UpstreamError::Tls { .. } => "upstream_tls_failed",
                 UpstreamError::Timeout { .. } => "upstream_timeout",
+                UpstreamError::Busy { .. } => "upstream_busy",
                 UpstreamError::BodyTooLarge => "body_too_large",
                 UpstreamError::AppBody { .. } => "bad_request_body",
                 UpstreamError::Other { .. } => "upstream_failed",
@@ -73,6 +74,7 @@ impl ProxyError {
                 StatusCode::PAYLOAD_TOO_LARGE
             }
             ProxyError::Upstream(UpstreamError::Timeout { .. }) => StatusCode::GATEWAY_TIMEOUT,
+            ProxyError::Upstream(UpstreamError::Busy { .. }) => StatusCode::SERVICE_UNAVAILABLE,
             ProxyError::Upstream(_) => StatusCode::BAD_GATEWAY,
             ProxyError::Credential(_) => StatusCode::SERVICE_UNAVAILABLE,
         }

@@ -1,8 +1,12 @@
 //! One pooled HTTP client per upstream host: hyper-util's legacy client over
-//! hyper-rustls, HTTP/2 where ALPN offers it, HTTP/1.1 keep-alive otherwise. Failures are
-//! classified here into [`UpstreamError`], whose messages say what failed and where.
+//! hyper-rustls, HTTP/2 where ALPN offers it, HTTP/1.1 keep-alive otherwise. Requests in
+//! flight are bounded (`limits.max_upstream_requests`): over HTTP/1.1 each one holds a
+//! connection, and without a bound a burst opens as many mTLS connections as requests.
+//! Failures are classified here into [`UpstreamError`], whose messages say what failed
+//! and where.
 
 use crate::body::ProxyBody;
+use bytes::Bytes;
 use http::uri::{Authority, PathAndQuery};
 use http::{Request, Response, Uri};
 use hyper::body::Incoming;
@@ -12,7 +16,11 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use rustls::{AlertDescription, ClientConfig};
 use std::error::Error as StdError;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// Why a request could not be completed upstream. `target` is `host:port`.
 #[derive(Debug, thiserror::Error)]
@@ -25,6 +33,12 @@ pub enum UpstreamError {
     Tls { target: String, detail: String },
     #[error("{target} did not answer within {seconds} s (limits.upstream_timeout)")]
     Timeout { target: String, seconds: u64 },
+    #[error("all {limit} request slots to {target} stayed busy for {seconds} s (limits.max_upstream_requests, limits.upstream_timeout): the upstream is slow or the app sends more at once than the limit allows")]
+    Busy {
+        target: String,
+        limit: usize,
+        seconds: u64,
+    },
     #[error("the request body is larger than limits.max_body_bytes")]
     BodyTooLarge,
     #[error("{detail}")]
@@ -43,6 +57,8 @@ pub struct UpstreamSettings {
     pub connect_timeout: Duration,
     pub timeout: Duration,
     pub idle_timeout: Duration,
+    /// Requests in flight at once; more wait for a slot (within `timeout`).
+    pub max_requests: usize,
 }
 
 /// A pooled client bound to one `https://host:port`.
@@ -52,6 +68,36 @@ pub struct Upstream {
     authority: Authority,
     target: String,
     timeout: Duration,
+    slots: Arc<Semaphore>,
+    max_requests: usize,
+}
+
+/// A response body from an upstream; it holds the request's slot until it ends or is
+/// dropped (over HTTP/1.1 the connection is busy until then).
+#[derive(Debug)]
+pub struct UpstreamBody {
+    body: Incoming,
+    _slot: OwnedSemaphorePermit,
+}
+
+impl http_body::Body for UpstreamBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Bytes>, hyper::Error>>> {
+        Pin::new(&mut self.body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.body.size_hint()
+    }
 }
 
 impl std::fmt::Debug for Upstream {
@@ -93,11 +139,14 @@ impl Upstream {
             .unwrap_or_else(|| Authority::from_static("invalid"));
         let port = base.port_u16().unwrap_or(443);
         let target = format!("{}:{port}", base.host().unwrap_or("invalid"));
+        let max_requests = settings.max_requests.max(1);
         Upstream {
             client,
             authority,
             target,
             timeout: settings.timeout,
+            slots: Arc::new(Semaphore::new(max_requests)),
+            max_requests,
         }
     }
 
@@ -117,13 +166,30 @@ impl Upstream {
     }
 
     /// Sends a request (its URI made by [`Upstream::uri_for`]) and waits for the response
-    /// head, at most `upstream_timeout`.
+    /// head: waiting for a free slot and for the head together at most `upstream_timeout`.
     pub async fn send(
         &self,
         request: Request<ProxyBody>,
-    ) -> Result<Response<Incoming>, UpstreamError> {
-        match tokio::time::timeout(self.timeout, self.client.request(request)).await {
-            Ok(Ok(response)) => Ok(response),
+    ) -> Result<Response<UpstreamBody>, UpstreamError> {
+        let deadline = tokio::time::Instant::now() + self.timeout;
+        let slot = match self.slots.clone().try_acquire_owned() {
+            Ok(slot) => slot,
+            Err(_) => {
+                match tokio::time::timeout_at(deadline, self.slots.clone().acquire_owned()).await {
+                    Ok(Ok(slot)) => slot,
+                    // (Timed out; the semaphore is never closed.)
+                    _ => {
+                        return Err(UpstreamError::Busy {
+                            target: self.target.clone(),
+                            limit: self.max_requests,
+                            seconds: self.timeout.as_secs(),
+                        })
+                    }
+                }
+            }
+        };
+        match tokio::time::timeout_at(deadline, self.client.request(request)).await {
+            Ok(Ok(response)) => Ok(response.map(|body| UpstreamBody { body, _slot: slot })),
             Ok(Err(error)) => Err(self.classify(&error)),
             Err(_) => Err(UpstreamError::Timeout {
                 target: self.target.clone(),

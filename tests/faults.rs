@@ -209,3 +209,49 @@ async fn an_unwritable_token_store_keeps_the_new_token_in_memory_and_says_so() {
         "{body:?}"
     );
 }
+
+/// `limits.max_upstream_requests` bounds the requests in flight to Wise (over HTTP/1.1,
+/// the connections): with the one slot held by a download the app has not read, the
+/// next request waits `upstream_timeout` for it and gets 503 `upstream_busy`; once the
+/// download is dropped, requests flow again.
+#[tokio::test]
+async fn beyond_max_upstream_requests_a_request_waits_then_gets_503_upstream_busy() {
+    let limits = "[limits]\nmax_upstream_requests = 1\nupstream_timeout = \"1s\"\n";
+    let h = Harness::start_with(Options {
+        extra: limits.into(),
+        ..Options::default()
+    })
+    .await;
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<http_body_util::Empty<Bytes>>();
+    let download = format!("http://{}/test/download?bytes={}", h.proxy, 64 << 20);
+    let held = client.get(download.parse().unwrap()).await.unwrap();
+    assert_eq!(
+        held.status(),
+        StatusCode::OK,
+        "the head arrived; the body waits"
+    );
+
+    let (response, body) = h.get("/v1/me").await;
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(response.headers()["x-wisegate-error"], "upstream_busy");
+    let message = json(&body)["message"].as_str().unwrap().to_owned();
+    assert!(
+        message.contains("limits.max_upstream_requests"),
+        "{message}"
+    );
+
+    drop(held);
+    drop(client);
+    assert!(
+        common::eventually(Duration::from_secs(10), async || {
+            h.get("/v1/me").await.0.status() == StatusCode::OK
+        })
+        .await,
+        "the slot is free again once the app dropped the download"
+    );
+    // A 401 gives its slot back before the replay: with one slot, the replay still goes.
+    h.wise.invalidate_access_tokens();
+    let (response, _) = h.get("/v1/me").await;
+    assert_eq!(response.status(), StatusCode::OK, "refreshed and replayed");
+}

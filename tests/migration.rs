@@ -159,7 +159,9 @@ async fn an_sca_challenge_is_signed_verified_and_replayed_once() {
             "[personal_token]\n",
             "[personal_token]\nsca_key_file = \"sca.key\"\n",
         )
-        + "\n[[route]]\nname = \"statements\"\npath = \"/test/sca\"\nmode = \"personal_token\"\n";
+        + "\n[[route]]\nname = \"statements\"\npath = \"/test/sca\"\nmode = \"personal_token\"\n"
+        // One upstream slot: the challenge must give it back before the signed repeat.
+        + "\n[limits]\nmax_upstream_requests = 1\nupstream_timeout = \"5s\"\n";
     std::fs::write(&setup.config_path, text).unwrap();
     let (proxy, _) = serve_with_admin(Config::load(&setup.config_path).unwrap()).await;
 

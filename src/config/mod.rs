@@ -223,6 +223,8 @@ pub struct Limits {
     pub upstream_timeout: Duration,
     pub idle_timeout: Duration,
     pub max_connections: usize,
+    /// Requests in flight to each upstream host at once.
+    pub max_upstream_requests: usize,
 }
 
 impl Default for Limits {
@@ -235,6 +237,7 @@ impl Default for Limits {
             upstream_timeout: Duration::from_secs(60),
             idle_timeout: Duration::from_secs(90),
             max_connections: 4096,
+            max_upstream_requests: 256,
         }
     }
 }

@@ -93,6 +93,7 @@ pub struct RawLimits {
     pub upstream_timeout: Option<String>,
     pub idle_timeout: Option<String>,
     pub max_connections: Option<u64>,
+    pub max_upstream_requests: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -264,6 +264,11 @@ pub fn validate(file: &Path, raw: RawConfig) -> Result<Config, Vec<Problem>> {
             raw.limits.max_connections,
             defaults.max_connections as u64,
         ) as usize,
+        max_upstream_requests: c.positive(
+            "limits.max_upstream_requests",
+            raw.limits.max_upstream_requests,
+            defaults.max_upstream_requests as u64,
+        ) as usize,
     };
 
     let routes = routes(&mut c, raw.routes);

@@ -29,6 +29,7 @@ use crate::metrics::{Metrics, RequestLabels, RouteLabels, RouteModeLabels};
 use crate::route::Mode;
 use crate::sca;
 use crate::token::CredentialError;
+use crate::upstream::UpstreamBody;
 use crate::Shared;
 use http::{HeaderMap, Request, Response, StatusCode, Version};
 use hyper::body::Incoming;
@@ -240,7 +241,7 @@ async fn send_oauth(
     head: &RequestHead,
     body: &mut AppBody,
     limit: u64,
-) -> Result<Response<Incoming>, ProxyError> {
+) -> Result<Response<UpstreamBody>, ProxyError> {
     let identity = shared.resolver.current();
     if identity.not_after <= SystemTime::now() {
         return Err(ProxyError::ClientCertExpired {
@@ -261,7 +262,7 @@ async fn send_legacy_instead(
     head: &RequestHead,
     body: &mut AppBody,
     limit: u64,
-) -> Result<Response<Incoming>, ProxyError> {
+) -> Result<Response<UpstreamBody>, ProxyError> {
     send_legacy(snapshot, &head.to(&snapshot.legacy), body, limit, false).await
 }
 
@@ -273,7 +274,7 @@ async fn send_legacy(
     body: &mut AppBody,
     limit: u64,
     sca: bool,
-) -> Result<Response<Incoming>, ProxyError> {
+) -> Result<Response<UpstreamBody>, ProxyError> {
     let bearer =
         snapshot
             .personal_bearer
@@ -288,6 +289,8 @@ async fn send_legacy(
     let Some(one_time_token) = sca::challenge(response.status(), response.headers()) else {
         return Ok(response);
     };
+    // The challenge gives back its upstream slot before the signed repeat takes one.
+    drop(response);
     let mut signed = head.clone();
     sca::approve(
         &mut signed.headers,

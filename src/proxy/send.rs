@@ -6,7 +6,7 @@
 use crate::body::{self, full, AppBodyFailure, ProxyBody};
 use crate::error::ProxyError;
 use crate::token::TokenManager;
-use crate::upstream::{Upstream, UpstreamError};
+use crate::upstream::{Upstream, UpstreamBody, UpstreamError};
 use bytes::Bytes;
 use http::{header, HeaderMap, HeaderValue, Method, Request, Response, StatusCode, Uri};
 use http_body::Body;
@@ -102,7 +102,7 @@ pub async fn send_once(
     body: &mut AppBody,
     bearer: HeaderValue,
     limit: u64,
-) -> Result<Response<Incoming>, ProxyError> {
+) -> Result<Response<UpstreamBody>, ProxyError> {
     match body {
         AppBody::Kept(bytes) => upstream
             .send(head.request(bearer, full(bytes.clone())))
@@ -133,7 +133,7 @@ pub async fn send_with_user_token(
     bearer: HeaderValue,
     limit: u64,
     tokens: &Arc<TokenManager>,
-) -> Result<Response<Incoming>, ProxyError> {
+) -> Result<Response<UpstreamBody>, ProxyError> {
     let first = send_once(upstream, head, body, bearer.clone(), limit).await?;
     if first.status() != StatusCode::UNAUTHORIZED {
         return Ok(first);
@@ -143,6 +143,8 @@ pub async fn send_with_user_token(
         tokio::spawn(async move { tokens.replace_rejected(&bearer).await });
         return Ok(first);
     }
+    // The 401 gives back its upstream slot before the replay takes one.
+    drop(first);
     // Boxed: the refresh is rare and its future large; inline it would enlarge every
     // request's future (memory per request in flight).
     let fresh = Box::pin(tokens.replace_rejected(&bearer)).await?;
