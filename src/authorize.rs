@@ -6,7 +6,7 @@
 use crate::app::{self, BuildError};
 use crate::config::Config;
 use crate::secret::AuthorizationCode;
-use crate::token::manager::token_set;
+use crate::token::token_set;
 use crate::token::{OAuthError, StoreError};
 use bytes::Bytes;
 use http::{Request, Response, StatusCode, Uri};

@@ -18,8 +18,9 @@
 //! ([`super::sync`]) adopts newer generations and writes the lineage back into an
 //! emptied store.
 
+use super::held::{seeded, Held};
 use super::lock;
-use super::manager::{seeded, Held, Obtained, RefreshError, TokenManager};
+use super::manager::{Obtained, RefreshError, TokenManager};
 use super::redis_store::RedisStore;
 use super::schedule;
 use super::store::{Lineage, StoreError};

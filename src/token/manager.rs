@@ -1,5 +1,5 @@
 //! The token manager owns the user's current access token (and its refresh token) and
-//! the client-credentials token, and hands the request path a ready `Authorization`
+//! the client-credentials token ([`super::client_token`]), and hands the request path a ready `Authorization`
 //! header value. The hot path is one `ArcSwap` load; it never waits on I/O while a
 //! valid token is held. An expired token is never handed out.
 //!
@@ -8,12 +8,14 @@
 //! adopting other replicas' tokens, and what happens while Redis is away.
 
 use super::backend::TokenStore;
-use super::client::{OAuthClient, OAuthError, TokenResponse};
+use super::client::{OAuthClient, OAuthError};
+use super::client_token::ClientToken;
+use super::held::{bearer_header, seeded, token_set, Held};
 use super::lock::LockGuard;
 use super::schedule;
 use super::store::{Lineage, StoreError, TokenSet};
 use crate::metrics::ResultLabels;
-use crate::secret::{AccessToken, RefreshToken};
+use crate::secret::RefreshToken;
 use arc_swap::{ArcSwap, ArcSwapOption};
 use http::HeaderValue;
 use prometheus_client::metrics::counter::Counter;
@@ -32,51 +34,6 @@ pub enum CredentialError {
     ClientTokenUnavailable { reason: String },
     #[error("the personal token is not available: {reason}")]
     PersonalTokenMissing { reason: String },
-}
-
-/// A token with its ready-made header value and its generation in the shared store
-/// (0 with a file store, or for a seed that was never refreshed).
-#[derive(Debug)]
-pub(super) struct Held {
-    pub(super) tokens: TokenSet,
-    pub(super) bearer: HeaderValue,
-    pub(super) generation: u64,
-}
-
-impl Held {
-    pub(super) fn new(tokens: TokenSet, generation: u64) -> Option<Held> {
-        let bearer = bearer_header(&tokens.access_token)?;
-        Some(Held {
-            tokens,
-            bearer,
-            generation,
-        })
-    }
-
-    pub(super) fn lineage(&self) -> Lineage {
-        Lineage {
-            tokens: self.tokens.clone(),
-            generation: self.generation,
-        }
-    }
-
-    pub(super) fn usable(&self, now: SystemTime) -> bool {
-        self.tokens.expires_at > now
-    }
-
-    pub(super) fn lifetime(&self) -> Duration {
-        self.tokens
-            .expires_at
-            .duration_since(self.tokens.obtained_at)
-            .unwrap_or(Duration::ZERO)
-    }
-}
-
-/// `Bearer <token>`, marked sensitive so hyper's HPACK never indexes it.
-pub fn bearer_header(token: &AccessToken) -> Option<HeaderValue> {
-    let mut value = HeaderValue::try_from(format!("Bearer {}", token.expose())).ok()?;
-    value.set_sensitive(true);
-    Some(value)
 }
 
 /// What `token status` and readiness report; never the token itself.
@@ -111,8 +68,7 @@ pub struct TokenManager {
     /// Wakes the refresh schedule (and waiters for another replica's refresh) when the
     /// held token changes.
     pub(super) changed: tokio::sync::Notify,
-    client: ArcSwapOption<Held>,
-    client_lock: tokio::sync::Mutex<()>,
+    client: ClientToken,
     /// `oauth.refresh_token_file`, kept for a shared store found empty later.
     pub(super) seed: Option<RefreshToken>,
     /// Why the last refresh could not be written to a file store, until one is.
@@ -161,8 +117,7 @@ impl TokenManager {
             refresh_lock: tokio::sync::Mutex::new(()),
             outcome: ArcSwapOption::empty(),
             changed: tokio::sync::Notify::new(),
-            client: ArcSwapOption::empty(),
-            client_lock: tokio::sync::Mutex::new(()),
+            client: ClientToken::default(),
             seed,
             store_failure: ArcSwapOption::empty(),
         })
@@ -375,44 +330,9 @@ impl TokenManager {
         Ok(bearer)
     }
 
-    /// A client-credentials bearer header, requested when none is held or it is about to
-    /// expire; concurrent callers share one request.
+    /// A client-credentials bearer header (see [`ClientToken`]).
     pub async fn client_bearer(&self) -> Result<HeaderValue, CredentialError> {
-        let margin = Duration::from_secs(60);
-        let fresh = |held: &Option<Arc<Held>>| {
-            held.as_ref()
-                .filter(|h| h.usable(SystemTime::now() + margin.min(h.lifetime() / 2)))
-                .map(|h| h.bearer.clone())
-        };
-        if let Some(bearer) = fresh(&self.client.load_full()) {
-            return Ok(bearer);
-        }
-        let _guard = self.client_lock.lock().await;
-        if let Some(bearer) = fresh(&self.client.load_full()) {
-            return Ok(bearer);
-        }
-        let response = match self.oauth().client_credentials().await {
-            Ok(response) => response,
-            Err(error) => {
-                tracing::warn!("client-credentials token request failed: {error}");
-                // Keep serving the held token while it is valid.
-                return match self.client.load_full() {
-                    Some(held) if held.usable(SystemTime::now()) => Ok(held.bearer.clone()),
-                    _ => Err(CredentialError::ClientTokenUnavailable {
-                        reason: error.to_string(),
-                    }),
-                };
-            }
-        };
-        let held = Held::new(token_set(response, None), 0).ok_or_else(|| {
-            CredentialError::ClientTokenUnavailable {
-                reason: "the token endpoint returned a token that cannot be sent in a header"
-                    .into(),
-            }
-        })?;
-        let bearer = held.bearer.clone();
-        self.client.store(Some(Arc::new(held)));
-        Ok(bearer)
+        self.client.bearer(&self.oauth()).await
     }
 
     /// Persists a new user lineage (from `authorize`) and then uses it.
@@ -510,33 +430,6 @@ pub(super) enum Obtained {
     Refreshed(HeaderValue),
     /// Another replica had refreshed: its token, from the shared store.
     Adopted(HeaderValue),
-}
-
-/// A lineage that only has the refresh token from `oauth.refresh_token_file`: its
-/// empty access token has expired long ago, so the first refresh starts the lineage.
-pub(super) fn seeded(refresh_token: &RefreshToken) -> Option<Held> {
-    tracing::info!("the token store is empty: seeding it from oauth.refresh_token_file");
-    let seed = TokenSet {
-        access_token: AccessToken::new(""),
-        expires_at: SystemTime::UNIX_EPOCH,
-        refresh_token: Some(refresh_token.clone()),
-        refresh_token_expires_at: None,
-        profile_id: None,
-        obtained_at: SystemTime::UNIX_EPOCH,
-    };
-    Held::new(seed, 0)
-}
-
-/// A token response as a storable set.
-pub fn token_set(response: TokenResponse, profile_id: Option<String>) -> TokenSet {
-    TokenSet {
-        access_token: response.access_token,
-        expires_at: response.expires_at,
-        refresh_token: response.refresh_token,
-        refresh_token_expires_at: response.refresh_token_expires_at,
-        profile_id,
-        obtained_at: response.received_at,
-    }
 }
 
 fn seconds_since(time: SystemTime) -> u64 {

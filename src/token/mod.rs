@@ -1,12 +1,15 @@
 //! OAuth tokens: the client for Wise's token endpoint ([`client`]), where the lineage is
 //! kept between runs ([`backend`]: a file, [`store`], or Redis shared by replicas,
 //! [`redis_store`]), and the manager that hands the current credential to the request
-//! path ([`manager`]). With a shared store the group refreshes once for all ([`group`],
+//! path ([`manager`]; the client-credentials token in `client_token`, the held token in
+//! `held`). With a shared store the group refreshes once for all ([`group`],
 //! under the lock of [`lock`]) and every replica follows the store ([`sync`]).
 
 pub mod backend;
 pub mod client;
+mod client_token;
 pub mod group;
+mod held;
 pub mod lock;
 pub mod manager;
 pub mod redis_store;
@@ -16,6 +19,7 @@ pub mod sync;
 
 pub use backend::TokenStore;
 pub use client::{OAuthClient, OAuthError, TokenResponse};
+pub use held::token_set;
 pub use manager::{CredentialError, TokenManager};
 pub use redis_store::RedisStore;
 pub use store::{FileStore, Lineage, StoreError, TokenSet};
