@@ -65,15 +65,7 @@ async fn an_expired_client_certificate_means_not_ready_and_a_502_that_says_so() 
         ..Options::default()
     })
     .await;
-    let (ready, body) = h.admin_get("/readyz").await;
-    assert_eq!(ready.status(), StatusCode::SERVICE_UNAVAILABLE);
-    assert!(
-        json(&body)["reasons"][0]
-            .as_str()
-            .unwrap()
-            .contains("has expired"),
-        "{body:?}"
-    );
+    h.assert_not_ready("has expired").await;
     let (response, body) = h.get("/v1/me").await;
     assert_eq!(response.status(), StatusCode::BAD_GATEWAY);
     assert_eq!(

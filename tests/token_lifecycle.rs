@@ -54,8 +54,9 @@ async fn concurrent_load_over_several_lifetimes_sees_only_200s_and_one_refresh_e
     assert!(total > 50, "load was applied ({total} requests)");
     assert_eq!(calls.max_concurrent, 1, "never two token calls at once");
     // Tokens live 2 s and are refreshed at half-life: 4.5 s hold 4 refreshes, give or
-    // take the one in progress at the end.
-    assert!((3..=5).contains(&calls.refresh_token), "{calls:?}");
+    // take the one in progress at the end; never more. At least 2, one per lifetime, or
+    // the clients would have met an expired token (a slow machine refreshes no less).
+    assert!((2..=5).contains(&calls.refresh_token), "{calls:?}");
     // A refresh invalidates the previous token at once, so a request in flight at that
     // instant meets 401 at Wise and is replayed: at most one per client per refresh.
     let rejected = h.wise.requests().iter().filter(|r| r.status == 401).count() as u64;
@@ -170,15 +171,7 @@ async fn a_revoked_grant_gives_a_clear_503_and_stops_asking() {
         1,
         "one refused refresh, then no hammering"
     );
-    let (ready, body) = h.admin_get("/readyz").await;
-    assert_eq!(ready.status(), StatusCode::SERVICE_UNAVAILABLE);
-    assert!(
-        json(&body)["reasons"][0]
-            .as_str()
-            .unwrap()
-            .contains("wisegate authorize"),
-        "{body:?}"
-    );
+    h.assert_not_ready("wisegate authorize").await;
 }
 
 #[tokio::test]

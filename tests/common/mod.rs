@@ -206,6 +206,15 @@ impl Harness {
         .await
     }
 
+    /// Asserts that `/readyz` answers 503 and that its first reason mentions `text`.
+    pub async fn assert_not_ready(&self, text: &str) {
+        let (ready, body) = self.admin_get("/readyz").await;
+        assert_eq!(ready.status(), http::StatusCode::SERVICE_UNAVAILABLE);
+        let body = json(&body);
+        let reason = body["reasons"][0].as_str().unwrap_or_default();
+        assert!(reason.contains(text), "readiness: {body}");
+    }
+
     pub async fn admin_get(&self, path: &str) -> (Response<()>, Bytes) {
         send(
             Request::get(format!("http://{}{path}", self.admin))
