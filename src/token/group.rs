@@ -98,7 +98,8 @@ impl TokenManager {
             if Instant::now() >= deadline {
                 return Err(RefreshError::StoreUnavailable {
                     message: format!(
-                        "another replica held the refresh lock in {} for over {} s without storing a new token",
+                        "another replica held the refresh lock {} in {} for over {} s without storing a new token: if no replica is refreshing, delete that key",
+                        redis.keys().lock,
                         redis.name(),
                         GROUP_WAIT.as_secs()
                     ),
@@ -191,7 +192,9 @@ impl TokenManager {
             message: format!("{error}; {why}"),
         };
         let Some(current) = current.filter(|held| held.generation > 0) else {
-            return Err(deferred("waiting for it before using the lineage"));
+            return Err(deferred(
+                "requests get a token once it answers: check that Redis is reachable",
+            ));
         };
         let lead = alone_lead(current.lifetime());
         let alone_from = current.tokens.expires_at.checked_sub(lead);

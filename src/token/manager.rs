@@ -13,7 +13,7 @@ use super::client_token::ClientToken;
 use super::held::{bearer_header, seeded, token_set, Held};
 use super::lock::LockGuard;
 use super::schedule;
-use super::store::{Lineage, StoreError, TokenSet};
+use super::store::{Lineage, StoreError};
 use crate::metrics::ResultLabels;
 use crate::secret::RefreshToken;
 use arc_swap::{ArcSwap, ArcSwapOption};
@@ -28,7 +28,7 @@ use std::time::{Duration, SystemTime};
 pub enum CredentialError {
     #[error("no OAuth token is stored in {store}: run `wisegate authorize` once to obtain one")]
     NotAuthorized { store: String },
-    #[error("the OAuth access token expired and could not be refreshed: {reason}")]
+    #[error("no valid OAuth access token: {reason}")]
     TokenUnavailable { reason: String },
     #[error("no client-credentials token could be obtained: {reason}")]
     ClientTokenUnavailable { reason: String },
@@ -162,7 +162,11 @@ impl TokenManager {
             Some(held) if held.usable(SystemTime::now()) => Ok(held.bearer.clone()),
             Some(held) => Err(self.unavailable(held)),
             None => match self.store.trouble() {
-                Some(trouble) => Err(CredentialError::TokenUnavailable { reason: trouble }),
+                Some(trouble) => Err(CredentialError::TokenUnavailable {
+                    reason: format!(
+                        "none obtained yet: {trouble}; requests get the group's token once it answers"
+                    ),
+                }),
                 None => Err(CredentialError::NotAuthorized {
                     store: self.store.describe(),
                 }),
@@ -198,7 +202,7 @@ impl TokenManager {
             .map_err(|error| match error {
                 RefreshError::NotAuthorized { store } => CredentialError::NotAuthorized { store },
                 other => CredentialError::TokenUnavailable {
-                    reason: other.to_string(),
+                    reason: format!("Wise rejected it and the refresh failed: {other}"),
                 },
             })
     }
@@ -335,15 +339,6 @@ impl TokenManager {
         self.client.bearer(&self.oauth()).await
     }
 
-    /// Persists a new user lineage (from `authorize`) and then uses it.
-    pub async fn install(&self, tokens: TokenSet) -> Result<(), StoreError> {
-        let generation = self.store.install_new(&tokens).await?;
-        self.user.store(Held::new(tokens, generation).map(Arc::new));
-        self.outcome.store(None);
-        self.changed.notify_waiters();
-        Ok(())
-    }
-
     pub fn status(&self) -> TokenStatus {
         let held = self.user.load();
         let tokens = held.as_ref().map(|h| &h.tokens);
@@ -402,8 +397,6 @@ pub enum RefreshError {
     NoRefreshToken,
     #[error(transparent)]
     OAuth(#[from] OAuthError),
-    #[error(transparent)]
-    Store(#[from] StoreError),
     #[error("the token endpoint returned an access token that cannot be sent in a header")]
     Unusable,
     #[error("{message}")]

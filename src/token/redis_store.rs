@@ -137,7 +137,7 @@ impl RedisStore {
         let invalid = |error: redis::RedisError| StoreError::Unusable {
             store: name.clone(),
             message: format!(
-                "the URL is not usable ({})",
+                "the URL is not usable ({}): fix oauth.token_store",
                 error.detail().unwrap_or_else(|| error.category())
             ),
         };
@@ -186,17 +186,7 @@ impl RedisStore {
 
     /// Records that Redis could not be used (e.g. the subscription dropped).
     pub fn mark_unreachable(&self, message: &str) {
-        self.trouble.store(Some(Arc::new(format!(
-            "the shared token store {} cannot be reached: {message}",
-            self.name
-        ))));
-    }
-
-    fn unreachable(&self, error: &dyn std::fmt::Display) -> StoreError {
-        StoreError::Unreachable {
-            store: self.name.clone(),
-            message: error.to_string(),
-        }
+        let _ = self.failed(&message);
     }
 
     /// The shared connection, connecting when there is none.
@@ -218,8 +208,11 @@ impl RedisStore {
     }
 
     /// Marks the store unreachable and turns `error` into a [`StoreError`].
-    fn failed(&self, error: &redis::RedisError) -> StoreError {
-        let error = self.unreachable(error);
+    fn failed(&self, error: &dyn std::fmt::Display) -> StoreError {
+        let error = StoreError::Unreachable {
+            store: self.name.clone(),
+            message: error.to_string(),
+        };
         self.trouble.store(Some(Arc::new(error.to_string())));
         error
     }
@@ -246,7 +239,7 @@ impl RedisStore {
         }
     }
 
-    /// Whether Redis answers (`wisegate check`).
+    /// Whether Redis answers (`wisegate authorize` asks before the browser step).
     pub async fn ping(&self) -> Result<(), StoreError> {
         let _: String = self.run(redis::cmd("PING")).await?;
         Ok(())
@@ -331,11 +324,7 @@ impl RedisStore {
         match tokio::time::timeout(REDIS_TIMEOUT, connecting).await {
             Ok(Ok(pubsub)) => Ok(pubsub),
             Ok(Err(error)) => Err(self.failed(&error)),
-            Err(_) => {
-                let error = self.unreachable(&"no answer within 2 s");
-                self.trouble.store(Some(Arc::new(error.to_string())));
-                Err(error)
-            }
+            Err(_) => Err(self.failed(&"no answer within 2 s")),
         }
     }
 }
