@@ -171,8 +171,7 @@ pub struct Snapshot {
 /// The route a request takes under a snapshot.
 #[derive(Debug, Clone, Copy)]
 pub struct Selected<'a> {
-    pub name: &'a str,
-    /// The name as a metric label.
+    /// The route's name (also its metric label).
     pub label: &'a Arc<str>,
     /// Index into [`Snapshot::counts`].
     pub index: usize,
@@ -247,18 +246,11 @@ impl Snapshot {
         })
     }
 
-    /// The route name and effective mode (after the rollback flag) for a request.
-    pub fn select(&self, method: &Method, path: &str) -> (&str, Mode) {
-        let selected = self.route(method, path);
-        (selected.name, selected.mode)
-    }
-
     /// The route a request takes, with its migration-safety settings.
     pub fn route(&self, method: &Method, path: &str) -> Selected<'_> {
         let rollback = self.config.rollback_all;
         match self.config.routes.find(method, path) {
             Some((index, route)) => Selected {
-                name: &route.name,
                 label: &self.labels[index],
                 index,
                 mode: if rollback {
@@ -270,7 +262,6 @@ impl Snapshot {
                 fallback: route.fallback.filter(|_| !rollback),
             },
             None => Selected {
-                name: crate::route::DEFAULT_ROUTE,
                 label: &self.labels[self.labels.len() - 1],
                 index: self.counts.len() - 1,
                 mode: if rollback {

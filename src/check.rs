@@ -112,6 +112,11 @@ pub async fn check(config: &Config, online: bool) -> Checklist {
                 )
             },
         );
+        if let Some(key) = &personal.sca_key_file {
+            list.result(crate::sca::ScaSigner::load(key), |_| {
+                format!("SCA signing key {} is an RSA private key", key.display())
+            });
+        }
     }
     if let Some(seed) = &config.oauth.refresh_token_file {
         list.result(

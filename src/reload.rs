@@ -219,7 +219,10 @@ fn watched_files(config: &Config) -> Vec<(PathBuf, std::ffi::OsString)> {
         config.mtls.key_file.clone(),
     ];
     files.extend(config.upstream.ca_file.clone());
-    files.extend(config.personal_token.as_ref().map(|p| p.token_file.clone()));
+    if let Some(personal) = &config.personal_token {
+        files.push(personal.token_file.clone());
+        files.extend(personal.sca_key_file.clone());
+    }
     files
         .into_iter()
         .filter_map(|file| {

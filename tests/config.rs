@@ -136,6 +136,20 @@ fn personal_token_routes_need_a_personal_token() {
 }
 
 #[test]
+fn a_route_cannot_take_the_built_in_default_name() {
+    let text = format!(
+        "{GOOD}\n[[route]]\nname = \"default\"\npath = \"/v1/**\"\nmode = \"personal_token\"\n"
+    );
+    let error = Config::parse(Path::new("w.toml"), &text).unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .contains(".name: `default` is the name of the built-in route"),
+        "{error}"
+    );
+}
+
+#[test]
 fn the_binary_exits_64_naming_the_file_line_and_key() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("wisegate.toml");

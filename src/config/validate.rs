@@ -286,13 +286,20 @@ pub fn validate(file: &Path, raw: RawConfig) -> Result<Config, Vec<Problem>> {
         let key = match (rollback_all, personal_route, legacy_use) {
             (true, _, _) => Some("rollback.all".to_owned()),
             (false, Some(index), _) => Some(format!("route[{index}].mode")),
-            (false, None, Some(index)) => Some(format!("route[{index}]")),
+            (false, None, Some(index)) => Some(format!(
+                "route[{index}].{}",
+                if routes.routes()[index].fallback.is_some() {
+                    "fallback"
+                } else {
+                    "shadow"
+                }
+            )),
             (false, None, None) => None,
         };
         if let Some(key) = key {
             c.problem(
                 key,
-                "sends requests the personal-token way, but there is no [personal_token] section with token_file",
+                "sends requests the personal-token way, but there is no [personal_token] section with token_file: add one, or remove this setting",
             );
         }
     }
@@ -472,7 +479,12 @@ fn routes(c: &mut Checker<'_>, raw: Vec<RawRoute>) -> RouteTable {
             "a short name used in logs and metrics",
         );
         if let Some(name) = &name {
-            if routes.iter().any(|r: &Route| &r.name == name) {
+            if name == crate::route::DEFAULT_ROUTE {
+                c.problem(
+                    key("name"),
+                    format!("`{name}` is the name of the built-in route for unmatched requests; choose another"),
+                );
+            } else if routes.iter().any(|r: &Route| &r.name == name) {
                 c.problem(
                     key("name"),
                     format!("`{name}` is used by an earlier route; names must be unique"),
