@@ -247,3 +247,24 @@ async fn beyond_max_upstream_requests_a_request_waits_then_gets_503_upstream_bus
     let (response, _) = h.get("/v1/me").await;
     assert_eq!(response.status(), StatusCode::OK, "refreshed and replayed");
 }
+
+/// An app that hangs up while its request waits on Wise: the request no longer counts
+/// as in flight (hyper drops its future, so the count must not rely on it finishing).
+#[tokio::test]
+async fn a_request_the_app_abandons_leaves_the_in_flight_gauge() {
+    let h = Harness::start().await;
+    let mut stream = tokio::net::TcpStream::connect(h.proxy).await.unwrap();
+    stream
+        .write_all(b"GET /test/slow?ms=20000 HTTP/1.1\r\nHost: a\r\n\r\n")
+        .await
+        .unwrap();
+    common::wait_for_metric(h.admin, "wisegate_requests_in_flight", 1.0).await;
+    drop(stream);
+    assert!(
+        common::eventually(Duration::from_secs(10), async || {
+            common::metric(h.admin, "wisegate_requests_in_flight").await == 0.0
+        })
+        .await,
+        "the abandoned request still counts as in flight"
+    );
+}

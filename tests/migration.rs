@@ -6,11 +6,12 @@ mod common;
 use bytes::Bytes;
 use common::{
     authorize_with_code, get_at, json, metric, send, serve_with_admin, setup, wait_for_metric,
-    Harness, Options,
+    Harness, Options, Setup,
 };
 use fake_wise::{FakeWiseConfig, HostKind};
 use http::{Request, StatusCode};
 use http_body_util::Full;
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 use wisegate::config::Config;
 
@@ -58,8 +59,10 @@ async fn a_shadowed_get_reaches_both_hosts_while_a_post_reaches_one() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn fallback_takes_over_when_the_certificate_is_rejected_and_gives_way_when_fixed() {
+/// A `transfers` route with `fallback = true` (1 s cool-down) while Wise rejects the client
+/// certificate; returns the setup, the listeners and the good certificate pair.
+async fn rejected_certificate_with_fallback() -> (Setup, SocketAddr, SocketAddr, (Vec<u8>, Vec<u8>))
+{
     let setup = setup(FakeWiseConfig::default()).await;
     authorize_with_code(&Config::load(&setup.config_path).unwrap(), &setup.wise).await;
     let dir = setup.dir.path();
@@ -77,6 +80,13 @@ async fn fallback_takes_over_when_the_certificate_is_rejected_and_gives_way_when
     )
     .unwrap();
     let (proxy, admin) = serve_with_admin(Config::load(&setup.config_path).unwrap()).await;
+    (setup, proxy, admin, good)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fallback_takes_over_when_the_certificate_is_rejected_and_gives_way_when_fixed() {
+    let (setup, proxy, admin, good) = rejected_certificate_with_fallback().await;
+    let dir = setup.dir.path();
 
     // PUT: idempotent, so even a connection that broke before an answer (a way TLS 1.3
     // can report the rejected certificate) may fall back.
@@ -188,5 +198,32 @@ async fn an_sca_challenge_is_signed_verified_and_replayed_once() {
     assert_eq!(
         seen[0].header("x-signature"),
         Some("the-apps-own-signature")
+    );
+}
+
+/// Requests whose body streams (over 64 KiB) cannot fall back, but their failures still
+/// count: after three, the breaker is open and the next request goes the personal-token
+/// way at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streamed_bodies_that_cannot_fall_back_still_open_the_breaker() {
+    let (_setup, proxy, admin, _) = rejected_certificate_with_fallback().await;
+    for _ in 0..3 {
+        let large = Request::put(format!("http://{proxy}/v1/transfers/big"))
+            .body(Full::new(Bytes::from(vec![b'x'; 100_000])))
+            .unwrap();
+        let (response, body) = send(large).await;
+        assert_eq!(response.status(), StatusCode::BAD_GATEWAY, "{body:?}");
+    }
+    let (response, body) = get_at(proxy, "/v1/transfers/status").await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(json(&body)["token_kind"], "personal");
+    assert_eq!(
+        metric(
+            admin,
+            "wisegate_fallback_total{route=\"transfers\",reason=\"circuit_open\"}"
+        )
+        .await,
+        1.0,
+        "the breaker opened on the streamed failures"
     );
 }

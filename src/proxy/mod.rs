@@ -33,6 +33,7 @@ use crate::upstream::UpstreamBody;
 use crate::Shared;
 use http::{HeaderMap, Request, Response, StatusCode, Version};
 use hyper::body::Incoming;
+use prometheus_client::metrics::gauge::Gauge;
 use send::AppBody;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -54,9 +55,9 @@ pub async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> Response
         mode: "-",
         sent_to: None,
     };
-    shared.metrics.in_flight.inc();
+    let in_flight = InFlight::enter(&shared.metrics.in_flight);
     let response = forward(&shared, request, &mut log).await;
-    shared.metrics.in_flight.dec();
+    drop(in_flight);
     let response = match response {
         Ok(response) => response,
         Err(error) => {
@@ -89,6 +90,23 @@ pub async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> Response
 }
 
 const CORRELATION_ID: &str = "x-external-correlation-id";
+
+/// Counts a request in `wisegate_requests_in_flight` until dropped: also when the app
+/// hangs up and hyper drops the request's future before it finishes.
+struct InFlight<'a>(&'a Gauge);
+
+impl<'a> InFlight<'a> {
+    fn enter(gauge: &'a Gauge) -> InFlight<'a> {
+        gauge.inc();
+        InFlight(gauge)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
 
 /// Counts one answer: metrics and the route's `/status` counts.
 fn record(metrics: &Metrics, log: &AccessLog, status: StatusCode, elapsed: Duration) {
@@ -194,9 +212,14 @@ async fn forward(
                 Ok(response)
             }
             Err(error) => match (selected.fallback, fallback::reason(&error, idempotent)) {
-                // Nothing reached Wise: the personal-token way is safe for any method.
-                (Some(cooldown), Some(reason)) if body.is_kept() => {
+                // The failure counts for the breaker whatever the body; only a kept body
+                // can be sent again. Nothing reached Wise: the personal-token way is safe
+                // for any method.
+                (Some(cooldown), Some(reason)) => {
                     shared.migration.breakers.failure(&route, cooldown);
+                    if !body.is_kept() {
+                        return Err(error);
+                    }
                     count_fallback(shared, &route, reason);
                     tracing::info!(%route, %reason, "mTLS side unusable ({error}); sending the personal-token way");
                     side = Mode::PersonalToken;
