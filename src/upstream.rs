@@ -25,7 +25,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 /// Why a request could not be completed upstream. `target` is `host:port`.
 #[derive(Debug, thiserror::Error)]
 pub enum UpstreamError {
-    #[error("the upstream could not be reached at {target}: {detail}")]
+    #[error("the upstream could not be reached at {target}: {detail}; check upstream.mtls_url / legacy_url, DNS and that egress to it is allowed")]
     Connect { target: String, detail: String },
     #[error("{target} rejected our client certificate ({alert}): check mtls.cert_file is the certificate Wise issued for this client and that it is still active in the Developer Hub")]
     ClientCertRejected { target: String, alert: String },
@@ -33,7 +33,7 @@ pub enum UpstreamError {
     Tls { target: String, detail: String },
     #[error("{target} did not answer within {seconds} s (limits.upstream_timeout)")]
     Timeout { target: String, seconds: u64 },
-    #[error("all {limit} request slots to {target} stayed busy for {seconds} s (limits.max_upstream_requests, limits.upstream_timeout): the upstream is slow or the app sends more at once than the limit allows")]
+    #[error("all {limit} request slots to {target} stayed busy for {seconds} s (limits.max_upstream_requests, limits.upstream_timeout): the upstream is slow or the app sends more at once than the limit allows: raise limits.max_upstream_requests or lower the app's concurrency")]
     Busy {
         target: String,
         limit: usize,
