@@ -159,6 +159,7 @@ fn upstream() -> Upstream {
         timeout: Duration::from_secs(60),
         idle_timeout: Duration::from_secs(90),
         max_requests: 256,
+        lanes: 1,
     };
     Upstream::new(
         &Uri::from_static("https://api-mtls.wise-sandbox.com"),

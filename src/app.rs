@@ -66,6 +66,7 @@ fn settings(config: &Config) -> UpstreamSettings {
         timeout: config.limits.upstream_timeout,
         idle_timeout: config.limits.idle_timeout,
         max_requests: config.limits.max_upstream_requests,
+        lanes: crate::lanes::count(config.listen.threads),
     }
 }
 

@@ -32,6 +32,7 @@ pub mod csr;
 pub mod error;
 pub mod expiry;
 pub mod headers;
+pub mod lanes;
 pub mod metrics;
 pub mod proxy;
 pub mod reload;
@@ -111,6 +112,7 @@ pub async fn run(
     let tokens = Arc::new(app::token_manager(&config, &resolver).await?);
     let limits = config.limits.clone();
     let grace = config.listen.shutdown_grace;
+    let lanes = lanes::count(config.listen.threads);
     let config_file = config.file.clone();
     let snapshot = Arc::new(Snapshot::build(config, &resolver, 1)?);
     let mut metrics = metrics::Metrics::new(tokens.refresh_counter());
@@ -150,6 +152,7 @@ pub async fn run(
         config::Limits::default(),
         std::time::Duration::from_secs(1),
         admin_stop.clone(),
+        0,
         move |request| admin::handle(admin_shared.clone(), request),
     ));
 
@@ -161,9 +164,14 @@ pub async fn run(
         tracing::info!("shutting down: no new connections, draining requests in flight");
     };
     let proxy_shared = shared.clone();
-    let serving = server::serve(listeners.proxy, limits, grace, shutdown, move |request| {
-        proxy::handle(proxy_shared.clone(), request)
-    });
+    let serving = server::serve(
+        listeners.proxy,
+        limits,
+        grace,
+        shutdown,
+        lanes,
+        move |request| proxy::handle(proxy_shared.clone(), request),
+    );
     tokio::join!(marking, serving);
     admin_stop.cancel();
     let _ = admin.await;

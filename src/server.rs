@@ -3,6 +3,7 @@
 //! drain on shutdown (stop accepting, let requests in flight finish, within a grace).
 
 use crate::config::Limits;
+use crate::lanes::{Lanes, Open};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper::{Request, Response};
@@ -11,41 +12,59 @@ use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use std::convert::Infallible;
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc::UnboundedReceiver;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 
+/// What answers the requests of a connection: a function from request to response.
+pub trait Handler: Clone + Send + Sync + 'static {
+    type Body: http_body::Body<Data: Send, Error: Into<Box<dyn std::error::Error + Send + Sync>>>
+        + Send
+        + 'static;
+    type Answer: Future<Output = Response<Self::Body>> + Send + 'static;
+    fn call(&self, request: Request<Incoming>) -> Self::Answer;
+}
+
+impl<H, F, B> Handler for H
+where
+    H: Fn(Request<Incoming>) -> F + Clone + Send + Sync + 'static,
+    F: Future<Output = Response<B>> + Send + 'static,
+    B: http_body::Body<Data: Send, Error: Into<Box<dyn std::error::Error + Send + Sync>>>
+        + Send
+        + 'static,
+{
+    type Body = B;
+    type Answer = F;
+    fn call(&self, request: Request<Incoming>) -> F {
+        self(request)
+    }
+}
+
 /// Serves `handler` on `listener` until `shutdown`, then drains for at most `grace`.
-pub async fn serve<H, F, B>(
+/// With `lanes` > 0 the connections are served on that many lanes ([`crate::lanes`]),
+/// else on the caller's runtime.
+pub async fn serve<H: Handler>(
     listener: TcpListener,
     limits: Limits,
     grace: Duration,
     shutdown: CancellationToken,
+    lanes: usize,
     handler: H,
-) where
-    H: Fn(Request<Incoming>) -> F + Clone + Send + Sync + 'static,
-    F: Future<Output = Response<B>> + Send + 'static,
-    B: http_body::Body + Send + 'static,
-    B::Data: Send,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-{
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(limits.header_read_timeout)
-        .max_buf_size(limits.max_header_bytes.max(8192))
-        .keep_alive(true);
-    builder
-        .http2()
-        .timer(TokioTimer::new())
-        .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX))
-        .keep_alive_interval(Some(Duration::from_secs(30)));
-    let builder = Arc::new(builder);
+) {
+    let builder = Arc::new(connection_builder(&limits));
     let permits = Arc::new(Semaphore::new(limits.max_connections));
     let graceful = GracefulShutdown::new();
+    let lanes = (lanes > 0).then(|| {
+        let builder = builder.clone();
+        let handler = handler.clone();
+        Lanes::start(lanes, move |connections| {
+            serve_lane(connections, builder.clone(), handler.clone(), grace)
+        })
+    });
     loop {
         let permit = tokio::select! {
             _ = shutdown.cancelled() => break,
@@ -66,25 +85,107 @@ pub async fn serve<H, F, B>(
             },
         };
         let _ = stream.set_nodelay(true);
-        let handler = handler.clone();
-        let service = service_fn(move |request| {
-            let response = handler(request);
-            async move { Ok::<_, Infallible>(response.await) }
-        });
-        let connection = builder
-            .serve_connection(TokioIo::new(stream), service)
-            .into_owned();
-        let connection = graceful.watch(connection);
-        tokio::spawn(async move {
-            if let Err(error) = connection.await {
-                tracing::debug!(%peer, %error, "connection ended with an error");
+        let Some(lanes) = &lanes else {
+            spawn_connection(&builder, &graceful, stream, peer, handler.clone(), permit);
+            continue;
+        };
+        let handed = match stream.into_std() {
+            Ok(stream) => lanes.dispatch((stream, peer, permit)),
+            Err(error) => {
+                tracing::warn!(%peer, %error, "cannot hand a connection to a lane");
+                continue;
             }
-            drop(permit);
-        });
+        };
+        // No lane could take it: served here.
+        if let Err((stream, peer, permit)) = handed {
+            match TcpStream::from_std(stream) {
+                Ok(stream) => {
+                    spawn_connection(&builder, &graceful, stream, peer, handler.clone(), permit)
+                }
+                Err(error) => tracing::warn!(%peer, %error, "cannot serve a connection"),
+            }
+        }
     }
     drop(listener);
+    let drained = async {
+        match lanes {
+            Some(lanes) => tokio::join!(graceful.shutdown(), lanes.finish()).0,
+            None => graceful.shutdown().await,
+        }
+    };
     tokio::select! {
-        _ = graceful.shutdown() => tracing::info!("all connections drained"),
+        _ = drained => tracing::info!("all connections drained"),
         _ = tokio::time::sleep(grace) => tracing::warn!(grace_s = grace.as_secs(), "shutdown grace elapsed with requests still in flight"),
     }
+}
+
+/// A lane: serves the connections handed to it until the acceptor stops, then drains
+/// them for at most `grace`.
+async fn serve_lane<H: Handler>(
+    mut connections: UnboundedReceiver<(
+        (std::net::TcpStream, SocketAddr, OwnedSemaphorePermit),
+        Open,
+    )>,
+    builder: Arc<auto::Builder<TokioExecutor>>,
+    handler: H,
+    grace: Duration,
+) {
+    let graceful = GracefulShutdown::new();
+    while let Some(((stream, peer, permit), open)) = connections.recv().await {
+        match TcpStream::from_std(stream) {
+            Ok(stream) => spawn_connection(
+                &builder,
+                &graceful,
+                stream,
+                peer,
+                handler.clone(),
+                (permit, open),
+            ),
+            Err(error) => tracing::warn!(%peer, %error, "cannot serve a connection"),
+        }
+    }
+    let _ = tokio::time::timeout(grace, graceful.shutdown()).await;
+}
+
+/// Serves one connection on the current runtime; `hold` (its connection permit) is
+/// dropped when it ends.
+fn spawn_connection<H: Handler, T: Send + 'static>(
+    builder: &auto::Builder<TokioExecutor>,
+    graceful: &GracefulShutdown,
+    stream: TcpStream,
+    peer: SocketAddr,
+    handler: H,
+    hold: T,
+) {
+    let service = service_fn(move |request| {
+        let response = handler.call(request);
+        async move { Ok::<_, Infallible>(response.await) }
+    });
+    let connection = builder
+        .serve_connection(TokioIo::new(stream), service)
+        .into_owned();
+    let connection = graceful.watch(connection);
+    tokio::spawn(async move {
+        if let Err(error) = connection.await {
+            tracing::debug!(%peer, %error, "connection ended with an error");
+        }
+        drop(hold);
+    });
+}
+
+/// HTTP/1.1 and h2c with `limits`' header size and read-time bounds.
+fn connection_builder(limits: &Limits) -> auto::Builder<TokioExecutor> {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout)
+        .max_buf_size(limits.max_header_bytes.max(8192))
+        .keep_alive(true);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX))
+        .keep_alive_interval(Some(Duration::from_secs(30)));
+    builder
 }

@@ -59,12 +59,16 @@ pub struct UpstreamSettings {
     pub idle_timeout: Duration,
     /// Requests in flight at once; more wait for a slot (within `timeout`).
     pub max_requests: usize,
+    /// Serving lanes: each gets its own connections ([`crate::lanes`]).
+    pub lanes: usize,
 }
 
 /// A pooled client bound to one `https://host:port`.
 #[derive(Clone)]
 pub struct Upstream {
-    client: Client<HttpsConnector<HttpConnector>, ProxyBody>,
+    /// One client (and so one pool of connections) per lane, the first for callers
+    /// outside the lanes.
+    clients: Arc<[Client<HttpsConnector<HttpConnector>, ProxyBody>]>,
     authority: Authority,
     target: String,
     timeout: Duration,
@@ -121,18 +125,21 @@ impl Upstream {
             .enable_http1()
             .enable_http2()
             .wrap_connector(http);
-        let client = Client::builder(TokioExecutor::new())
-            .timer(TokioTimer::new())
-            .pool_timer(TokioTimer::new())
-            .pool_idle_timeout(settings.idle_timeout)
-            .http2_keep_alive_interval(Duration::from_secs(30))
-            .http2_keep_alive_timeout(Duration::from_secs(10))
-            // Fixed windows: an adaptive window can grow to 16 MiB per stream, which a
-            // slow-reading app would leave buffered here (measured up to +15 MB per 100 MB
-            // download); 1 MiB/8 MiB kept it at 1 MB with no loss at full speed.
-            .http2_initial_stream_window_size(1024 * 1024)
-            .http2_initial_connection_window_size(8 * 1024 * 1024)
-            .build(connector);
+        let client = || {
+            Client::builder(TokioExecutor::new())
+                .timer(TokioTimer::new())
+                .pool_timer(TokioTimer::new())
+                .pool_idle_timeout(settings.idle_timeout)
+                .http2_keep_alive_interval(Duration::from_secs(30))
+                .http2_keep_alive_timeout(Duration::from_secs(10))
+                // Fixed windows: an adaptive window can grow to 16 MiB per stream, which a
+                // slow-reading app would leave buffered here (measured up to +15 MB per 100 MB
+                // download); 1 MiB/8 MiB kept it at 1 MB with no loss at full speed.
+                .http2_initial_stream_window_size(1024 * 1024)
+                .http2_initial_connection_window_size(8 * 1024 * 1024)
+                .build(connector.clone())
+        };
+        let clients = (0..=settings.lanes).map(|_| client()).collect();
         let authority = base
             .authority()
             .cloned()
@@ -141,7 +148,7 @@ impl Upstream {
         let target = format!("{}:{port}", base.host().unwrap_or("invalid"));
         let max_requests = settings.max_requests.max(1);
         Upstream {
-            client,
+            clients,
             authority,
             target,
             timeout: settings.timeout,
@@ -188,7 +195,7 @@ impl Upstream {
                 }
             }
         };
-        match tokio::time::timeout_at(deadline, self.client.request(request)).await {
+        match tokio::time::timeout_at(deadline, self.client().request(request)).await {
             Ok(Ok(response)) => Ok(response.map(|body| UpstreamBody { body, _slot: slot })),
             Ok(Err(error)) => Err(self.classify(&error)),
             Err(_) => Err(UpstreamError::Timeout {
@@ -196,6 +203,12 @@ impl Upstream {
                 seconds: self.timeout.as_secs(),
             }),
         }
+    }
+
+    /// This lane's client: a lane's requests share that lane's upstream connection.
+    fn client(&self) -> &Client<HttpsConnector<HttpConnector>, ProxyBody> {
+        let index = crate::lanes::current().map_or(0, |lane| lane + 1);
+        &self.clients[index % self.clients.len()]
     }
 
     fn classify(&self, error: &hyper_util::client::legacy::Error) -> UpstreamError {

@@ -136,6 +136,32 @@ fn personal_token_routes_need_a_personal_token() {
 }
 
 #[test]
+fn listen_threads_must_be_between_one_and_256() {
+    let with = |threads: &str| {
+        GOOD.replace(
+            "[oauth]\n",
+            &format!("[listen]\nthreads = {threads}\n\n[oauth]\n"),
+        )
+    };
+    let config = Config::parse(Path::new("w.toml"), &with("3")).unwrap();
+    assert_eq!(config.listen.threads, Some(3));
+    assert_eq!(
+        Config::parse(Path::new("w.toml"), GOOD)
+            .unwrap()
+            .listen
+            .threads,
+        None
+    );
+    for (bad, says) in [
+        ("0", "listen.threads: must be greater than zero"),
+        ("1000", "listen.threads: 1000 is more than 256"),
+    ] {
+        let error = Config::parse(Path::new("w.toml"), &with(bad)).unwrap_err();
+        assert!(error.to_string().contains(says), "{error}");
+    }
+}
+
+#[test]
 fn a_route_cannot_take_the_built_in_default_name() {
     let text = format!(
         "{GOOD}\n[[route]]\nname = \"default\"\npath = \"/v1/**\"\nmode = \"personal_token\"\n"

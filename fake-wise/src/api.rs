@@ -18,6 +18,8 @@ const MAX_SLOW: Duration = Duration::from_secs(600);
 pub(crate) struct ConnInfo {
     /// The leaf certificate the client presented, DER.
     pub client_cert_der: Option<Vec<u8>>,
+    /// The client's address and port (one per connection).
+    pub peer: Option<std::net::SocketAddr>,
 }
 
 /// `/2026Q3/x` -> `/x`; any other path unchanged.
@@ -107,6 +109,7 @@ pub(crate) async fn handle(
         body_len: len,
         body_sha256: sha256,
         client_cert_der: conn.client_cert_der.clone(),
+        peer: conn.peer,
         http_version: format!("{:?}", parts.version),
         status: resp.status().as_u16(),
     });

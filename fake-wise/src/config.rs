@@ -106,6 +106,8 @@ pub struct RecordedRequest {
     pub body_sha256: String,
     /// The leaf certificate the client presented on the connection, DER.
     pub client_cert_der: Option<Vec<u8>>,
+    /// The client's address and port: requests with the same came over one connection.
+    pub peer: Option<std::net::SocketAddr>,
     /// `HTTP/1.1` or `HTTP/2.0`.
     pub http_version: String,
     /// The status the double answered.

@@ -50,7 +50,7 @@ pub(crate) async fn accept_loop(
             accepted = listener.accept() => accepted,
             _ = stop.changed() => return,
         };
-        let Ok((tcp, _peer)) = accepted else {
+        let Ok((tcp, peer)) = accepted else {
             // Out of file descriptors and the like: back off a little and go on.
             tokio::time::sleep(Duration::from_millis(10)).await;
             continue;
@@ -61,7 +61,13 @@ pub(crate) async fn accept_loop(
         let stop = stop.clone();
         tokio::spawn(async move {
             match tls {
-                None => serve(tcp, ConnInfo::default(), role, shared, stop).await,
+                None => {
+                    let conn = ConnInfo {
+                        client_cert_der: None,
+                        peer: Some(peer),
+                    };
+                    serve(tcp, conn, role, shared, stop).await
+                }
                 Some(acceptor) => {
                     let Ok(Ok(stream)) =
                         tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await
@@ -74,7 +80,11 @@ pub(crate) async fn accept_loop(
                         .peer_certificates()
                         .and_then(|certs| certs.first())
                         .map(|cert| cert.as_ref().to_vec());
-                    serve(stream, ConnInfo { client_cert_der }, role, shared, stop).await;
+                    let conn = ConnInfo {
+                        client_cert_der,
+                        peer: Some(peer),
+                    };
+                    serve(stream, conn, role, shared, stop).await;
                 }
             }
         });

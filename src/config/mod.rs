@@ -70,6 +70,8 @@ pub struct Config {
 pub struct Listen {
     pub address: SocketAddr,
     pub shutdown_grace: Duration,
+    /// Serving lanes (threads); `None`: one per available core.
+    pub threads: Option<usize>,
 }
 
 #[derive(Debug, Clone)]

@@ -34,6 +34,7 @@ pub struct RawListen {
     #[serde(default)]
     pub allow_non_loopback: bool,
     pub shutdown_grace: Option<String>,
+    pub threads: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]

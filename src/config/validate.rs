@@ -122,6 +122,9 @@ impl Checker<'_> {
     }
 }
 
+/// The most serving lanes `listen.threads` may ask for.
+const MAX_THREADS: u64 = 256;
+
 /// Validates `raw`, read from `file`; on failure every problem found (lines not yet set).
 pub fn validate(file: &Path, raw: RawConfig) -> Result<Config, Vec<Problem>> {
     let base = file.parent().unwrap_or(Path::new("."));
@@ -154,6 +157,15 @@ pub fn validate(file: &Path, raw: RawConfig) -> Result<Config, Vec<Problem>> {
             raw.listen.shutdown_grace.as_deref(),
             Duration::from_secs(30),
         ),
+        threads: raw.listen.threads.map(|threads| {
+            if threads > MAX_THREADS {
+                c.problem(
+                    "listen.threads",
+                    format!("{threads} is more than {MAX_THREADS}: leave it out for one per core"),
+                );
+            }
+            c.positive("listen.threads", Some(threads.min(MAX_THREADS)), 1) as usize
+        }),
     };
     let admin = Admin {
         address: c.address(

@@ -35,6 +35,8 @@ pub struct Options {
     /// Leave `upstream.ca_file` out, so fake-wise's server certificate is not trusted.
     pub no_ca_file: bool,
     pub fake: FakeWiseConfig,
+    /// `listen.threads` (serving lanes); `None`: one per core.
+    pub threads: Option<usize>,
 }
 
 pub struct Harness {
@@ -159,7 +161,8 @@ impl Harness {
         };
         let dir = tempfile::tempdir().unwrap();
         let config_path = write_setup(dir.path(), &wise, &server_ca, &client_cert, &options);
-        let config = Config::load(&config_path).expect("test config is valid");
+        let mut config = Config::load(&config_path).expect("test config is valid");
+        config.listen.threads = options.threads;
         if !options.unauthorized {
             // Authorize with a trusted identity even when the run presents another one.
             let good = dir.path().join("good");
