@@ -175,12 +175,16 @@ async fn a_401_after_another_replica_refreshed_adopts_the_stored_token() {
     let resolver = wisegate::app::load_identity(&config).unwrap();
     // Two replicas' token managers, without their sync tasks: no notification arrives,
     // so the second still sends the token the first one's refresh invalidated.
-    let first = wisegate::app::token_manager(&config, &resolver)
-        .await
-        .unwrap();
-    let second = wisegate::app::token_manager(&config, &resolver)
-        .await
-        .unwrap();
+    let first = std::sync::Arc::new(
+        wisegate::app::token_manager(&config, &resolver)
+            .await
+            .unwrap(),
+    );
+    let second = std::sync::Arc::new(
+        wisegate::app::token_manager(&config, &resolver)
+            .await
+            .unwrap(),
+    );
     let old = second.user_bearer().unwrap();
     first.refresh_now().await.unwrap();
     assert_eq!(g.wise.token_calls().refresh_token, 1);

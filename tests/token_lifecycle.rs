@@ -11,6 +11,7 @@ use fake_wise::{FakeWiseConfig, TokenEndpointMode};
 use http::{Request, StatusCode};
 use http_body_util::Full;
 use std::time::{Duration, Instant};
+use tokio::io::AsyncWriteExt;
 use wisegate::config::{Config, TokenStoreConfig};
 
 fn short_lived(seconds: u64) -> Options {
@@ -211,4 +212,40 @@ async fn an_empty_store_is_seeded_from_refresh_token_file() {
     assert!(served, "the seeded lineage is refreshed and used");
     assert!(store.exists(), "the new lineage is stored");
     assert_eq!(wise.token_calls().refresh_token, 1);
+}
+
+/// An app that hangs up while its request waits on a refresh: the refresh still takes
+/// Wise's answer and keeps the new tokens. Here Wise rotates refresh tokens and has made
+/// the grant before its answer arrives, so a refresh dropped with the request would leave
+/// only a used refresh token: the lineage lost, `wisegate authorize` needed again.
+#[tokio::test]
+async fn a_refresh_outlives_the_request_whose_app_hung_up() {
+    let h = Harness::start_with(Options {
+        fake: FakeWiseConfig {
+            rotate_refresh_token: true,
+            ..FakeWiseConfig::default()
+        },
+        ..Options::default()
+    })
+    .await;
+    h.wise
+        .set_token_endpoint(TokenEndpointMode::SlowAnswer(Duration::from_secs(2)));
+    h.wise.invalidate_access_tokens();
+    let mut app = tokio::net::TcpStream::connect(h.proxy).await.unwrap();
+    app.write_all(b"GET /v1/me HTTP/1.1\r\nHost: a\r\n\r\n")
+        .await
+        .unwrap();
+    assert!(
+        eventually(Duration::from_secs(10), async || {
+            h.wise.token_calls().refresh_token == 1
+        })
+        .await,
+        "the 401 led to a refresh"
+    );
+    // Wise has made the grant; its answer is on its way. The app gives up.
+    drop(app);
+    h.wise.set_token_endpoint(TokenEndpointMode::Normal);
+    let (response, body) = h.get("/v1/me").await;
+    assert_eq!(response.status(), StatusCode::OK, "{body:?}");
+    assert_eq!(h.wise.token_calls().refresh_token, 1, "no second refresh");
 }

@@ -44,13 +44,15 @@ pub(crate) async fn handle(shared: &Shared, req: Request<Incoming>) -> Response<
             "<html>oops</html>",
         )),
         TokenEndpointMode::Empty => Some(body::empty(StatusCode::OK)),
-        TokenEndpointMode::Normal | TokenEndpointMode::Slow(_) => None,
+        TokenEndpointMode::Normal
+        | TokenEndpointMode::Slow(_)
+        | TokenEndpointMode::SlowAnswer(_) => None,
     };
     if let Some(resp) = failure {
         shared.count_token_call(None);
         return resp;
     }
-    match grant(shared, req).await {
+    let resp = match grant(shared, req).await {
         Ok((kind, grant)) => {
             shared.count_token_call(Some(kind));
             success(shared, &grant)
@@ -59,7 +61,11 @@ pub(crate) async fn handle(shared: &Shared, req: Request<Incoming>) -> Response<
             shared.count_token_call(None);
             resp
         }
+    };
+    if let TokenEndpointMode::SlowAnswer(delay) = mode {
+        tokio::time::sleep(delay).await;
     }
+    resp
 }
 
 /// Checks the request and runs its grant.

@@ -145,9 +145,7 @@ pub async fn send_with_user_token(
     }
     // The 401 gives back its upstream slot before the replay takes one.
     drop(first);
-    // Boxed: the refresh is rare and its future large; inline it would enlarge every
-    // request's future (memory per request in flight).
-    let fresh = Box::pin(tokens.replace_rejected(&bearer)).await?;
+    let fresh = tokens.replace_rejected(&bearer).await?;
     tracing::info!("Wise answered 401; replaying once with the refreshed token");
     send_once(upstream, head, body, fresh, limit).await
 }

@@ -176,14 +176,13 @@ impl TokenManager {
 
     /// The user's bearer header; when the held token has expired (a refresh was missed,
     /// e.g. after the host slept), one refresh is tried first.
-    pub async fn user_bearer_or_refresh(&self) -> Result<HeaderValue, CredentialError> {
+    pub async fn user_bearer_or_refresh(self: &Arc<Self>) -> Result<HeaderValue, CredentialError> {
         match self.user_bearer() {
             // (With no token at all, the shared store is unreachable: the sync task
             // adopts the group's token when it answers; requests do not wait for it.)
             Err(CredentialError::TokenUnavailable { .. }) if self.user.load().is_some() => {
                 let stale = self.user.load_full().map(|held| held.bearer.clone());
-                // Boxed: rare, and large (see `send_with_user_token`).
-                Box::pin(self.refresh_unless_replaced(stale.as_ref()))
+                self.refresh_detached(stale)
                     .await
                     .or_else(|_| self.user_bearer())
             }
@@ -194,16 +193,34 @@ impl TokenManager {
     /// After Wise answered 401 to `failed`: if another request already replaced that
     /// token, the newer one; else one refresh (shared by all callers).
     pub async fn replace_rejected(
-        &self,
+        self: &Arc<Self>,
         failed: &HeaderValue,
     ) -> Result<HeaderValue, CredentialError> {
-        self.refresh_unless_replaced(Some(failed))
+        self.refresh_detached(Some(failed.clone()))
             .await
             .map_err(|error| match error {
                 RefreshError::NotAuthorized { store } => CredentialError::NotAuthorized { store },
                 other => CredentialError::TokenUnavailable {
                     reason: format!("Wise rejected it and the refresh failed: {other}"),
                 },
+            })
+    }
+
+    /// [`Self::refresh_unless_replaced`] as a task of its own. A request's future is
+    /// dropped when its app hangs up; a refresh dropped after Wise answered would lose
+    /// the new tokens and, where Wise rotates refresh tokens, the whole lineage. (The
+    /// task also keeps this rare, large future out of every request's future.)
+    async fn refresh_detached(
+        self: &Arc<Self>,
+        stale: Option<HeaderValue>,
+    ) -> Result<HeaderValue, RefreshError> {
+        let manager = self.clone();
+        tokio::spawn(async move { manager.refresh_unless_replaced(stale.as_ref()).await })
+            .await
+            .unwrap_or_else(|error| {
+                Err(RefreshError::Interrupted {
+                    detail: error.to_string(),
+                })
             })
     }
 
@@ -404,6 +421,9 @@ pub enum RefreshError {
     /// The shared store cannot be used, and refreshing alone would fork the lineage.
     #[error("{message}")]
     StoreUnavailable { message: String },
+    /// The refresh task ended without an outcome (the runtime is shutting down).
+    #[error("the refresh was interrupted: {detail}")]
+    Interrupted { detail: String },
 }
 
 impl RefreshError {
