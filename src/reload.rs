@@ -195,6 +195,9 @@ fn needs_restart(old: &Config, new: &Config) -> Vec<&'static str> {
     if old.listen.shutdown_grace != new.listen.shutdown_grace {
         changed.push("listen.shutdown_grace");
     }
+    if old.listen.threads != new.listen.threads {
+        changed.push("listen.threads");
+    }
     if old.oauth.token_store != new.oauth.token_store {
         changed.push("oauth.token_store");
     }

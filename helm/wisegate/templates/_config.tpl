@@ -40,6 +40,9 @@ allow_non_loopback = true
 address = {{ printf "127.0.0.1:%v" $c.listen.port | toJson }}
 {{- end }}
 shutdown_grace = {{ $c.listen.shutdownGrace | toString | toJson }}
+{{- with $c.listen.threads }}
+threads = {{ . }}
+{{- end }}
 
 [admin]
 # On all addresses so that kubelet probes and Prometheus reach it.
