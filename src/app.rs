@@ -60,13 +60,15 @@ pub fn client_secret(source: &SecretSource) -> Result<ClientSecret, BuildError> 
     }
 }
 
-fn settings(config: &Config) -> UpstreamSettings {
+/// Upstream settings from `config`, with a client per serving lane (`lanes`; 0 for
+/// callers outside the lanes).
+fn settings(config: &Config, lanes: usize) -> UpstreamSettings {
     UpstreamSettings {
         connect_timeout: config.limits.upstream_connect_timeout,
         timeout: config.limits.upstream_timeout,
         idle_timeout: config.limits.idle_timeout,
         max_requests: config.limits.max_upstream_requests,
-        lanes: crate::lanes::count(config.listen.threads),
+        lanes,
     }
 }
 
@@ -90,7 +92,8 @@ pub fn oauth_client(
     let upstream = Upstream::new(
         &config.oauth.token_url,
         tls::client_config(roots, Some(resolver.clone())),
-        settings(config),
+        // Token calls are rare: one client, whichever runtime makes them.
+        settings(config, 0),
     );
     Ok(OAuthClient::new(
         upstream,
@@ -184,21 +187,23 @@ pub struct Selected<'a> {
 }
 
 impl Snapshot {
+    /// `lanes`: the serving lanes running (see [`crate::lanes`]), 0 outside `run`.
     pub fn build(
         config: Config,
         resolver: &Arc<ClientCertResolver>,
         generation: u64,
+        lanes: usize,
     ) -> Result<Snapshot, BuildError> {
         let roots = tls::root_store(config.upstream.ca_file.as_deref())?;
         let mtls = Upstream::new(
             &config.upstream.mtls_url,
             tls::client_config(roots.clone(), Some(resolver.clone())),
-            settings(&config),
+            settings(&config, lanes),
         );
         let legacy = Upstream::new(
             &config.upstream.legacy_url,
             tls::client_config(roots, None),
-            settings(&config),
+            settings(&config, lanes),
         );
         let personal_bearer = match &config.personal_token {
             Some(personal) => {

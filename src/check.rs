@@ -183,7 +183,7 @@ async fn check_store(list: &mut Checklist, config: &Config) {
 
 async fn check_online(list: &mut Checklist, config: &Config, identity: ClientIdentity) {
     let resolver = tls::ClientCertResolver::new(identity);
-    let snapshot = match Snapshot::build(config.clone(), &resolver, 0) {
+    let snapshot = match Snapshot::build(config.clone(), &resolver, 0, 0) {
         Ok(snapshot) => snapshot,
         Err(error) => return list.fail(error.to_string()),
     };

@@ -57,6 +57,17 @@ impl<T: Send + 'static> Lanes<T> {
             done: Vec::with_capacity(count),
         };
         for lane in 0..count {
+            // Made here, so a lane that cannot start is never handed a connection.
+            let runtime = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(runtime) => runtime,
+                Err(error) => {
+                    tracing::error!(lane, %error, "cannot start a serving lane; the others serve its connections");
+                    continue;
+                }
+            };
             let (sender, connections) = mpsc::unbounded_channel();
             let (finished, done) = oneshot::channel();
             let serve = serve.clone();
@@ -64,21 +75,11 @@ impl<T: Send + 'static> Lanes<T> {
                 .name(format!("wisegate-lane-{lane}"))
                 .spawn(move || {
                     LANE.with(|cell| cell.set(Some(lane)));
-                    match tokio::runtime::Builder::new_current_thread()
-                        .enable_all()
-                        .build()
-                    {
-                        Ok(runtime) => runtime.block_on(serve(connections)),
-                        Err(error) => tracing::error!(
-                            lane,
-                            %error,
-                            "cannot start a serving lane; the others serve its connections"
-                        ),
-                    }
+                    runtime.block_on(serve(connections));
                     let _ = finished.send(());
                 });
             if let Err(error) = started {
-                tracing::error!(lane, %error, "cannot start a serving lane's thread");
+                tracing::error!(lane, %error, "cannot start a serving lane's thread; the others serve its connections");
                 continue;
             }
             lanes.senders.push(sender);

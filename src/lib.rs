@@ -64,6 +64,8 @@ pub struct Shared {
     pub metrics: metrics::Metrics,
     pub migration: proxy::Migration,
     pub shutting_down: AtomicBool,
+    /// The serving lanes, counted once at start (upstream clients are made per lane).
+    pub lanes: usize,
 }
 
 /// The listeners `run` serves on, bound by the caller.
@@ -113,8 +115,9 @@ pub async fn run(
     let limits = config.limits.clone();
     let grace = config.listen.shutdown_grace;
     let lanes = lanes::count(config.listen.threads);
+    let limits_upstream_timeout = config.limits.upstream_timeout;
     let config_file = config.file.clone();
-    let snapshot = Arc::new(Snapshot::build(config, &resolver, 1)?);
+    let snapshot = Arc::new(Snapshot::build(config, &resolver, 1, lanes)?);
     let mut metrics = metrics::Metrics::new(tokens.refresh_counter());
     if tokens.store().is_shared() {
         metrics = metrics.with_token_store_gauge();
@@ -126,6 +129,7 @@ pub async fn run(
         resolver,
         migration: proxy::Migration::default(),
         shutting_down: AtomicBool::new(false),
+        lanes,
     });
     reload::publish(&shared, &snapshot);
     let reloader = reload::Reloader::new(shared.clone(), config_file);
@@ -173,6 +177,8 @@ pub async fn run(
         move |request| proxy::handle(proxy_shared.clone(), request),
     );
     tokio::join!(marking, serving);
+    // A refresh a request started just before (its tokens not yet saved) still finishes.
+    shared.tokens.settle(limits_upstream_timeout).await;
     admin_stop.cancel();
     let _ = admin.await;
     let _ = refresher.await;

@@ -93,10 +93,11 @@ impl Reloader {
             Ok(oauth) => oauth,
             Err(error) => return reject(error.to_string()),
         };
-        let snapshot = match Snapshot::build(config, &shared.resolver, old.generation + 1) {
-            Ok(snapshot) => snapshot,
-            Err(error) => return reject(error.to_string()),
-        };
+        let snapshot =
+            match Snapshot::build(config, &shared.resolver, old.generation + 1, shared.lanes) {
+                Ok(snapshot) => snapshot,
+                Err(error) => return reject(error.to_string()),
+            };
         shared.tokens.replace_oauth(oauth);
         crate::status::carry_over(&old, &snapshot);
         let changes = mode_changes(&old, &snapshot);

@@ -5,12 +5,12 @@
 mod common;
 
 use common::{authorize_with_code, get_at, json, metric, setup, Setup};
-use fake_wise::FakeWiseConfig;
+use fake_wise::{FakeWiseConfig, TokenEndpointMode};
 use http::StatusCode;
 use std::net::SocketAddr;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
-use tokio::io::AsyncReadExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::process::{Child, Command};
 use wisegate::config::Config;
 
@@ -29,15 +29,26 @@ struct Running {
     stderr: tokio::task::JoinHandle<String>,
 }
 
-/// Starts `wisegate run` on free ports with `args`, and waits until it is ready.
+/// Authorizes, then starts `wisegate run` on free ports with `args`, and waits until it
+/// is ready.
 async fn start(setup: &Setup, args: &[&str], log: &str) -> Running {
     authorize_with_code(&Config::load(&setup.config_path).unwrap(), &setup.wise).await;
-    let (proxy, admin) = (free_port(), free_port());
-    let text = std::fs::read_to_string(&setup.config_path)
-        .unwrap()
-        .replacen("127.0.0.1:0", &proxy.to_string(), 1)
-        .replacen("127.0.0.1:0", &admin.to_string(), 1);
-    std::fs::write(&setup.config_path, text).unwrap();
+    launch(setup, args, log).await
+}
+
+/// Starts `wisegate run` with the tokens already stored (the ports of an earlier start
+/// are kept), and waits until it is ready.
+async fn launch(setup: &Setup, args: &[&str], log: &str) -> Running {
+    let text = std::fs::read_to_string(&setup.config_path).unwrap();
+    if text.contains("127.0.0.1:0") {
+        let (proxy, admin) = (free_port(), free_port());
+        let text = text
+            .replacen("127.0.0.1:0", &proxy.to_string(), 1)
+            .replacen("127.0.0.1:0", &admin.to_string(), 1);
+        std::fs::write(&setup.config_path, text).unwrap();
+    }
+    let config = Config::load(&setup.config_path).unwrap();
+    let (proxy, admin) = (config.listen.address, config.admin.address);
     let mut child = Command::new(env!("CARGO_BIN_EXE_wisegate"))
         .args(args)
         .args(["run", "--config"])
@@ -307,5 +318,51 @@ async fn token_status_reports_the_running_processes_last_refresh() {
     assert!(
         text.contains("last refresh:   unknown: no running wisegate answered"),
         "{text}"
+    );
+}
+
+/// SIGTERM while a refresh started by a request waits for Wise's answer, the app having
+/// hung up: wisegate waits for the answer and saves it before it exits, so the restart
+/// finds the new lineage (Wise rotates refresh tokens here: the old one is spent).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_lets_a_refresh_in_flight_finish_and_save() {
+    let setup = setup(FakeWiseConfig {
+        rotate_refresh_token: true,
+        ..FakeWiseConfig::default()
+    })
+    .await;
+    let mut running = start(&setup, &[], "info").await;
+    setup
+        .wise
+        .set_token_endpoint(TokenEndpointMode::SlowAnswer(Duration::from_secs(2)));
+    setup.wise.invalidate_access_tokens();
+    let mut app = tokio::net::TcpStream::connect(running.proxy).await.unwrap();
+    app.write_all(b"GET /v1/me HTTP/1.1\r\nHost: a\r\n\r\n")
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while setup.wise.token_calls().refresh_token < 1 {
+        assert!(Instant::now() < deadline, "the 401 led to no refresh");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // Wise has made the grant, its answer is on its way; the app is gone, nothing is in
+    // flight for the drain to wait for.
+    drop(app);
+    common::wait_for_metric(running.admin, "wisegate_requests_in_flight", 0.0).await;
+    signal(&running.child, "TERM");
+    let status = tokio::time::timeout(Duration::from_secs(20), running.child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(status.code(), Some(0));
+
+    setup.wise.set_token_endpoint(TokenEndpointMode::Normal);
+    let restarted = launch(&setup, &[], "info").await;
+    let (response, body) = get_at(restarted.proxy, "/v1/me").await;
+    assert_eq!(response.status(), StatusCode::OK, "{body:?}");
+    assert_eq!(
+        setup.wise.token_calls().refresh_token,
+        1,
+        "the saved tokens were used"
     );
 }

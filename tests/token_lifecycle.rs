@@ -229,7 +229,7 @@ async fn a_refresh_outlives_the_request_whose_app_hung_up() {
     })
     .await;
     h.wise
-        .set_token_endpoint(TokenEndpointMode::SlowAnswer(Duration::from_secs(2)));
+        .set_token_endpoint(TokenEndpointMode::SlowAnswer(Duration::from_secs(3)));
     h.wise.invalidate_access_tokens();
     let mut app = tokio::net::TcpStream::connect(h.proxy).await.unwrap();
     app.write_all(b"GET /v1/me HTTP/1.1\r\nHost: a\r\n\r\n")
@@ -248,4 +248,36 @@ async fn a_refresh_outlives_the_request_whose_app_hung_up() {
     let (response, body) = h.get("/v1/me").await;
     assert_eq!(response.status(), StatusCode::OK, "{body:?}");
     assert_eq!(h.wise.token_calls().refresh_token, 1, "no second refresh");
+}
+
+/// Requests waiting on a refresh that fails share its failure: one call to Wise, not one
+/// per waiting request one after the other (each after the previous one failed).
+#[tokio::test]
+async fn requests_waiting_on_a_failing_refresh_share_one_call() {
+    let h = Harness::start().await;
+    h.wise
+        .set_token_endpoint(TokenEndpointMode::SlowUnavailable(Duration::from_secs(1)));
+    h.wise.invalidate_access_tokens();
+    let requests: Vec<_> = (0..5)
+        .map(|_| {
+            let url = h.url("/v1/me");
+            tokio::spawn(async move {
+                send(Request::get(url).body(Full::new(Bytes::new())).unwrap()).await
+            })
+        })
+        .collect();
+    for request in requests {
+        let (response, body) = request.await.unwrap();
+        assert_eq!(
+            response.status(),
+            StatusCode::SERVICE_UNAVAILABLE,
+            "{body:?}"
+        );
+        assert_eq!(json(&body)["error"], "token_unavailable");
+    }
+    assert_eq!(
+        h.wise.token_calls().failed,
+        1,
+        "one call to Wise for all five"
+    );
 }

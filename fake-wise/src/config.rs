@@ -53,6 +53,8 @@ pub enum TokenEndpointMode {
     Empty,
     /// Normal, but the answer comes after this delay.
     Slow(Duration),
+    /// 503 as `Unavailable`, after this delay.
+    SlowUnavailable(Duration),
     /// The grant is made at once, its answer sent after this delay: Wise processed the
     /// call, the answer is slow to arrive (a client that gives up meanwhile loses it).
     SlowAnswer(Duration),

@@ -29,15 +29,17 @@ pub(crate) fn is_token_path(path: &str) -> bool {
 pub(crate) async fn handle(shared: &Shared, req: Request<Incoming>) -> Response<RespBody> {
     let _in_flight = shared.enter_token_call();
     let mode = shared.mode();
-    if let TokenEndpointMode::Slow(delay) = mode {
+    if let TokenEndpointMode::Slow(delay) | TokenEndpointMode::SlowUnavailable(delay) = mode {
         tokio::time::sleep(delay).await;
     }
     let failure = match mode {
-        TokenEndpointMode::Unavailable => Some(oauth_error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "temporarily_unavailable",
-            "The token service is temporarily unavailable",
-        )),
+        TokenEndpointMode::Unavailable | TokenEndpointMode::SlowUnavailable(_) => {
+            Some(oauth_error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "temporarily_unavailable",
+                "The token service is temporarily unavailable",
+            ))
+        }
         TokenEndpointMode::Garbage => Some(body::with_body(
             StatusCode::OK,
             "text/html",

@@ -73,6 +73,9 @@ pub struct TokenManager {
     pub(super) seed: Option<RefreshToken>,
     /// Why the last refresh could not be written to a file store, until one is.
     store_failure: ArcSwapOption<String>,
+    /// The runtime refreshes run on: the one the manager was made on, which outlives the
+    /// serving lanes (a lane's runtime ends with its connections at shutdown).
+    background: Option<tokio::runtime::Handle>,
 }
 
 impl std::fmt::Debug for TokenManager {
@@ -120,6 +123,7 @@ impl TokenManager {
             client: ClientToken::default(),
             seed,
             store_failure: ArcSwapOption::empty(),
+            background: tokio::runtime::Handle::try_current().ok(),
         })
     }
 
@@ -206,22 +210,26 @@ impl TokenManager {
             })
     }
 
-    /// [`Self::refresh_unless_replaced`] as a task of its own. A request's future is
-    /// dropped when its app hangs up; a refresh dropped after Wise answered would lose
-    /// the new tokens and, where Wise rotates refresh tokens, the whole lineage. (The
-    /// task also keeps this rare, large future out of every request's future.)
+    /// [`Self::refresh_unless_replaced`] as a task of its own, on the background
+    /// runtime. A request's future is dropped when its app hangs up; a refresh dropped
+    /// after Wise answered would lose the new tokens and, where Wise rotates refresh
+    /// tokens, the whole lineage. (The task also keeps this rare, large future out of
+    /// every request's future.)
     async fn refresh_detached(
         self: &Arc<Self>,
         stale: Option<HeaderValue>,
     ) -> Result<HeaderValue, RefreshError> {
         let manager = self.clone();
-        tokio::spawn(async move { manager.refresh_unless_replaced(stale.as_ref()).await })
-            .await
-            .unwrap_or_else(|error| {
-                Err(RefreshError::Interrupted {
-                    detail: error.to_string(),
-                })
+        let refresh = async move { manager.refresh_unless_replaced(stale.as_ref()).await };
+        let task = match &self.background {
+            Some(background) => background.spawn(refresh),
+            None => tokio::spawn(refresh),
+        };
+        task.await.unwrap_or_else(|error| {
+            Err(RefreshError::Interrupted {
+                detail: error.to_string(),
             })
+        })
     }
 
     fn unavailable(&self, held: &Held) -> CredentialError {
@@ -244,6 +252,7 @@ impl TokenManager {
         &self,
         stale: Option<&HeaderValue>,
     ) -> Result<HeaderValue, RefreshError> {
+        let asked = SystemTime::now();
         let _guard = self.refresh_lock.lock().await;
         let current = self.user.load_full();
         if let Some(current) = &current {
@@ -251,6 +260,16 @@ impl TokenManager {
                 && current.usable(SystemTime::now())
             {
                 return Ok(current.bearer.clone());
+            }
+        }
+        // A refresh that failed while this caller waited answers it too: one call to Wise
+        // per failure, however many requests were waiting (no queue of calls to an
+        // endpoint that is down).
+        if let Some(outcome) = self.last_refresh() {
+            if let (Some(error), true) = (&outcome.error, outcome.at >= asked) {
+                return Err(RefreshError::FailedJustNow {
+                    message: error.clone(),
+                });
             }
         }
         // Once Wise refused the grant, asking again cannot help: no hammering.
@@ -351,6 +370,12 @@ impl TokenManager {
         Ok(bearer)
     }
 
+    /// Waits (at most `limit`) until no refresh is in flight, so that one started just
+    /// before shutdown gets Wise's answer and saves it.
+    pub async fn settle(&self, limit: Duration) {
+        let _ = tokio::time::timeout(limit, self.refresh_lock.lock()).await;
+    }
+
     /// A client-credentials bearer header (see [`ClientToken`]).
     pub async fn client_bearer(&self) -> Result<HeaderValue, CredentialError> {
         self.client.bearer(&self.oauth()).await
@@ -421,6 +446,9 @@ pub enum RefreshError {
     /// The shared store cannot be used, and refreshing alone would fork the lineage.
     #[error("{message}")]
     StoreUnavailable { message: String },
+    /// Another caller's refresh failed while this one waited for it.
+    #[error("{message}")]
+    FailedJustNow { message: String },
     /// The refresh task ended without an outcome (the runtime is shutting down).
     #[error("the refresh was interrupted: {detail}")]
     Interrupted { detail: String },
