@@ -26,11 +26,17 @@ pub fn count(threads: Option<usize>) -> usize {
         .max(1)
 }
 
-/// The acceptor's side of the lanes: where to send connections, and how busy each is.
+/// The acceptor's side of the lanes that started.
 pub struct Lanes<T> {
-    senders: Vec<mpsc::UnboundedSender<(T, Open)>>,
-    open: Vec<Arc<AtomicUsize>>,
-    done: Vec<oneshot::Receiver<()>>,
+    lanes: Vec<Lane<T>>,
+}
+
+/// One lane, seen from the acceptor: where to send connections, how many it has open,
+/// and word when it has finished.
+struct Lane<T> {
+    sender: mpsc::UnboundedSender<(T, Open)>,
+    open: Arc<AtomicUsize>,
+    done: oneshot::Receiver<()>,
 }
 
 /// Counts a connection on its lane while alive.
@@ -52,9 +58,7 @@ impl<T: Send + 'static> Lanes<T> {
         F: std::future::Future<Output = ()> + 'static,
     {
         let mut lanes = Lanes {
-            senders: Vec::with_capacity(count),
-            open: Vec::with_capacity(count),
-            done: Vec::with_capacity(count),
+            lanes: Vec::with_capacity(count),
         };
         for lane in 0..count {
             // Made here, so a lane that cannot start is never handed a connection.
@@ -82,9 +86,11 @@ impl<T: Send + 'static> Lanes<T> {
                 tracing::error!(lane, %error, "cannot start a serving lane's thread; the others serve its connections");
                 continue;
             }
-            lanes.senders.push(sender);
-            lanes.open.push(Arc::new(AtomicUsize::new(0)));
-            lanes.done.push(done);
+            lanes.lanes.push(Lane {
+                sender,
+                open: Arc::new(AtomicUsize::new(0)),
+                done,
+            });
         }
         lanes
     }
@@ -92,12 +98,12 @@ impl<T: Send + 'static> Lanes<T> {
     /// Hands `item` to the lane with the fewest open connections; gives it back when no
     /// lane takes it (none could start).
     pub fn dispatch(&self, item: T) -> Result<(), T> {
-        let mut order: Vec<usize> = (0..self.senders.len()).collect();
-        order.sort_by_key(|&lane| self.open[lane].load(Ordering::Relaxed));
+        let mut order: Vec<&Lane<T>> = self.lanes.iter().collect();
+        order.sort_by_key(|lane| lane.open.load(Ordering::Relaxed));
         let mut item = item;
         for lane in order {
-            self.open[lane].fetch_add(1, Ordering::Relaxed);
-            match self.senders[lane].send((item, Open(self.open[lane].clone()))) {
+            lane.open.fetch_add(1, Ordering::Relaxed);
+            match lane.sender.send((item, Open(lane.open.clone()))) {
                 Ok(()) => return Ok(()),
                 // The returned `Open` is dropped: the count goes back down.
                 Err(mpsc::error::SendError((back, _))) => item = back,
@@ -108,10 +114,24 @@ impl<T: Send + 'static> Lanes<T> {
 
     /// Stops handing out connections and waits for every lane to finish.
     pub async fn finish(self) {
-        drop(self.senders);
-        for done in self.done {
+        let (senders, finished): (Vec<_>, Vec<_>) = self
+            .lanes
+            .into_iter()
+            .map(|lane| (lane.sender, lane.done))
+            .unzip();
+        drop(senders);
+        for done in finished {
             let _ = done.await;
         }
+    }
+
+    /// Open connections per lane.
+    #[cfg(test)]
+    fn open_counts(&self) -> Vec<usize> {
+        self.lanes
+            .iter()
+            .map(|lane| lane.open.load(Ordering::Relaxed))
+            .collect()
     }
 }
 
@@ -148,11 +168,7 @@ mod tests {
             let (got, _) = report.recv().unwrap();
             assert_eq!(got, item);
         }
-        let counts: Vec<usize> = lanes
-            .open
-            .iter()
-            .map(|open| open.load(Ordering::Relaxed))
-            .collect();
+        let counts = lanes.open_counts();
         assert_eq!(counts, vec![2, 2, 2]);
         lanes.finish().await;
     }
@@ -190,10 +206,7 @@ mod tests {
         started.recv().unwrap();
         started.recv().unwrap();
         assert_eq!(lanes.dispatch(7).unwrap_err(), 7);
-        assert!(lanes
-            .open
-            .iter()
-            .all(|open| open.load(Ordering::Relaxed) == 0));
+        assert!(lanes.open_counts().iter().all(|&open| open == 0));
         lanes.finish().await;
     }
 

@@ -115,7 +115,8 @@ pub async fn run(
     let limits = config.limits.clone();
     let grace = config.listen.shutdown_grace;
     let lanes = lanes::count(config.listen.threads);
-    let limits_upstream_timeout = config.limits.upstream_timeout;
+    // A refresh in flight at shutdown is bounded by the token call's own timeout.
+    let settle_within = limits.upstream_timeout;
     let config_file = config.file.clone();
     let snapshot = Arc::new(Snapshot::build(config, &resolver, 1, lanes)?);
     let mut metrics = metrics::Metrics::new(tokens.refresh_counter());
@@ -178,7 +179,7 @@ pub async fn run(
     );
     tokio::join!(marking, serving);
     // A refresh a request started just before (its tokens not yet saved) still finishes.
-    shared.tokens.settle(limits_upstream_timeout).await;
+    shared.tokens.settle(settle_within).await;
     admin_stop.cancel();
     let _ = admin.await;
     let _ = refresher.await;

@@ -98,12 +98,7 @@ pub async fn serve<H: Handler>(
         };
         // No lane could take it: served here.
         if let Err((stream, peer, permit)) = handed {
-            match TcpStream::from_std(stream) {
-                Ok(stream) => {
-                    spawn_connection(&builder, &graceful, stream, peer, handler.clone(), permit)
-                }
-                Err(error) => tracing::warn!(%peer, %error, "cannot serve a connection"),
-            }
+            serve_handed(&builder, &graceful, stream, peer, handler.clone(), permit);
         }
     }
     drop(listener);
@@ -122,29 +117,42 @@ pub async fn serve<H: Handler>(
 /// A lane: serves the connections handed to it until the acceptor stops, then drains
 /// them for at most `grace`.
 async fn serve_lane<H: Handler>(
-    mut connections: UnboundedReceiver<(
-        (std::net::TcpStream, SocketAddr, OwnedSemaphorePermit),
-        Open,
-    )>,
+    mut connections: UnboundedReceiver<(Handed, Open)>,
     builder: Arc<auto::Builder<TokioExecutor>>,
     handler: H,
     grace: Duration,
 ) {
     let graceful = GracefulShutdown::new();
     while let Some(((stream, peer, permit), open)) = connections.recv().await {
-        match TcpStream::from_std(stream) {
-            Ok(stream) => spawn_connection(
-                &builder,
-                &graceful,
-                stream,
-                peer,
-                handler.clone(),
-                (permit, open),
-            ),
-            Err(error) => tracing::warn!(%peer, %error, "cannot serve a connection"),
-        }
+        serve_handed(
+            &builder,
+            &graceful,
+            stream,
+            peer,
+            handler.clone(),
+            (permit, open),
+        );
     }
     let _ = tokio::time::timeout(grace, graceful.shutdown()).await;
+}
+
+/// A connection accepted by the acceptor, on its way to a lane: the socket (taken off
+/// the acceptor's runtime), the peer and its `max_connections` permit.
+type Handed = (std::net::TcpStream, SocketAddr, OwnedSemaphorePermit);
+
+/// [`spawn_connection`] for a socket handed over from another runtime.
+fn serve_handed<H: Handler, T: Send + 'static>(
+    builder: &auto::Builder<TokioExecutor>,
+    graceful: &GracefulShutdown,
+    stream: std::net::TcpStream,
+    peer: SocketAddr,
+    handler: H,
+    hold: T,
+) {
+    match TcpStream::from_std(stream) {
+        Ok(stream) => spawn_connection(builder, graceful, stream, peer, handler, hold),
+        Err(error) => tracing::warn!(%peer, %error, "cannot serve a connection"),
+    }
 }
 
 /// Serves one connection on the current runtime; `hold` (its connection permit) is
