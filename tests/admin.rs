@@ -3,17 +3,13 @@
 
 mod common;
 
-use common::{get_at, metric, Harness, Options};
+use common::{get_at, metric, Harness};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 #[tokio::test]
 async fn metrics_name_everything_and_count_what_happened() {
     let extra = "[[route]]\nname = \"hooks\"\npath = \"/v3/profiles/*/subscriptions/**\"\nmode = \"personal_token\"\n";
-    let h = Harness::start_with(Options {
-        extra: extra.into(),
-        ..Options::default()
-    })
-    .await;
+    let h = Harness::with_extra(extra).await;
     for path in [
         "/v1/me",
         "/v1/me?x=1",

@@ -126,13 +126,18 @@ fn personal_token_routes_need_a_personal_token() {
         "[personal_token]\ntoken_file = \"secrets/personal_token\"\n",
         "",
     );
-    let error = Config::parse(Path::new("w.toml"), &text).unwrap_err();
+    let error = refusal(&text);
     assert!(
-        error
-            .to_string()
-            .contains("route[0].mode: sends requests the personal-token way"),
+        error.contains("route[0].mode: sends requests the personal-token way"),
         "{error}"
     );
+}
+
+/// Why `text` (as `w.toml`) is refused.
+fn refusal(text: &str) -> String {
+    Config::parse(Path::new("w.toml"), text)
+        .unwrap_err()
+        .to_string()
 }
 
 #[test]
@@ -156,8 +161,8 @@ fn listen_threads_must_be_between_one_and_256() {
         ("0", "listen.threads: must be greater than zero"),
         ("1000", "listen.threads: 1000 is more than 256"),
     ] {
-        let error = Config::parse(Path::new("w.toml"), &with(bad)).unwrap_err();
-        assert!(error.to_string().contains(says), "{error}");
+        let error = refusal(&with(bad));
+        assert!(error.contains(says), "{error}");
     }
 }
 
@@ -166,11 +171,9 @@ fn a_route_cannot_take_the_built_in_default_name() {
     let text = format!(
         "{GOOD}\n[[route]]\nname = \"default\"\npath = \"/v1/**\"\nmode = \"personal_token\"\n"
     );
-    let error = Config::parse(Path::new("w.toml"), &text).unwrap_err();
+    let error = refusal(&text);
     assert!(
-        error
-            .to_string()
-            .contains(".name: `default` is the name of the built-in route"),
+        error.contains(".name: `default` is the name of the built-in route"),
         "{error}"
     );
 }

@@ -258,11 +258,7 @@ async fn an_unreachable_upstream_names_host_and_port() {
         .local_addr()
         .unwrap();
     let extra = String::new();
-    let h = Harness::start_with(Options {
-        extra,
-        ..Options::default()
-    })
-    .await;
+    let h = Harness::with_extra(extra).await;
     // Point the legacy host at a closed port through a rollback route.
     let text = std::fs::read_to_string(&h.config_path)
         .unwrap()

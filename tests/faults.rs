@@ -44,11 +44,7 @@ async fn a_token_endpoint_answering_garbage_or_nothing_is_explained_and_survived
 #[tokio::test]
 async fn a_slow_token_endpoint_is_cut_off_by_upstream_timeout() {
     let limits = "[limits]\nupstream_timeout = \"1s\"\n";
-    let h = Harness::start_with(Options {
-        extra: limits.into(),
-        ..Options::default()
-    })
-    .await;
+    let h = Harness::with_extra(limits).await;
     h.wise
         .set_token_endpoint(TokenEndpointMode::Slow(Duration::from_secs(5)));
     h.wise.invalidate_access_tokens();
@@ -209,11 +205,7 @@ async fn an_unwritable_token_store_keeps_the_new_token_in_memory_and_says_so() {
 #[tokio::test]
 async fn beyond_max_upstream_requests_a_request_waits_then_gets_503_upstream_busy() {
     let limits = "[limits]\nmax_upstream_requests = 1\nupstream_timeout = \"1s\"\n";
-    let h = Harness::start_with(Options {
-        extra: limits.into(),
-        ..Options::default()
-    })
-    .await;
+    let h = Harness::with_extra(limits).await;
     let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
         .build_http::<http_body_util::Empty<Bytes>>();
     let download = format!("http://{}/test/download?bytes={}", h.proxy, 64 << 20);
@@ -224,7 +216,12 @@ async fn beyond_max_upstream_requests_a_request_waits_then_gets_503_upstream_bus
         "the head arrived; the body waits"
     );
 
+    let asked = std::time::Instant::now();
     let (response, body) = h.get("/v1/me").await;
+    assert!(
+        asked.elapsed() >= Duration::from_secs(1),
+        "it waited upstream_timeout for a slot"
+    );
     assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(response.headers()["x-wisegate-error"], "upstream_busy");
     let message = json(&body)["message"].as_str().unwrap().to_owned();

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{Harness, Options};
+use common::Harness;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -65,11 +65,7 @@ async fn length_with_chunking_cannot_smuggle_a_second_request() {
 #[tokio::test]
 async fn oversized_heads_and_bodies_are_refused() {
     let limits = "[limits]\nmax_header_bytes = 16384\nmax_body_bytes = 100000\n";
-    let h = Harness::start_with(Options {
-        extra: limits.into(),
-        ..Options::default()
-    })
-    .await;
+    let h = Harness::with_extra(limits).await;
     let big_header = format!(
         "GET /v1/x HTTP/1.1\r\nHost: a\r\nX-Big: {}\r\n\r\n",
         "a".repeat(20_000)

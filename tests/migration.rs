@@ -6,7 +6,7 @@ mod common;
 use bytes::Bytes;
 use common::{
     authorize_with_code, get_at, json, metric, send, serve_with_admin, setup, wait_for_metric,
-    Harness, Options, Setup,
+    Harness, Setup,
 };
 use fake_wise::{FakeWiseConfig, HostKind};
 use http::{Request, StatusCode};
@@ -18,11 +18,7 @@ use wisegate::config::Config;
 #[tokio::test]
 async fn a_shadowed_get_reaches_both_hosts_while_a_post_reaches_one() {
     let extra = "[[route]]\nname = \"profiles\"\npath = \"/v1/profiles/**\"\nshadow = true\n";
-    let h = Harness::start_with(Options {
-        extra: extra.into(),
-        ..Options::default()
-    })
-    .await;
+    let h = Harness::with_extra(extra).await;
     let (response, body) = h.get("/v1/profiles/1?x=1").await;
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(

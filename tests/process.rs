@@ -340,15 +340,17 @@ async fn sigterm_lets_a_refresh_in_flight_finish_and_save() {
     app.write_all(b"GET /v1/me HTTP/1.1\r\nHost: a\r\n\r\n")
         .await
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while setup.wise.token_calls().refresh_token < 1 {
-        assert!(Instant::now() < deadline, "the 401 led to no refresh");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    assert!(
+        common::eventually(Duration::from_secs(10), async || {
+            setup.wise.token_calls().refresh_token >= 1
+        })
+        .await,
+        "the 401 led to no refresh"
+    );
     // Wise has made the grant, its answer is on its way; the app is gone, nothing is in
     // flight for the drain to wait for.
     drop(app);
-    common::wait_for_metric(running.admin, "wisegate_requests_in_flight", 0.0).await;
+    common::wait_for_metric_to_be(running.admin, "wisegate_requests_in_flight", 0.0).await;
     signal(&running.child, "TERM");
     let status = tokio::time::timeout(Duration::from_secs(20), running.child.wait())
         .await

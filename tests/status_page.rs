@@ -11,11 +11,7 @@ const ROUTES: &str = "[[route]]\nname = \"profile-<hooks>\"\npath = \"/v3/profil
 
 #[tokio::test]
 async fn status_json_describes_routes_credentials_and_config() {
-    let h = Harness::start_with(Options {
-        extra: ROUTES.into(),
-        ..Options::default()
-    })
-    .await;
+    let h = Harness::with_extra(ROUTES).await;
     h.get("/v1/transfers/1").await;
     h.get("/v3/profiles/1/subscriptions").await;
     h.get("/test/status/503").await;

@@ -242,8 +242,10 @@ async fn a_refresh_outlives_the_request_whose_app_hung_up() {
         .await,
         "the 401 led to a refresh"
     );
-    // Wise has made the grant; its answer is on its way. The app gives up.
+    // Wise has made the grant; its answer is on its way. The app gives up, and its
+    // request (which drove the refresh before the fix) is gone.
     drop(app);
+    common::wait_for_metric_to_be(h.admin, "wisegate_requests_in_flight", 0.0).await;
     h.wise.set_token_endpoint(TokenEndpointMode::Normal);
     let (response, body) = h.get("/v1/me").await;
     assert_eq!(response.status(), StatusCode::OK, "{body:?}");

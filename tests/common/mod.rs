@@ -150,6 +150,15 @@ impl Harness {
         Harness::start_with(Options::default()).await
     }
 
+    /// The defaults plus config text appended at the end ([`Options::extra`]).
+    pub async fn with_extra(extra: impl Into<String>) -> Harness {
+        Harness::start_with(Options {
+            extra: extra.into(),
+            ..Options::default()
+        })
+        .await
+    }
+
     pub async fn start_with(options: Options) -> Harness {
         let (wise, client_ca, server_ca) = start_wise(options.fake.clone()).await;
         let client_cert = if options.untrusted_client_cert {
@@ -162,7 +171,9 @@ impl Harness {
         let dir = tempfile::tempdir().unwrap();
         let config_path = write_setup(dir.path(), &wise, &server_ca, &client_cert, &options);
         let mut config = Config::load(&config_path).expect("test config is valid");
-        config.listen.threads = options.threads;
+        if options.threads.is_some() {
+            config.listen.threads = options.threads;
+        }
         if !options.unauthorized {
             // Authorize with a trusted identity even when the run presents another one.
             let good = dir.path().join("good");
@@ -307,6 +318,17 @@ pub async fn metric(admin: SocketAddr, sample: &str) -> f64 {
 }
 
 /// Polls until `sample` reaches `value`, for at most 10 s.
+/// Waits (at most 10 s) until a sample of `/metrics` equals `value`.
+pub async fn wait_for_metric_to_be(admin: SocketAddr, sample: &str, value: f64) {
+    assert!(
+        eventually(std::time::Duration::from_secs(10), async || {
+            metric(admin, sample).await == value
+        })
+        .await,
+        "{sample} never became {value}"
+    );
+}
+
 pub async fn wait_for_metric(admin: SocketAddr, sample: &str, value: f64) {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     while metric(admin, sample).await < value {
