@@ -252,11 +252,13 @@ async fn an_untrusted_server_certificate_says_to_set_ca_file() {
 
 #[tokio::test]
 async fn an_unreachable_upstream_names_host_and_port() {
-    let closed = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .unwrap()
-        .local_addr()
-        .unwrap();
+    // A socket bound but never listening: connecting to it is refused, and while it
+    // is held no other test can listen on the port and the kernel cannot pick it as
+    // the source port of a connection to itself (a dropped listener allowed both:
+    // once CI met a TLS server there and got upstream_tls_failed).
+    let holder = tokio::net::TcpSocket::new_v4().unwrap();
+    holder.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let closed = holder.local_addr().unwrap();
     let extra = String::new();
     let h = Harness::with_extra(extra).await;
     // Point the legacy host at a closed port through a rollback route.
@@ -280,6 +282,7 @@ async fn an_unreachable_upstream_names_host_and_port() {
             .contains(&closed.to_string()),
         "{body:?}"
     );
+    drop(holder);
 }
 
 #[tokio::test]
