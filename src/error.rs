@@ -3,6 +3,7 @@
 //! `x-wisegate-error: <kind>`, so the app can tell wisegate's answers from Wise's.
 
 use crate::body::{full, ProxyBody};
+use crate::body_stall::BodyStalled;
 use crate::token::CredentialError;
 use crate::upstream::UpstreamError;
 use http::{header, HeaderValue, Response, StatusCode};
@@ -24,6 +25,8 @@ pub enum ProxyError {
     AmbiguousFraming,
     #[error("{detail}")]
     BadRequestBody { detail: String },
+    #[error(transparent)]
+    RequestBodyTimeout(BodyStalled),
     #[error("the client certificate in {file} has expired: Wise rejects it; rotate it (`wisegate csr`, upload the CSR, replace mtls.cert_file and mtls.key_file)")]
     ClientCertExpired { file: String },
     #[error(transparent)]
@@ -41,6 +44,7 @@ impl ProxyError {
             ProxyError::BodyTooLarge { .. } => "body_too_large",
             ProxyError::AmbiguousFraming => "ambiguous_framing",
             ProxyError::BadRequestBody { .. } => "bad_request_body",
+            ProxyError::RequestBodyTimeout(_) => "request_body_timeout",
             ProxyError::ClientCertExpired { .. } => "client_certificate_expired",
             ProxyError::Upstream(error) => match error {
                 UpstreamError::Connect { .. } => "upstream_unreachable",
@@ -69,6 +73,7 @@ impl ProxyError {
             | ProxyError::AmbiguousFraming
             | ProxyError::BadRequestBody { .. }
             | ProxyError::Upstream(UpstreamError::AppBody { .. }) => StatusCode::BAD_REQUEST,
+            ProxyError::RequestBodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             ProxyError::ClientCertExpired { .. } => StatusCode::BAD_GATEWAY,
             ProxyError::BodyTooLarge { .. } | ProxyError::Upstream(UpstreamError::BodyTooLarge) => {
                 StatusCode::PAYLOAD_TOO_LARGE
@@ -98,6 +103,7 @@ impl ProxyError {
                 | ProxyError::ConnectRefused
                 | ProxyError::AmbiguousFraming
                 | ProxyError::BadRequestBody { .. }
+                | ProxyError::RequestBodyTimeout(_)
                 | ProxyError::BodyTooLarge { .. }
                 | ProxyError::Upstream(UpstreamError::BodyTooLarge | UpstreamError::AppBody { .. })
         )

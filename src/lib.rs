@@ -12,7 +12,8 @@
 //! - [`token`]: the OAuth client, the token store (a file, or Redis shared by replicas)
 //!   and the token manager.
 //! - [`app`]: assembles the parts; a [`app::Snapshot`] is one config's request-path state.
-//! - [`proxy`]: the request path. [`headers`]: hop-by-hop hygiene. [`body`]: body types.
+//! - [`proxy`]: the request path. [`headers`]: hop-by-hop hygiene. [`body`]: body types;
+//!   [`body_stall`]: the pause limit on the app's request body.
 //! - [`server`]: the app-facing listener. [`admin`]: `/healthz`, `/readyz`, `/metrics`.
 //! - [`reload`]: file watch + SIGHUP -> a new validated snapshot, swapped in atomically.
 //! - [`metrics`]: the Prometheus metrics. [`expiry`]: the daily certificate-expiry warning.
@@ -26,6 +27,7 @@ pub mod admin;
 pub mod app;
 pub mod authorize;
 pub mod body;
+pub mod body_stall;
 pub mod check;
 pub mod config;
 pub mod csr;

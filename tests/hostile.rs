@@ -1,5 +1,5 @@
 //! Hostile and oversized requests: ambiguous framing, oversized headers, URIs and bodies
-//! are refused with the right status and never reach Wise.
+//! are refused with the right status and never reach Wise; a stalled body gets 408.
 
 mod common;
 
@@ -115,5 +115,61 @@ async fn nothing_a_client_sends_changes_the_upstream_host() {
     assert_eq!(
         seen[1].path_and_query, "//evil.example/v1/x",
         "a path stays a path"
+    );
+}
+
+/// Sends the start of a request and then nothing, keeping the connection open; returns
+/// what wisegate answered once it closed the connection.
+async fn stall_after(h: &Harness, start: &[u8]) -> String {
+    let mut stream = tokio::net::TcpStream::connect(h.proxy).await.unwrap();
+    stream.write_all(start).await.unwrap();
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(30), stream.read_to_end(&mut answer))
+        .await
+        .expect("wisegate closed the connection of a stalled body")
+        .unwrap();
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+fn assert_request_body_timeout(answer: &str) {
+    assert!(status_line(answer).starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(
+        answer.contains("x-wisegate-error: request_body_timeout"),
+        "{answer}"
+    );
+    assert!(answer.contains("connection: close"), "{answer}");
+    assert!(
+        answer.contains("limits.request_body_timeout") && answer.contains("300ms"),
+        "the message names the key and the limit: {answer}"
+    );
+}
+
+#[tokio::test]
+async fn a_stalled_small_body_gets_408_and_never_reaches_wise() {
+    let h = Harness::with_extra("[limits]\nrequest_body_timeout = \"300ms\"\n").await;
+    // 10 of 100 announced bytes: a body kept for a replay, read before anything is sent.
+    let answer = stall_after(
+        &h,
+        b"POST /v1/transfers HTTP/1.1\r\nHost: a\r\nContent-Length: 100\r\n\r\n0123456789",
+    )
+    .await;
+    assert_request_body_timeout(&answer);
+    assert!(h.wise.requests().is_empty(), "{:?}", h.wise.requests());
+}
+
+#[tokio::test]
+async fn a_stalled_streamed_body_gets_408_and_wise_sees_it_break_off() {
+    let h = Harness::with_extra("[limits]\nrequest_body_timeout = \"300ms\"\n").await;
+    // Chunked: streamed to Wise as it comes; one chunk, then nothing.
+    let answer = stall_after(
+        &h,
+        b"POST /v1/transfers HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n",
+    )
+    .await;
+    assert_request_body_timeout(&answer);
+    assert!(
+        h.wise.requests().iter().all(|r| r.status != 200),
+        "Wise never saw a complete request: {:?}",
+        h.wise.requests()
     );
 }

@@ -221,6 +221,8 @@ pub struct Limits {
     pub max_header_bytes: usize,
     pub max_body_bytes: u64,
     pub header_read_timeout: Duration,
+    /// The longest the app may pause while sending a request body.
+    pub request_body_timeout: Duration,
     pub upstream_connect_timeout: Duration,
     pub upstream_timeout: Duration,
     pub idle_timeout: Duration,
@@ -235,6 +237,7 @@ impl Default for Limits {
             max_header_bytes: 64 * 1024,
             max_body_bytes: 32 * 1024 * 1024,
             header_read_timeout: Duration::from_secs(10),
+            request_body_timeout: Duration::from_secs(30),
             upstream_connect_timeout: Duration::from_secs(5),
             upstream_timeout: Duration::from_secs(60),
             idle_timeout: Duration::from_secs(90),

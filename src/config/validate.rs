@@ -256,6 +256,11 @@ pub fn validate(file: &Path, raw: RawConfig) -> Result<Config, Vec<Problem>> {
             raw.limits.header_read_timeout.as_deref(),
             defaults.header_read_timeout,
         ),
+        request_body_timeout: c.duration(
+            "limits.request_body_timeout",
+            raw.limits.request_body_timeout.as_deref(),
+            defaults.request_body_timeout,
+        ),
         upstream_connect_timeout: c.duration(
             "limits.upstream_connect_timeout",
             raw.limits.upstream_connect_timeout.as_deref(),

@@ -188,7 +188,8 @@ async fn forward(
     let idempotent = request.method().is_idempotent();
     let (parts, body) = request.into_parts();
     let head = rewrite::head(parts, snapshot.upstream(selected.mode).authority());
-    let mut body = AppBody::prepare(body, keep, limit).await?;
+    let pause_limit = snapshot.config.limits.request_body_timeout;
+    let mut body = AppBody::prepare(body, keep, limit, pause_limit).await?;
 
     let mut side = selected.mode;
     if let Some(cooldown) = selected.fallback {

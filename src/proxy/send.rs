@@ -3,7 +3,8 @@
 //! invalidated, e.g. by a refresh elsewhere), an SCA-signed repeat on the personal-token
 //! path, or a fallback; otherwise it streams through untouched and is sent once.
 
-use crate::body::{self, full, AppBodyFailure, ProxyBody};
+use crate::body::{self, full, AppBodyFailure, AppIncoming, ProxyBody};
+use crate::body_stall::BodyStalled;
 use crate::error::ProxyError;
 use crate::token::TokenManager;
 use crate::upstream::{Upstream, UpstreamBody, UpstreamError};
@@ -13,6 +14,7 @@ use http_body::Body;
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use std::sync::Arc;
+use std::time::Duration;
 
 /// The most request body kept for a second send.
 pub const REPLAY_BUFFER_BYTES: u64 = 64 * 1024;
@@ -47,12 +49,19 @@ impl RequestHead {
 /// The app's body: kept whole (sendable any number of times) or streaming (once).
 pub enum AppBody {
     Kept(Bytes),
-    Streaming(Option<Incoming>),
+    Streaming(Option<AppIncoming>),
 }
 
 impl AppBody {
-    /// Keeps `body` when `keep` and it is known to be small enough, else streams it.
-    pub async fn prepare(body: Incoming, keep: bool, limit: u64) -> Result<AppBody, ProxyError> {
+    /// Keeps `body` when `keep` and it is known to be small enough, else streams it. The
+    /// app may pause at most `pause_limit` while sending it.
+    pub async fn prepare(
+        body: Incoming,
+        keep: bool,
+        limit: u64,
+        pause_limit: Duration,
+    ) -> Result<AppBody, ProxyError> {
+        let body = body::app_incoming(body, pause_limit);
         let small = body
             .size_hint()
             .exact()
@@ -60,15 +69,10 @@ impl AppBody {
         if !(keep && small) {
             return Ok(AppBody::Streaming(Some(body)));
         }
-        let kept = Limited::new(
-            body.map_err(body::ClientBodyError),
-            REPLAY_BUFFER_BYTES as usize,
-        )
-        .collect()
-        .await
-        .map_err(|error| ProxyError::BadRequestBody {
-            detail: error.to_string(),
-        })?;
+        let kept = Limited::new(body, REPLAY_BUFFER_BYTES as usize)
+            .collect()
+            .await
+            .map_err(|error| app_body_error(AppBodyFailure::of(&error), limit))?;
         Ok(AppBody::Kept(kept.to_bytes()))
     }
 
@@ -84,14 +88,21 @@ fn answer(
     watch: Option<&body::AppBodyWatch>,
 ) -> impl Fn(UpstreamError) -> ProxyError + '_ {
     move |error| match (watch.and_then(body::AppBodyWatch::failure), error) {
-        (Some(AppBodyFailure::TooLarge), _) | (None, UpstreamError::BodyTooLarge) => {
-            ProxyError::BodyTooLarge { limit }
-        }
-        (Some(AppBodyFailure::Broken(detail)), _) => ProxyError::BadRequestBody {
-            detail: detail.clone(),
-        },
+        (Some(failure), _) => app_body_error(failure.clone(), limit),
+        (None, UpstreamError::BodyTooLarge) => ProxyError::BodyTooLarge { limit },
         (None, UpstreamError::AppBody { detail }) => ProxyError::BadRequestBody { detail },
         (None, other) => ProxyError::Upstream(other),
+    }
+}
+
+/// wisegate's answer when reading the app's body failed.
+fn app_body_error(failure: AppBodyFailure, limit: u64) -> ProxyError {
+    match failure {
+        AppBodyFailure::TooLarge => ProxyError::BodyTooLarge { limit },
+        AppBodyFailure::Stalled(pause_limit) => {
+            ProxyError::RequestBodyTimeout(BodyStalled { limit: pause_limit })
+        }
+        AppBodyFailure::Broken(detail) => ProxyError::BadRequestBody { detail },
     }
 }
 
