@@ -108,10 +108,6 @@ pub fn token_store(config: &Config) -> Result<TokenStore, BuildError> {
     match &config.oauth.token_store {
         TokenStoreConfig::File(path) => Ok(TokenStore::File(FileStore::new(path))),
         TokenStoreConfig::Redis(redis) => {
-            let password = match &redis.password_file {
-                Some(file) => Some(read_secret_file("the Redis password", file)?),
-                None => None,
-            };
             let ca_pem = match &redis.ca_file {
                 Some(file) => {
                     Some(std::fs::read(file).map_err(|error| BuildError::SecretFile {
@@ -123,9 +119,7 @@ pub fn token_store(config: &Config) -> Result<TokenStore, BuildError> {
                 None => None,
             };
             Ok(TokenStore::Redis(Arc::new(RedisStore::open(
-                redis,
-                password.as_deref(),
-                ca_pem,
+                redis, ca_pem,
             )?)))
         }
     }

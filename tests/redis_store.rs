@@ -448,6 +448,48 @@ async fn the_commands_work_against_redis_and_never_print_the_password() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rotated_password_and_closed_connections_cost_no_request() {
+    let mut redis = RedisServer::start(Some("first-redis-pw")).await;
+    let secrets = tempfile::tempdir().unwrap();
+    let password_file = secrets.path().join("redis_password");
+    std::fs::write(&password_file, "first-redis-pw\n").unwrap();
+    let store = format!(
+        "token_store = \"redis://127.0.0.1:{}/0\"\nredis_password_file = \"{}\"",
+        redis.port,
+        password_file.display()
+    );
+    let g = group_with(FakeWiseConfig::default(), &store, 1).await;
+    let replica = &g.replicas[0];
+    assert_eq!(
+        get_at(replica.proxy, "/v1/me").await.0.status(),
+        StatusCode::OK
+    );
+
+    // The Secret is updated in place, then Redis takes the new password and drops every
+    // connection: the replica must log in again, with what the file says now.
+    std::fs::write(&password_file, "second-redis-pw\n").unwrap();
+    redis.rotate_password("second-redis-pw").await;
+    // A rejected token makes the replica refresh and write the new one to Redis.
+    g.wise.invalidate_access_tokens();
+    let (response, body) = get_at(replica.proxy, "/v1/me").await;
+    assert_eq!(response.status(), StatusCode::OK, "{body:?}");
+    assert_eq!(
+        redis.generation(PREFIX).await,
+        Some(2),
+        "written with the new password"
+    );
+    let answered = eventually(Duration::from_secs(15), async || {
+        readyz(replica.admin).await.1.get("degraded").is_none()
+    })
+    .await;
+    assert!(
+        answered,
+        "the update subscription is back: {:?}",
+        readyz(replica.admin).await
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rediss_with_a_private_ca() {
     let dir = tempfile::tempdir().unwrap();
     let ca = fake_wise::TestCa::new("redis CA");

@@ -1,4 +1,5 @@
-//! The group's refresh lock in Redis: `SET key owner NX PX ttl` with a random owner.
+//! The group's refresh lock in Redis: `SET key owner NX PX ttl` with a random owner (a Lua
+//! script, so that sending it twice still takes it).
 //! The expiry means a crashed holder cannot block the group for longer than [`LOCK_TTL`];
 //! a live holder extends it while its call to Wise takes long. Release and extension
 //! happen only while the key still holds our owner value (Lua compare-and-delete), so a
@@ -14,6 +15,14 @@ use std::time::Duration;
 /// How long the lock lives without being extended.
 pub const LOCK_TTL: Duration = Duration::from_secs(15);
 
+/// `SET NX PX`, and "taken" also when the key already holds our owner value: the store
+/// may send a command twice (its first answer lost with the connection), and the second
+/// send must not find the lock held by "somebody else".
+const ACQUIRE: &str = r"
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return 1 end
+if redis.call('GET', KEYS[1]) == ARGV[1] then return 1 end
+return 0
+";
 const RELEASE: &str = r"
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
@@ -39,15 +48,10 @@ fn ttl_ms() -> u64 {
 /// Takes the lock if nobody holds it.
 pub async fn try_acquire(store: &Arc<RedisStore>) -> Result<Option<LockGuard>, StoreError> {
     let owner = format!("{:032x}", rand::rng().random::<u128>());
-    let mut command = redis::cmd("SET");
-    command
-        .arg(&store.keys().lock)
-        .arg(&owner)
-        .arg("NX")
-        .arg("PX")
-        .arg(ttl_ms());
-    let set: Option<String> = store.run(command).await?;
-    Ok(set.map(|_| LockGuard {
+    let mut command = eval(ACQUIRE, &store.keys().lock);
+    command.arg(&owner).arg(ttl_ms());
+    let taken: i64 = store.run(command).await?;
+    Ok((taken == 1).then(|| LockGuard {
         store: store.clone(),
         owner,
     }))

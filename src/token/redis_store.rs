@@ -14,6 +14,9 @@
 //! Every operation records whether Redis answered: [`RedisStore::trouble`] is what
 //! readiness reports as degraded. A failed operation drops the connection; the next one
 //! connects anew. Never a password in a message: the store is named by its redacted URL.
+//!
+//! `oauth.redis_password_file` is read again at every connect, so a rotated password (a
+//! Kubernetes Secret updated in place) is used from the next connection on, no restart.
 
 use super::store::{Lineage, StoreError, TokenSet};
 use crate::config::RedisStoreConfig;
@@ -22,6 +25,7 @@ use arc_swap::ArcSwapOption;
 use redis::aio::MultiplexedConnection;
 use redis::{AsyncConnectionConfig, IntoConnectionInfo};
 use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -107,9 +111,20 @@ fn encode(tokens: &TokenSet) -> String {
     serde_json::to_string(&shared).unwrap_or_default()
 }
 
+/// What is wrong with the URL, for messages.
+fn url_problem(error: &redis::RedisError) -> String {
+    format!(
+        "the URL is not usable ({}): fix oauth.token_store",
+        error.detail().unwrap_or_else(|| error.category())
+    )
+}
+
 /// The shared store. Cheap to share behind an `Arc`; one multiplexed connection.
 pub struct RedisStore {
-    client: redis::Client,
+    /// The URL's settings (with the URL's password, if it has one).
+    info: redis::ConnectionInfo,
+    password_file: Option<PathBuf>,
+    ca_pem: Option<Vec<u8>>,
     name: String,
     keys: Keys,
     connection: tokio::sync::Mutex<Option<MultiplexedConnection>>,
@@ -126,48 +141,68 @@ impl std::fmt::Debug for RedisStore {
 }
 
 impl RedisStore {
-    /// A store for `config`; `password` from `oauth.redis_password_file`, `ca_pem` from
-    /// `oauth.redis_ca_file`. Connects lazily.
+    /// A store for `config` (its password file read now, to fail at start if it cannot
+    /// be, and again at every connect); `ca_pem` from `oauth.redis_ca_file`. Connects
+    /// lazily.
     pub fn open(
         config: &RedisStoreConfig,
-        password: Option<&str>,
         ca_pem: Option<Vec<u8>>,
     ) -> Result<RedisStore, StoreError> {
         let name = config.url.redacted().to_owned();
-        let invalid = |error: redis::RedisError| StoreError::Unusable {
-            store: name.clone(),
-            message: format!(
-                "the URL is not usable ({}): fix oauth.token_store",
-                error.detail().unwrap_or_else(|| error.category())
-            ),
-        };
-        let mut info = config
+        let info = config
             .url
             .expose()
             .into_connection_info()
-            .map_err(invalid)?;
-        if let Some(password) = password {
-            let settings = info.redis_settings().clone().set_password(password.trim());
-            info = info.set_redis_settings(settings);
-        }
-        let client = match ca_pem {
-            Some(root_cert) => redis::Client::build_with_tls(
-                info,
-                redis::TlsCertificates {
-                    client_tls: None,
-                    root_cert: Some(root_cert),
-                },
-            ),
-            None => redis::Client::open(info),
-        }
-        .map_err(invalid)?;
-        Ok(RedisStore {
-            client,
+            .map_err(|error| StoreError::Unusable {
+                store: name.clone(),
+                message: url_problem(&error),
+            })?;
+        let store = RedisStore {
+            info,
+            password_file: config.password_file.clone(),
+            ca_pem,
             name,
             keys: Keys::new(&config.key_prefix),
             connection: tokio::sync::Mutex::new(None),
             trouble: ArcSwapOption::empty(),
-        })
+        };
+        store.client().map_err(|message| StoreError::Unusable {
+            store: store.name.clone(),
+            message,
+        })?;
+        Ok(store)
+    }
+
+    /// A client with the password as the password file says now.
+    fn client(&self) -> Result<redis::Client, String> {
+        let mut info = self.info.clone();
+        if let Some(file) = &self.password_file {
+            let password = std::fs::read_to_string(file)
+                .map_err(|error| error.to_string())
+                .and_then(|text| match text.trim() {
+                    "" => Err("the file is empty".to_owned()),
+                    password => Ok(password.to_owned()),
+                })
+                .map_err(|error| {
+                    format!(
+                        "cannot read oauth.redis_password_file {}: {error}",
+                        file.display()
+                    )
+                })?;
+            let settings = info.redis_settings().clone().set_password(password);
+            info = info.set_redis_settings(settings);
+        }
+        match &self.ca_pem {
+            Some(root_cert) => redis::Client::build_with_tls(
+                info,
+                redis::TlsCertificates {
+                    client_tls: None,
+                    root_cert: Some(root_cert.clone()),
+                },
+            ),
+            None => redis::Client::open(info),
+        }
+        .map_err(|error| url_problem(&error))
     }
 
     /// The URL without its password, for messages.
@@ -189,22 +224,22 @@ impl RedisStore {
         let _ = self.failed(&message);
     }
 
-    /// The shared connection, connecting when there is none.
-    async fn connection(&self) -> Result<MultiplexedConnection, StoreError> {
+    /// The shared connection, connecting when there is none; whether it was made now.
+    async fn connection(&self) -> Result<(MultiplexedConnection, bool), StoreError> {
         let mut slot = self.connection.lock().await;
         if let Some(connection) = slot.as_ref() {
-            return Ok(connection.clone());
+            return Ok((connection.clone(), false));
         }
         let config = AsyncConnectionConfig::new()
             .set_connection_timeout(Some(REDIS_TIMEOUT))
             .set_response_timeout(Some(REDIS_TIMEOUT));
-        let connection = self
-            .client
+        let client = self.client().map_err(|message| self.failed(&message))?;
+        let connection = client
             .get_multiplexed_async_connection_with_config(&config)
             .await
             .map_err(|error| self.failed(&error))?;
         *slot = Some(connection.clone());
-        Ok(connection)
+        Ok((connection, true))
     }
 
     /// Marks the store unreachable and turns `error` into a [`StoreError`].
@@ -217,13 +252,27 @@ impl RedisStore {
         error
     }
 
-    /// Runs one command on the shared connection, keeping the health record.
+    /// Runs one command on the shared connection, keeping the health record. A kept
+    /// connection that Redis has closed meanwhile (a restart, a failover, an idle timeout,
+    /// a password rotation) costs no failure: the command is sent once more on a new
+    /// connection. Every command here can be repeated safely (reads; writes that compare
+    /// generations or owners), in case the first one ran and only its answer was lost.
     pub(super) async fn run<T: redis::FromRedisValue>(
         &self,
         command: redis::Cmd,
     ) -> Result<T, StoreError> {
-        let mut connection = self.connection().await?;
-        let result: redis::RedisResult<T> = command.query_async(&mut connection).await;
+        let (mut connection, fresh) = self.connection().await?;
+        let mut result: redis::RedisResult<T> = command.query_async(&mut connection).await;
+        if !fresh
+            && result
+                .as_ref()
+                .is_err_and(redis::RedisError::is_connection_dropped)
+        {
+            tracing::debug!("the kept Redis connection was closed; sending again on a new one");
+            *self.connection.lock().await = None;
+            let (mut connection, _) = self.connection().await?;
+            result = command.query_async(&mut connection).await;
+        }
         match result {
             Ok(value) => {
                 if self.trouble.load().is_some() {
@@ -316,8 +365,9 @@ impl RedisStore {
 
     /// A subscription to the update channel, on its own connection.
     pub async fn subscribe(&self) -> Result<redis::aio::PubSub, StoreError> {
+        let client = self.client().map_err(|message| self.failed(&message))?;
         let connecting = async {
-            let mut pubsub = self.client.get_async_pubsub().await?;
+            let mut pubsub = client.get_async_pubsub().await?;
             pubsub.subscribe(&self.keys.channel).await?;
             Ok::<_, redis::RedisError>(pubsub)
         };
@@ -349,7 +399,7 @@ mod tests {
             key_prefix: "p:".into(),
             ca_file: None,
         };
-        let store = RedisStore::open(&config, None, None).unwrap();
+        let store = RedisStore::open(&config, None).unwrap();
         let lineage = store.decode(&encode(&tokens), "7").unwrap();
         assert_eq!(lineage.tokens, tokens);
         assert_eq!(lineage.generation, 7);

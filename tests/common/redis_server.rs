@@ -179,6 +179,29 @@ impl RedisServer {
 }
 
 impl RedisServer {
+    /// Sets a new `requirepass` and closes every other client's connection, as rotating a
+    /// Redis password does: clients must log in again with the new one.
+    pub async fn rotate_password(&mut self, password: &str) {
+        let mut connection = self.connection().await;
+        let () = redis::cmd("CONFIG")
+            .arg("SET")
+            .arg("requirepass")
+            .arg(password)
+            .query_async(&mut connection)
+            .await
+            .unwrap();
+        for kind in ["normal", "pubsub"] {
+            let _: u64 = redis::cmd("CLIENT")
+                .arg("KILL")
+                .arg("TYPE")
+                .arg(kind)
+                .query_async(&mut connection)
+                .await
+                .unwrap();
+        }
+        self.password = Some(password.to_owned());
+    }
+
     /// The stored access token's expiry, Unix seconds, if a lineage is stored.
     pub async fn stored_expiry(&self, prefix: &str) -> Option<u64> {
         let mut connection = self.connection().await;
