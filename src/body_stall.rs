@@ -61,12 +61,12 @@ where
             this.waiting = false;
             return Poll::Ready(frame.map(|result| result.map_err(Into::into)));
         }
-        let deadline = Instant::now() + this.limit;
+        let limit = this.limit;
         let timer = this
             .timer
-            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(limit)));
         if !this.waiting {
-            timer.as_mut().reset(deadline);
+            timer.as_mut().reset(Instant::now() + limit);
             this.waiting = true;
         }
         match timer.as_mut().poll(cx) {

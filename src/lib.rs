@@ -13,7 +13,8 @@
 //!   and the token manager.
 //! - [`app`]: assembles the parts; a [`app::Snapshot`] is one config's request-path state.
 //! - [`proxy`]: the request path. [`headers`]: hop-by-hop hygiene. [`body`]: body types;
-//!   [`body_stall`]: the pause limit on the app's request body.
+//!   [`app_body`]: the app's request body as read and streamed; [`body_stall`]: its pause
+//!   limit.
 //! - [`server`]: the app-facing listener. [`admin`]: `/healthz`, `/readyz`, `/metrics`.
 //! - [`reload`]: file watch + SIGHUP -> a new validated snapshot, swapped in atomically.
 //! - [`metrics`]: the Prometheus metrics. [`expiry`]: the daily certificate-expiry warning.
@@ -25,6 +26,7 @@
 
 pub mod admin;
 pub mod app;
+pub mod app_body;
 pub mod authorize;
 pub mod body;
 pub mod body_stall;

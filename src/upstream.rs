@@ -5,6 +5,7 @@
 //! Failures are classified here into [`UpstreamError`], whose messages say what failed
 //! and where.
 
+use crate::app_body::AppBodyWatch;
 use crate::body::ProxyBody;
 use bytes::Bytes;
 use http::uri::{Authority, PathAndQuery};
@@ -178,7 +179,19 @@ impl Upstream {
         &self,
         request: Request<ProxyBody>,
     ) -> Result<Response<UpstreamBody>, UpstreamError> {
-        let deadline = tokio::time::Instant::now() + self.timeout;
+        self.send_watched(request, None).await
+    }
+
+    /// Like [`Upstream::send`]; with `streamed`, the watch of the app's body being
+    /// streamed, `upstream_timeout` counts from the body's last part (a long upload that
+    /// keeps moving is not a silent upstream; a stalled app is `request_body_timeout`'s
+    /// business, which validation keeps shorter).
+    pub async fn send_watched(
+        &self,
+        request: Request<ProxyBody>,
+        streamed: Option<&AppBodyWatch>,
+    ) -> Result<Response<UpstreamBody>, UpstreamError> {
+        let mut deadline = tokio::time::Instant::now() + self.timeout;
         let slot = match self.slots.clone().try_acquire_owned() {
             Ok(slot) => slot,
             Err(_) => {
@@ -195,13 +208,24 @@ impl Upstream {
                 }
             }
         };
-        match tokio::time::timeout_at(deadline, self.client().request(request)).await {
-            Ok(Ok(response)) => Ok(response.map(|body| UpstreamBody { body, _slot: slot })),
-            Ok(Err(error)) => Err(self.classify(&error)),
-            Err(_) => Err(UpstreamError::Timeout {
-                target: self.target.clone(),
-                seconds: self.timeout.as_secs(),
-            }),
+        let mut response = self.client().request(request);
+        let answered = loop {
+            match tokio::time::timeout_at(deadline, &mut response).await {
+                Ok(answered) => break answered,
+                Err(_) => match streamed.map(|watch| watch.last_moved() + self.timeout) {
+                    Some(later) if later > deadline => deadline = later,
+                    _ => {
+                        return Err(UpstreamError::Timeout {
+                            target: self.target.clone(),
+                            seconds: self.timeout.as_secs(),
+                        })
+                    }
+                },
+            }
+        };
+        match answered {
+            Ok(response) => Ok(response.map(|body| UpstreamBody { body, _slot: slot })),
+            Err(error) => Err(self.classify(&error)),
         }
     }
 
@@ -222,7 +246,7 @@ impl Upstream {
             {
                 return UpstreamError::BodyTooLarge;
             }
-            if let Some(app) = cause.downcast_ref::<crate::body::ClientBodyError>() {
+            if let Some(app) = cause.downcast_ref::<crate::app_body::ClientBodyError>() {
                 return UpstreamError::AppBody {
                     detail: app.to_string(),
                 };

@@ -3,6 +3,7 @@
 
 use std::path::Path;
 use std::process::Command;
+use std::time::Duration;
 use wisegate::config::{Config, Environment};
 
 const GOOD: &str = r#"
@@ -164,6 +165,38 @@ fn listen_threads_must_be_between_one_and_256() {
         let error = refusal(&with(bad));
         assert!(error.contains(says), "{error}");
     }
+}
+
+#[test]
+fn the_body_pause_limit_stays_below_the_upstream_timeout() {
+    let with = |limits: &str| format!("{GOOD}\n[limits]\n{limits}\n");
+    let limits = |text: &str| {
+        Config::parse(Path::new("w.toml"), &with(text))
+            .unwrap()
+            .limits
+    };
+    assert_eq!(limits("").request_body_timeout, Duration::from_secs(30));
+    assert_eq!(
+        limits("upstream_timeout = \"20s\"").request_body_timeout,
+        Duration::from_secs(10),
+        "by default half of a shorter upstream_timeout"
+    );
+    assert_eq!(
+        limits("request_body_timeout = \"2m\"\nupstream_timeout = \"5m\"").request_body_timeout,
+        Duration::from_secs(120)
+    );
+    let error = refusal(&with("request_body_timeout = \"90s\""));
+    assert!(
+        error.contains(
+            "limits.request_body_timeout: must be shorter than limits.upstream_timeout (1m)"
+        ),
+        "{error}"
+    );
+    let error = refusal(&with("idle_timeout = \"400000000000y\""));
+    assert!(
+        error.contains("limits.idle_timeout: `400000000000y` is longer than a year"),
+        "{error}"
+    );
 }
 
 #[test]

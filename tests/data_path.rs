@@ -8,6 +8,7 @@ use fake_wise::HostKind;
 use http::{Request, StatusCode};
 use http_body_util::{BodyExt, Full, StreamBody};
 use sha2::{Digest, Sha256};
+use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 #[tokio::test]
@@ -248,6 +249,33 @@ async fn an_untrusted_server_certificate_says_to_set_ca_file() {
         .as_str()
         .unwrap()
         .contains("upstream.ca_file"));
+}
+
+/// `upstream_timeout` is Wise's time to answer once the body has gone, not a cap on the
+/// upload: a chunked body that keeps coming for longer than it is forwarded whole.
+#[tokio::test]
+async fn a_long_upload_that_keeps_moving_outlasts_the_upstream_timeout() {
+    let limits = "[limits]\nupstream_timeout = \"3s\"\nrequest_body_timeout = \"2s\"\n";
+    let h = Harness::with_extra(limits).await;
+    let mut app = tokio::net::TcpStream::connect(h.proxy).await.unwrap();
+    app.write_all(b"POST /v1/uploads HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    // 20 chunks 250 ms apart: 5 s, past the 3 s upstream_timeout, never pausing 2 s.
+    for _ in 0..20 {
+        app.write_all(b"400\r\n").await.unwrap();
+        app.write_all(&[b'u'; 1024]).await.unwrap();
+        app.write_all(b"\r\n").await.unwrap();
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    app.write_all(b"0\r\n\r\n").await.unwrap();
+    let mut answer = Vec::new();
+    app.read_to_end(&mut answer).await.unwrap();
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    let seen = h.wise.requests();
+    assert_eq!(seen.len(), 1);
+    assert_eq!(seen[0].body_len, 20 * 1024);
 }
 
 #[tokio::test]

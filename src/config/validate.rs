@@ -49,11 +49,18 @@ impl Checker<'_> {
     fn duration(&mut self, key: &str, value: Option<&str>, default: Duration) -> Duration {
         let Some(text) = value else { return default };
         match humantime::parse_duration(text) {
-            Ok(duration) if !duration.is_zero() => duration,
-            Ok(_) => {
+            Ok(duration) if duration.is_zero() => {
                 self.problem(key, "must be longer than zero");
                 default
             }
+            Ok(duration) if duration > MAX_DURATION => {
+                self.problem(
+                    key,
+                    format!("`{text}` is longer than a year: write a shorter duration"),
+                );
+                default
+            }
+            Ok(duration) => duration,
             Err(error) => {
                 self.problem(
                     key,
@@ -240,7 +247,18 @@ pub fn validate(file: &Path, raw: RawConfig) -> Result<Config, Vec<Problem>> {
     });
 
     let defaults = Limits::default();
+    let upstream_timeout = c.duration(
+        "limits.upstream_timeout",
+        raw.limits.upstream_timeout.as_deref(),
+        defaults.upstream_timeout,
+    );
     let limits = Limits {
+        request_body_timeout: request_body_timeout(
+            &mut c,
+            raw.limits.request_body_timeout.as_deref(),
+            upstream_timeout,
+        ),
+        upstream_timeout,
         max_header_bytes: c.positive(
             "limits.max_header_bytes",
             raw.limits.max_header_bytes,
@@ -256,20 +274,10 @@ pub fn validate(file: &Path, raw: RawConfig) -> Result<Config, Vec<Problem>> {
             raw.limits.header_read_timeout.as_deref(),
             defaults.header_read_timeout,
         ),
-        request_body_timeout: c.duration(
-            "limits.request_body_timeout",
-            raw.limits.request_body_timeout.as_deref(),
-            defaults.request_body_timeout,
-        ),
         upstream_connect_timeout: c.duration(
             "limits.upstream_connect_timeout",
             raw.limits.upstream_connect_timeout.as_deref(),
             defaults.upstream_connect_timeout,
-        ),
-        upstream_timeout: c.duration(
-            "limits.upstream_timeout",
-            raw.limits.upstream_timeout.as_deref(),
-            defaults.upstream_timeout,
         ),
         idle_timeout: c.duration(
             "limits.idle_timeout",
@@ -559,4 +567,33 @@ fn routes(c: &mut Checker<'_>, raw: Vec<RawRoute>) -> RouteTable {
         }
     }
     RouteTable::new(routes)
+}
+
+/// The longest duration any key takes: deadlines are computed by adding it to the clock.
+const MAX_DURATION: Duration = Duration::from_secs(365 * 24 * 3600);
+
+/// `limits.request_body_timeout`: shorter than `upstream_timeout` (a body stalled longer
+/// would be reported as Wise's timeout); by default 30 s, or half of a shorter
+/// `upstream_timeout`.
+fn request_body_timeout(
+    c: &mut Checker,
+    text: Option<&str>,
+    upstream_timeout: Duration,
+) -> Duration {
+    let key = "limits.request_body_timeout";
+    let default = Limits::default()
+        .request_body_timeout
+        .min(upstream_timeout / 2);
+    let limit = c.duration(key, text, default);
+    if limit >= upstream_timeout {
+        c.problem(
+            key,
+            format!(
+                "must be shorter than limits.upstream_timeout ({}): a body stalled longer would be reported as Wise's timeout; shorten it or raise limits.upstream_timeout",
+                humantime::format_duration(upstream_timeout)
+            ),
+        );
+        return default;
+    }
+    limit
 }

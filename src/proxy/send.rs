@@ -3,7 +3,8 @@
 //! invalidated, e.g. by a refresh elsewhere), an SCA-signed repeat on the personal-token
 //! path, or a fallback; otherwise it streams through untouched and is sent once.
 
-use crate::body::{self, full, AppBodyFailure, AppIncoming, ProxyBody};
+use crate::app_body::{self, AppBodyFailure, AppBodyWatch, AppIncoming};
+use crate::body::{full, ProxyBody};
 use crate::body_stall::BodyStalled;
 use crate::error::ProxyError;
 use crate::token::TokenManager;
@@ -61,7 +62,7 @@ impl AppBody {
         limit: u64,
         pause_limit: Duration,
     ) -> Result<AppBody, ProxyError> {
-        let body = body::app_incoming(body, pause_limit);
+        let body = app_body::app_incoming(body, pause_limit);
         let small = body
             .size_hint()
             .exact()
@@ -83,11 +84,8 @@ impl AppBody {
 
 /// Maps an upstream failure to wisegate's answer, naming the app's part where it is the
 /// app's fault.
-fn answer(
-    limit: u64,
-    watch: Option<&body::AppBodyWatch>,
-) -> impl Fn(UpstreamError) -> ProxyError + '_ {
-    move |error| match (watch.and_then(body::AppBodyWatch::failure), error) {
+fn answer(limit: u64, watch: Option<&AppBodyWatch>) -> impl Fn(UpstreamError) -> ProxyError + '_ {
+    move |error| match (watch.and_then(AppBodyWatch::failure), error) {
         (Some(failure), _) => app_body_error(failure.clone(), limit),
         (None, UpstreamError::BodyTooLarge) => ProxyError::BodyTooLarge { limit },
         (None, UpstreamError::AppBody { detail }) => ProxyError::BadRequestBody { detail },
@@ -125,9 +123,9 @@ pub async fn send_once(
                     detail: "the request body was already sent".into(),
                 });
             };
-            let (streamed, watch) = body::from_app(incoming, limit);
+            let (streamed, watch) = app_body::from_app(incoming, limit);
             upstream
-                .send(head.request(bearer, streamed))
+                .send_watched(head.request(bearer, streamed), Some(&watch))
                 .await
                 .map_err(answer(limit, Some(&watch)))
         }

@@ -51,8 +51,12 @@ impl Keys {
 }
 
 /// A refresh (or a new authorization): generation `max(stored, base) + 1`, published.
+/// The same tokens sent again (the first answer lost with the connection) are not a new
+/// generation: their stored one is returned.
 const SAVE_NEXT: &str = r"
-local stored = tonumber(redis.call('HGET', KEYS[1], 'generation') or '0') or 0
+local current = redis.call('HMGET', KEYS[1], 'generation', 'tokens')
+if current[2] == ARGV[2] then return tonumber(current[1]) end
+local stored = tonumber(current[1] or '0') or 0
 local next = math.max(stored, tonumber(ARGV[1])) + 1
 redis.call('HSET', KEYS[1], 'generation', next, 'tokens', ARGV[2])
 redis.call('PUBLISH', ARGV[3], next)
@@ -127,7 +131,8 @@ pub struct RedisStore {
     ca_pem: Option<Vec<u8>>,
     name: String,
     keys: Keys,
-    connection: tokio::sync::Mutex<Option<MultiplexedConnection>>,
+    /// The kept connection and its number (counted up with each new one).
+    connection: tokio::sync::Mutex<(u64, Option<MultiplexedConnection>)>,
     trouble: ArcSwapOption<String>,
 }
 
@@ -163,7 +168,7 @@ impl RedisStore {
             ca_pem,
             name,
             keys: Keys::new(&config.key_prefix),
-            connection: tokio::sync::Mutex::new(None),
+            connection: tokio::sync::Mutex::new((0, None)),
             trouble: ArcSwapOption::empty(),
         };
         store.client().map_err(|message| StoreError::Unusable {
@@ -224,11 +229,12 @@ impl RedisStore {
         let _ = self.failed(&message);
     }
 
-    /// The shared connection, connecting when there is none; whether it was made now.
-    async fn connection(&self) -> Result<(MultiplexedConnection, bool), StoreError> {
+    /// The shared connection, connecting when there is none: the connection, its number,
+    /// and whether it was made now.
+    async fn connection(&self) -> Result<(MultiplexedConnection, u64, bool), StoreError> {
         let mut slot = self.connection.lock().await;
-        if let Some(connection) = slot.as_ref() {
-            return Ok((connection.clone(), false));
+        if let (number, Some(connection)) = &*slot {
+            return Ok((connection.clone(), *number, false));
         }
         let config = AsyncConnectionConfig::new()
             .set_connection_timeout(Some(REDIS_TIMEOUT))
@@ -238,8 +244,17 @@ impl RedisStore {
             .get_multiplexed_async_connection_with_config(&config)
             .await
             .map_err(|error| self.failed(&error))?;
-        *slot = Some(connection.clone());
-        Ok((connection, true))
+        let number = slot.0 + 1;
+        *slot = (number, Some(connection.clone()));
+        Ok((connection, number, true))
+    }
+
+    /// Drops connection `number` if it is still the kept one (not one made since).
+    async fn forget(&self, number: u64) {
+        let mut slot = self.connection.lock().await;
+        if slot.0 == number {
+            slot.1 = None;
+        }
     }
 
     /// Marks the store unreachable and turns `error` into a [`StoreError`].
@@ -261,7 +276,7 @@ impl RedisStore {
         &self,
         command: redis::Cmd,
     ) -> Result<T, StoreError> {
-        let (mut connection, fresh) = self.connection().await?;
+        let (mut connection, mut number, fresh) = self.connection().await?;
         let mut result: redis::RedisResult<T> = command.query_async(&mut connection).await;
         if !fresh
             && result
@@ -269,8 +284,9 @@ impl RedisStore {
                 .is_err_and(redis::RedisError::is_connection_dropped)
         {
             tracing::debug!("the kept Redis connection was closed; sending again on a new one");
-            *self.connection.lock().await = None;
-            let (mut connection, _) = self.connection().await?;
+            self.forget(number).await;
+            let (mut connection, again, _) = self.connection().await?;
+            number = again;
             result = command.query_async(&mut connection).await;
         }
         match result {
@@ -282,7 +298,7 @@ impl RedisStore {
             }
             Err(error) => {
                 // Whatever broke, the next operation starts from a fresh connection.
-                *self.connection.lock().await = None;
+                self.forget(number).await;
                 Err(self.failed(&error))
             }
         }

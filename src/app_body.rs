@@ -1,0 +1,109 @@
+//! The app's request body as wisegate reads it: its errors marked as the app's, its pauses
+//! bounded by `limits.request_body_timeout` ([`crate::body_stall`]), its size by
+//! `limits.max_body_bytes`, and, while it streams to Wise, a [`AppBodyWatch`] that tells
+//! why it failed and when it last moved (the upstream timeout counts from there, so a long
+//! upload that keeps moving is not taken for a silent Wise).
+
+use crate::body::{stream, BoxError, ProxyBody};
+use crate::body_stall::{BodyStalled, StallGuard};
+use http_body_util::combinators::MapErr;
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// An error of the app's request body (broken chunking, a reset): the app's fault, which
+/// wisegate answers with 400 rather than blaming the upstream.
+#[derive(Debug, thiserror::Error)]
+#[error("the request body from the app is malformed or broke off: {0}")]
+pub struct ClientBodyError(pub hyper::Error);
+
+/// The app's request body, errors marked as the app's, pauses bounded.
+pub type AppIncoming = StallGuard<MapErr<Incoming, fn(hyper::Error) -> ClientBodyError>>;
+
+/// Wraps the app's request body for reading (see [`AppIncoming`]).
+pub fn app_incoming(body: Incoming, pause_limit: Duration) -> AppIncoming {
+    StallGuard::new(body.map_err(ClientBodyError as fn(_) -> _), pause_limit)
+}
+
+/// How the app's request body failed, recorded as it happens: over HTTP/2 the upstream
+/// client reports only a reset stream, not the body's own error.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AppBodyFailure {
+    TooLarge,
+    Stalled(Duration),
+    Broken(String),
+}
+
+impl AppBodyFailure {
+    /// What a failed read of the app's body was.
+    pub fn of(error: &BoxError) -> AppBodyFailure {
+        if error.is::<http_body_util::LengthLimitError>() {
+            AppBodyFailure::TooLarge
+        } else if let Some(stalled) = error.downcast_ref::<BodyStalled>() {
+            AppBodyFailure::Stalled(stalled.limit)
+        } else {
+            AppBodyFailure::Broken(error.to_string())
+        }
+    }
+}
+
+/// What happened to a streamed body: why it failed, and when a part of it last went to
+/// the upstream client.
+#[derive(Debug, Clone)]
+pub struct AppBodyWatch(Arc<Watched>);
+
+#[derive(Debug)]
+struct Watched {
+    failure: OnceLock<AppBodyFailure>,
+    started: Instant,
+    /// Nanoseconds after `started` when the last part was handed on.
+    moved_at: AtomicU64,
+}
+
+impl AppBodyWatch {
+    fn new() -> AppBodyWatch {
+        AppBodyWatch(Arc::new(Watched {
+            failure: OnceLock::new(),
+            started: Instant::now(),
+            moved_at: AtomicU64::new(0),
+        }))
+    }
+
+    pub fn failure(&self) -> Option<&AppBodyFailure> {
+        self.0.failure.get()
+    }
+
+    /// When the last part of the body was handed to the upstream client (when streaming
+    /// began, before the first).
+    pub fn last_moved(&self) -> Instant {
+        self.0.started + Duration::from_nanos(self.0.moved_at.load(Ordering::Relaxed))
+    }
+
+    fn moved(&self) {
+        let since = self.0.started.elapsed().as_nanos();
+        self.0
+            .moved_at
+            .store(u64::try_from(since).unwrap_or(u64::MAX), Ordering::Relaxed);
+    }
+}
+
+/// The app's request body, streamed, failing once it exceeds `limit` bytes; the watch
+/// records why it failed and when it last moved.
+pub fn from_app(body: AppIncoming, limit: u64) -> (ProxyBody, AppBodyWatch) {
+    let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+    let watch = AppBodyWatch::new();
+    let (moved, failed) = (watch.clone(), watch.clone());
+    let body = http_body_util::Limited::new(body, limit)
+        .map_frame(move |frame| {
+            moved.moved();
+            frame
+        })
+        .map_err(move |error| {
+            let _ = failed.0.failure.set(AppBodyFailure::of(&error));
+            error
+        });
+    (stream(body), watch)
+}
