@@ -5,7 +5,7 @@
 //! upload that keeps moving is not taken for a silent Wise).
 
 use crate::body::{stream, BoxError, ProxyBody};
-use crate::body_stall::{BodyStalled, StallGuard};
+use crate::body_stall::{BodyStalled, Sender, StallGuard};
 use http_body_util::combinators::MapErr;
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
@@ -25,7 +25,11 @@ pub type AppIncoming = StallGuard<MapErr<Incoming, fn(hyper::Error) -> ClientBod
 
 /// Wraps the app's request body for reading (see [`AppIncoming`]).
 pub fn app_incoming(body: Incoming, pause_limit: Duration) -> AppIncoming {
-    StallGuard::new(body.map_err(ClientBodyError as fn(_) -> _), pause_limit)
+    StallGuard::new(
+        body.map_err(ClientBodyError as fn(_) -> _),
+        pause_limit,
+        Sender::App,
+    )
 }
 
 /// How the app's request body failed, recorded as it happens: over HTTP/2 the upstream

@@ -1,7 +1,9 @@
-//! The app's request body with a pause limit (`limits.request_body_timeout`): while wisegate
-//! waits for the next part of the body, the app must send something within the limit, or
-//! the body fails with [`BodyStalled`]. A slow body that keeps moving is never cut; a
-//! stalled one no longer holds its request, its upstream slot and its connection forever.
+//! A body with a pause limit: while wisegate waits for the next part, the sender must send
+//! something within the limit, or the body fails with [`BodyStalled`]. The app's request
+//! body has `limits.request_body_timeout`, Wise's response body `limits.upstream_timeout`.
+//! A slow body that keeps moving is never cut; a stalled one no longer holds its request,
+//! its upstream slot and its connections forever. A slow reader stalls nothing: the timer
+//! runs only while wisegate asks for more and none has come.
 //!
 //! tower-http's `TimeoutBody` does the same job but drops the body's size hint and
 //! end-of-stream flag, which the upstream client uses to frame the request.
@@ -15,17 +17,37 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::time::{Instant, Sleep};
 
-/// The app paused its request body for longer than the limit.
+/// Whose body paused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sender {
+    /// The app's request body.
+    App,
+    /// The upstream's response body.
+    Upstream,
+}
+
+/// A body paused for longer than its limit.
 #[derive(Debug, thiserror::Error)]
-#[error("the app sent no part of its request body for {} (limits.request_body_timeout): check why the app stalls, or raise the limit if it sends slowly on purpose", humantime::format_duration(*.limit))]
 pub struct BodyStalled {
     pub limit: Duration,
+    pub sender: Sender,
+}
+
+impl std::fmt::Display for BodyStalled {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let limit = humantime::format_duration(self.limit);
+        match self.sender {
+            Sender::App => write!(f, "the app sent no part of its request body for {limit} (limits.request_body_timeout): check why the app stalls, or raise the limit if it sends slowly on purpose"),
+            Sender::Upstream => write!(f, "the upstream sent no part of its response body for {limit} (limits.upstream_timeout): the response to the app was cut off"),
+        }
+    }
 }
 
 /// `body`, failing with [`BodyStalled`] when nothing arrives for `limit` while it is read.
 pub struct StallGuard<B> {
     body: B,
     limit: Duration,
+    sender: Sender,
     /// Armed when a read found nothing; disarmed by the next frame. Allocated on the first
     /// wait only, so a body that is already buffered costs no timer.
     timer: Option<Pin<Box<Sleep>>>,
@@ -33,10 +55,11 @@ pub struct StallGuard<B> {
 }
 
 impl<B> StallGuard<B> {
-    pub fn new(body: B, limit: Duration) -> Self {
+    pub fn new(body: B, limit: Duration, sender: Sender) -> Self {
         StallGuard {
             body,
             limit,
+            sender,
             timer: None,
             waiting: false,
         }
@@ -70,7 +93,10 @@ where
             this.waiting = true;
         }
         match timer.as_mut().poll(cx) {
-            Poll::Ready(()) => Poll::Ready(Some(Err(Box::new(BodyStalled { limit: this.limit })))),
+            Poll::Ready(()) => Poll::Ready(Some(Err(Box::new(BodyStalled {
+                limit: this.limit,
+                sender: this.sender,
+            })))),
             Poll::Pending => Poll::Pending,
         }
     }
@@ -101,7 +127,10 @@ mod tests {
             receiver.recv().await.map(|frame| (frame, receiver))
         })
         .boxed();
-        (sender, StallGuard::new(StreamBody::new(stream), limit))
+        (
+            sender,
+            StallGuard::new(StreamBody::new(stream), limit, Sender::App),
+        )
     }
 
     fn part(text: &'static str) -> Result<Frame<Bytes>, Infallible> {
@@ -156,12 +185,17 @@ mod tests {
 
     #[tokio::test]
     async fn length_and_end_are_those_of_the_body() {
-        let body = StallGuard::new(Full::new(Bytes::from_static(b"12345")), Duration::ZERO);
+        let body = StallGuard::new(
+            Full::new(Bytes::from_static(b"12345")),
+            Duration::ZERO,
+            Sender::App,
+        );
         assert_eq!(body.size_hint().exact(), Some(5));
         assert!(!body.is_end_stream());
         let empty = StallGuard::new(
             http_body_util::Empty::<Bytes>::new(),
             Duration::from_secs(1),
+            Sender::Upstream,
         );
         assert!(empty.is_end_stream());
         assert_eq!(empty.size_hint().exact(), Some(0));

@@ -278,6 +278,35 @@ async fn a_long_upload_that_keeps_moving_outlasts_the_upstream_timeout() {
     assert_eq!(seen[0].body_len, 20 * 1024);
 }
 
+/// Wise stuck in the middle of its answer: after `upstream_timeout` without a byte the
+/// answer is cut off (the app sees it break off) and its upstream slot is free again.
+#[tokio::test]
+async fn a_response_stalled_midway_is_cut_off_and_frees_its_slot() {
+    let limits = "[limits]\nupstream_timeout = \"1s\"\nmax_upstream_requests = 1\n";
+    let h = Harness::with_extra(limits).await;
+    let mut app = tokio::net::TcpStream::connect(h.proxy).await.unwrap();
+    app.write_all(b"GET /test/stall?bytes=100 HTTP/1.1\r\nHost: a\r\n\r\n")
+        .await
+        .unwrap();
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(30), app.read_to_end(&mut answer))
+        .await
+        .expect("the stalled answer was cut off")
+        .unwrap();
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.contains("content-length: 200"), "{answer}");
+    let body = answer.split("\r\n\r\n").nth(1).unwrap_or_default();
+    assert_eq!(
+        body.len(),
+        100,
+        "what came, and the connection closed short"
+    );
+    // The one upstream slot is free: the next request is answered, not upstream_busy.
+    let (response, _) = h.get("/v1/me").await;
+    assert_eq!(response.status(), StatusCode::OK);
+}
+
 #[tokio::test]
 async fn an_unreachable_upstream_names_host_and_port() {
     // A socket bound but never listening: connecting to it is refused, and while it

@@ -159,6 +159,12 @@ async fn special(path: &str, query: Option<&str>, echo: &serde_json::Value) -> R
             None => bad_request("/test/download needs ?bytes=N"),
         };
     }
+    if path == "/test/stall" {
+        return match query_param(query, "bytes").and_then(|n| n.parse::<u64>().ok()) {
+            Some(n) => body::stall(n),
+            None => bad_request("/test/stall needs ?bytes=N"),
+        };
+    }
     if let Some(code) = path.strip_prefix("/test/status/") {
         return match code.parse::<u16>().ok().filter(|c| (200..=599).contains(c)) {
             Some(code) => status(code),

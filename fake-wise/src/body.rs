@@ -110,6 +110,38 @@ impl Body for Download {
     }
 }
 
+/// `/test/stall?bytes=N`: announces 2N bytes, sends N, then nothing more, ever (a
+/// server stuck in the middle of its answer).
+pub(crate) fn stall(len: u64) -> Response<RespBody> {
+    let mut resp = Response::new(Stall { first: Some(len) }.boxed());
+    resp.headers_mut()
+        .insert(header::CONTENT_LENGTH, HeaderValue::from(len * 2));
+    resp
+}
+
+struct Stall {
+    first: Option<u64>,
+}
+
+impl Body for Stall {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        match self.first.take() {
+            Some(n) => {
+                let n = usize::try_from(n).map_or(CHUNK, |n| n.min(CHUNK));
+                Poll::Ready(Some(Ok(Frame::data(block().slice(..n)))))
+            }
+            // Never woken: the body ends only when the exchange is dropped.
+            None => Poll::Pending,
+        }
+    }
+}
+
 /// Length and SHA-256 of a body.
 pub(crate) struct BodyDigest {
     pub len: u64,

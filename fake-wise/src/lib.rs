@@ -12,7 +12,8 @@
 //! API calls answer a JSON echo of what arrived (`host`, `method`, `path_and_query`,
 //! `headers`, `body_len`, `body_sha256`, `token_kind`), and are recorded
 //! ([`FakeWise::requests`]). Special paths: `/test/download?bytes=N`,
-//! `/test/status/{code}`, `/test/slow?ms=N`, `/v1/authenticated/playground`.
+//! `/test/stall?bytes=N` (N of 2N announced bytes, then nothing), `/test/status/{code}`,
+//! `/test/slow?ms=N`, `/v1/authenticated/playground`.
 //! Every response carries `x-trace-id`. Test certificates come from [`pki::TestCa`].
 //!
 //! # Layout

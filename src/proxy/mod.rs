@@ -22,6 +22,7 @@ pub struct Migration {
 
 use crate::app::Snapshot;
 use crate::body::{stream, ProxyBody};
+use crate::body_stall::{BodyStalled, Sender, StallGuard};
 use crate::error::ProxyError;
 use crate::headers::strip_hop_by_hop;
 use crate::metrics::RouteReasonLabels;
@@ -32,6 +33,7 @@ use crate::token::CredentialError;
 use crate::upstream::UpstreamBody;
 use crate::Shared;
 use http::{HeaderMap, Request, Response, StatusCode, Version};
+use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use prometheus_client::metrics::gauge::Gauge;
 use send::AppBody;
@@ -245,6 +247,20 @@ async fn forward(
     let (mut parts, body) = response.into_parts();
     strip_hop_by_hop(&mut parts.headers);
     parts.version = Version::HTTP_11;
+    // Wise pausing its body for longer than upstream_timeout: the answer is cut off (the
+    // app sees it break off, never a short body that looks complete) and its slot freed.
+    let label = snapshot.labels[selected.index].clone();
+    let body = StallGuard::new(
+        body,
+        snapshot.config.limits.upstream_timeout,
+        Sender::Upstream,
+    )
+    .map_err(move |error| {
+        if let Some(stalled) = error.downcast_ref::<BodyStalled>() {
+            tracing::warn!(route = &*label, "{stalled}");
+        }
+        error
+    });
     Ok(Response::from_parts(parts, stream(body)))
 }
 

@@ -5,7 +5,7 @@
 
 use crate::app_body::{self, AppBodyFailure, AppBodyWatch, AppIncoming};
 use crate::body::{full, ProxyBody};
-use crate::body_stall::BodyStalled;
+use crate::body_stall::{BodyStalled, Sender};
 use crate::error::ProxyError;
 use crate::token::TokenManager;
 use crate::upstream::{Upstream, UpstreamBody, UpstreamError};
@@ -97,9 +97,10 @@ fn answer(limit: u64, watch: Option<&AppBodyWatch>) -> impl Fn(UpstreamError) ->
 fn app_body_error(failure: AppBodyFailure, limit: u64) -> ProxyError {
     match failure {
         AppBodyFailure::TooLarge => ProxyError::BodyTooLarge { limit },
-        AppBodyFailure::Stalled(pause_limit) => {
-            ProxyError::RequestBodyTimeout(BodyStalled { limit: pause_limit })
-        }
+        AppBodyFailure::Stalled(pause_limit) => ProxyError::RequestBodyTimeout(BodyStalled {
+            limit: pause_limit,
+            sender: Sender::App,
+        }),
         AppBodyFailure::Broken(detail) => ProxyError::BadRequestBody { detail },
     }
 }
