@@ -182,6 +182,11 @@ fn the_body_pause_limit_stays_below_the_upstream_timeout() {
         "by default half of a shorter upstream_timeout"
     );
     assert_eq!(
+        limits("upstream_timeout = \"1ns\"").request_body_timeout,
+        Duration::from_millis(1),
+        "never zero, and not refused when not written"
+    );
+    assert_eq!(
         limits("request_body_timeout = \"2m\"\nupstream_timeout = \"5m\"").request_body_timeout,
         Duration::from_secs(120)
     );

@@ -583,9 +583,10 @@ fn request_body_timeout(
     let key = "limits.request_body_timeout";
     let default = Limits::default()
         .request_body_timeout
-        .min(upstream_timeout / 2);
+        .min(upstream_timeout / 2)
+        .max(Duration::from_millis(1));
     let limit = c.duration(key, text, default);
-    if limit >= upstream_timeout {
+    if text.is_some() && limit >= upstream_timeout {
         c.problem(
             key,
             format!(

@@ -55,7 +55,7 @@ impl Keys {
 /// generation: their stored one is returned.
 const SAVE_NEXT: &str = r"
 local current = redis.call('HMGET', KEYS[1], 'generation', 'tokens')
-if current[2] == ARGV[2] then return tonumber(current[1]) end
+if current[1] and current[2] == ARGV[2] then return tonumber(current[1]) end
 local stored = tonumber(current[1] or '0') or 0
 local next = math.max(stored, tonumber(ARGV[1])) + 1
 redis.call('HSET', KEYS[1], 'generation', next, 'tokens', ARGV[2])
