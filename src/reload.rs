@@ -205,9 +205,12 @@ fn needs_restart(old: &Config, new: &Config) -> Vec<&'static str> {
     let (a, b) = (&old.limits, &new.limits);
     if a.max_header_bytes != b.max_header_bytes
         || a.header_read_timeout != b.header_read_timeout
+        || a.response_write_timeout != b.response_write_timeout
         || a.max_connections != b.max_connections
     {
-        changed.push("limits.max_header_bytes/header_read_timeout/max_connections");
+        changed.push(
+            "limits.max_header_bytes/header_read_timeout/response_write_timeout/max_connections",
+        );
     }
     if old.log.format != new.log.format || old.log.level != new.log.level {
         changed.push("log");

@@ -1,6 +1,7 @@
 //! The app-facing listener: plain HTTP/1.1 and h2c (prior knowledge) on one port, a
-//! bounded number of connections, header size and read-time limits, and a graceful
-//! drain on shutdown (stop accepting, let requests in flight finish, within a grace).
+//! bounded number of connections, header size and read-time limits, a limit on how long
+//! an answer may stay unread, and a graceful drain on shutdown (stop accepting, let
+//! requests in flight finish, within a grace).
 
 use crate::config::Limits;
 use crate::lanes::{Lanes, Open};
@@ -18,6 +19,7 @@ use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc::UnboundedReceiver;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio_io_timeout::TimeoutStream;
 use tokio_util::sync::CancellationToken;
 
 /// What answers the requests of a connection: a function from request to response.
@@ -55,7 +57,7 @@ pub async fn serve<H: Handler>(
     lanes: usize,
     handler: H,
 ) {
-    let builder = Arc::new(connection_builder(&limits));
+    let builder = Arc::new(ConnectionSettings::new(&limits));
     let permits = Arc::new(Semaphore::new(limits.max_connections));
     let graceful = GracefulShutdown::new();
     let lanes = (lanes > 0).then(|| {
@@ -118,7 +120,7 @@ pub async fn serve<H: Handler>(
 /// them for at most `grace`.
 async fn serve_lane<H: Handler>(
     mut connections: UnboundedReceiver<(Handed, Open)>,
-    builder: Arc<auto::Builder<TokioExecutor>>,
+    builder: Arc<ConnectionSettings>,
     handler: H,
     grace: Duration,
 ) {
@@ -142,7 +144,7 @@ type Handed = (std::net::TcpStream, SocketAddr, OwnedSemaphorePermit);
 
 /// [`spawn_connection`] for a socket handed over from another runtime.
 fn serve_handed<H: Handler, T: Send + 'static>(
-    builder: &auto::Builder<TokioExecutor>,
+    builder: &ConnectionSettings,
     graceful: &GracefulShutdown,
     stream: std::net::TcpStream,
     peer: SocketAddr,
@@ -158,7 +160,7 @@ fn serve_handed<H: Handler, T: Send + 'static>(
 /// Serves one connection on the current runtime; `hold` (its connection permit) is
 /// dropped when it ends.
 fn spawn_connection<H: Handler, T: Send + 'static>(
-    builder: &auto::Builder<TokioExecutor>,
+    builder: &ConnectionSettings,
     graceful: &GracefulShutdown,
     stream: TcpStream,
     peer: SocketAddr,
@@ -169,8 +171,13 @@ fn spawn_connection<H: Handler, T: Send + 'static>(
         let response = handler.call(request);
         async move { Ok::<_, Infallible>(response.await) }
     });
+    // An app that leaves its answer unread (its socket full) for write_timeout loses the
+    // connection, and the answer's upstream slot is freed.
+    let mut stream = TimeoutStream::new(stream);
+    stream.set_write_timeout(Some(builder.write_timeout));
     let connection = builder
-        .serve_connection(TokioIo::new(stream), service)
+        .http
+        .serve_connection(TokioIo::new(Box::pin(stream)), service)
         .into_owned();
     let connection = graceful.watch(connection);
     tokio::spawn(async move {
@@ -181,19 +188,28 @@ fn spawn_connection<H: Handler, T: Send + 'static>(
     });
 }
 
-/// HTTP/1.1 and h2c with `limits`' header size and read-time bounds.
-fn connection_builder(limits: &Limits) -> auto::Builder<TokioExecutor> {
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(limits.header_read_timeout)
-        .max_buf_size(limits.max_header_bytes.max(8192))
-        .keep_alive(true);
-    builder
-        .http2()
-        .timer(TokioTimer::new())
-        .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX))
-        .keep_alive_interval(Some(Duration::from_secs(30)));
-    builder
+/// How app connections are served, fixed at start: HTTP/1.1 and h2c with `limits`'
+/// header size and read-time bounds, and `limits.response_write_timeout`.
+struct ConnectionSettings {
+    http: auto::Builder<TokioExecutor>,
+    write_timeout: Duration,
+}
+
+impl ConnectionSettings {
+    fn new(limits: &Limits) -> ConnectionSettings {
+        let mut http = auto::Builder::new(TokioExecutor::new());
+        http.http1()
+            .timer(TokioTimer::new())
+            .header_read_timeout(limits.header_read_timeout)
+            .max_buf_size(limits.max_header_bytes.max(8192))
+            .keep_alive(true);
+        http.http2()
+            .timer(TokioTimer::new())
+            .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX))
+            .keep_alive_interval(Some(Duration::from_secs(30)));
+        ConnectionSettings {
+            http,
+            write_timeout: limits.response_write_timeout,
+        }
+    }
 }

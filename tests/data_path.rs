@@ -307,6 +307,32 @@ async fn a_response_stalled_midway_is_cut_off_and_frees_its_slot() {
     assert_eq!(response.status(), StatusCode::OK);
 }
 
+/// An app that leaves its answer unread loses its connection after
+/// `response_write_timeout`, and the answer's upstream slot is free again.
+#[tokio::test]
+async fn an_app_that_stops_reading_loses_the_connection_and_frees_the_slot() {
+    let limits = "[limits]\nresponse_write_timeout = \"1s\"\nmax_upstream_requests = 1\nupstream_timeout = \"5s\"\n";
+    let h = Harness::with_extra(limits).await;
+    let mut app = tokio::net::TcpStream::connect(h.proxy).await.unwrap();
+    // 64 MiB, never read: the sockets and windows between fill up, wisegate's writes wait.
+    app.write_all(b"GET /test/download?bytes=67108864 HTTP/1.1\r\nHost: a\r\n\r\n")
+        .await
+        .unwrap();
+    let downloading = common::eventually(Duration::from_secs(10), async || {
+        h.wise
+            .requests()
+            .iter()
+            .any(|r| r.path_and_query.starts_with("/test/download"))
+    })
+    .await;
+    assert!(downloading, "the download reached fake-wise");
+    // The one upstream slot is held by that answer until wisegate gives up on the app;
+    // without the limit this request waits upstream_timeout and gets 503 upstream_busy.
+    let (response, body) = h.get("/v1/me").await;
+    assert_eq!(response.status(), StatusCode::OK, "{body:?}");
+    drop(app);
+}
+
 #[tokio::test]
 async fn an_unreachable_upstream_names_host_and_port() {
     // A socket bound but never listening: connecting to it is refused, and while it

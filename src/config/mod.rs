@@ -223,6 +223,8 @@ pub struct Limits {
     pub header_read_timeout: Duration,
     /// The longest the app may pause while sending a request body.
     pub request_body_timeout: Duration,
+    /// The longest the app may leave an answer unread before its connection is closed.
+    pub response_write_timeout: Duration,
     pub upstream_connect_timeout: Duration,
     pub upstream_timeout: Duration,
     pub idle_timeout: Duration,
@@ -238,6 +240,7 @@ impl Default for Limits {
             max_body_bytes: 32 * 1024 * 1024,
             header_read_timeout: Duration::from_secs(10),
             request_body_timeout: Duration::from_secs(30),
+            response_write_timeout: Duration::from_secs(60),
             upstream_connect_timeout: Duration::from_secs(5),
             upstream_timeout: Duration::from_secs(60),
             idle_timeout: Duration::from_secs(90),

@@ -91,6 +91,7 @@ pub struct RawLimits {
     pub max_body_bytes: Option<u64>,
     pub header_read_timeout: Option<String>,
     pub request_body_timeout: Option<String>,
+    pub response_write_timeout: Option<String>,
     pub upstream_connect_timeout: Option<String>,
     pub upstream_timeout: Option<String>,
     pub idle_timeout: Option<String>,

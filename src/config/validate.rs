@@ -269,6 +269,11 @@ pub fn validate(file: &Path, raw: RawConfig) -> Result<Config, Vec<Problem>> {
             raw.limits.max_body_bytes,
             defaults.max_body_bytes,
         ),
+        response_write_timeout: c.duration(
+            "limits.response_write_timeout",
+            raw.limits.response_write_timeout.as_deref(),
+            defaults.response_write_timeout,
+        ),
         header_read_timeout: c.duration(
             "limits.header_read_timeout",
             raw.limits.header_read_timeout.as_deref(),
