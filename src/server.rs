@@ -180,12 +180,32 @@ fn spawn_connection<H: Handler, T: Send + 'static>(
         .serve_connection(TokioIo::new(Box::pin(stream)), service)
         .into_owned();
     let connection = graceful.watch(connection);
+    let write_timeout = builder.write_timeout;
     tokio::spawn(async move {
         if let Err(error) = connection.await {
-            tracing::debug!(%peer, %error, "connection ended with an error");
+            if timed_out(&*error) {
+                tracing::warn!(%peer, "the app made no room for its answer for {} (limits.response_write_timeout): connection closed", humantime::format_duration(write_timeout));
+            } else {
+                tracing::debug!(%peer, %error, "connection ended with an error");
+            }
         }
         drop(hold);
     });
+}
+
+/// Whether `error` comes from the write timeout (an `io::Error` of kind `TimedOut`).
+fn timed_out(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = Some(error);
+    while let Some(error) = cause {
+        if error
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut)
+        {
+            return true;
+        }
+        cause = error.source();
+    }
+    false
 }
 
 /// How app connections are served, fixed at start: HTTP/1.1 and h2c with `limits`'
@@ -211,5 +231,22 @@ impl ConnectionSettings {
             http,
             write_timeout: limits.response_write_timeout,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("wrapped")]
+    struct Wrapped(#[source] std::io::Error);
+
+    #[test]
+    fn the_write_timeout_is_told_apart_from_other_connection_errors() {
+        let timed_out_inside = Wrapped(std::io::ErrorKind::TimedOut.into());
+        assert!(timed_out(&timed_out_inside));
+        let reset = Wrapped(std::io::ErrorKind::ConnectionReset.into());
+        assert!(!timed_out(&reset));
     }
 }

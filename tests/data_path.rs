@@ -311,6 +311,7 @@ async fn a_response_stalled_midway_is_cut_off_and_frees_its_slot() {
 /// `response_write_timeout`, and the answer's upstream slot is free again.
 #[tokio::test]
 async fn an_app_that_stops_reading_loses_the_connection_and_frees_the_slot() {
+    common::init_tracing();
     let limits = "[limits]\nresponse_write_timeout = \"1s\"\nmax_upstream_requests = 1\nupstream_timeout = \"5s\"\n";
     let h = Harness::with_extra(limits).await;
     let mut app = tokio::net::TcpStream::connect(h.proxy).await.unwrap();
