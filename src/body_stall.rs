@@ -38,7 +38,7 @@ impl std::fmt::Display for BodyStalled {
         let limit = humantime::format_duration(self.limit);
         match self.sender {
             Sender::App => write!(f, "the app sent no part of its request body for {limit} (limits.request_body_timeout): check why the app stalls, or raise the limit if it sends slowly on purpose"),
-            Sender::Upstream => write!(f, "the upstream sent no part of its response body for {limit} (limits.upstream_timeout): the response to the app was cut off"),
+            Sender::Upstream => write!(f, "the upstream sent no part of its response body for {limit} (limits.upstream_timeout): the response to the app was cut off; the app may retry, and if this upstream answers that slowly on purpose, raise limits.upstream_timeout"),
         }
     }
 }

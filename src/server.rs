@@ -57,14 +57,14 @@ pub async fn serve<H: Handler>(
     lanes: usize,
     handler: H,
 ) {
-    let builder = Arc::new(ConnectionSettings::new(&limits));
+    let settings = Arc::new(ConnectionSettings::new(&limits));
     let permits = Arc::new(Semaphore::new(limits.max_connections));
     let graceful = GracefulShutdown::new();
     let lanes = (lanes > 0).then(|| {
-        let builder = builder.clone();
+        let settings = settings.clone();
         let handler = handler.clone();
         Lanes::start(lanes, move |connections| {
-            serve_lane(connections, builder.clone(), handler.clone(), grace)
+            serve_lane(connections, settings.clone(), handler.clone(), grace)
         })
     });
     loop {
@@ -88,7 +88,7 @@ pub async fn serve<H: Handler>(
         };
         let _ = stream.set_nodelay(true);
         let Some(lanes) = &lanes else {
-            spawn_connection(&builder, &graceful, stream, peer, handler.clone(), permit);
+            spawn_connection(&settings, &graceful, stream, peer, handler.clone(), permit);
             continue;
         };
         let handed = match stream.into_std() {
@@ -100,7 +100,7 @@ pub async fn serve<H: Handler>(
         };
         // No lane could take it: served here.
         if let Err((stream, peer, permit)) = handed {
-            serve_handed(&builder, &graceful, stream, peer, handler.clone(), permit);
+            serve_handed(&settings, &graceful, stream, peer, handler.clone(), permit);
         }
     }
     drop(listener);
@@ -120,14 +120,14 @@ pub async fn serve<H: Handler>(
 /// them for at most `grace`.
 async fn serve_lane<H: Handler>(
     mut connections: UnboundedReceiver<(Handed, Open)>,
-    builder: Arc<ConnectionSettings>,
+    settings: Arc<ConnectionSettings>,
     handler: H,
     grace: Duration,
 ) {
     let graceful = GracefulShutdown::new();
     while let Some(((stream, peer, permit), open)) = connections.recv().await {
         serve_handed(
-            &builder,
+            &settings,
             &graceful,
             stream,
             peer,
@@ -144,7 +144,7 @@ type Handed = (std::net::TcpStream, SocketAddr, OwnedSemaphorePermit);
 
 /// [`spawn_connection`] for a socket handed over from another runtime.
 fn serve_handed<H: Handler, T: Send + 'static>(
-    builder: &ConnectionSettings,
+    settings: &ConnectionSettings,
     graceful: &GracefulShutdown,
     stream: std::net::TcpStream,
     peer: SocketAddr,
@@ -152,7 +152,7 @@ fn serve_handed<H: Handler, T: Send + 'static>(
     hold: T,
 ) {
     match TcpStream::from_std(stream) {
-        Ok(stream) => spawn_connection(builder, graceful, stream, peer, handler, hold),
+        Ok(stream) => spawn_connection(settings, graceful, stream, peer, handler, hold),
         Err(error) => tracing::warn!(%peer, %error, "cannot serve a connection"),
     }
 }
@@ -160,7 +160,7 @@ fn serve_handed<H: Handler, T: Send + 'static>(
 /// Serves one connection on the current runtime; `hold` (its connection permit) is
 /// dropped when it ends.
 fn spawn_connection<H: Handler, T: Send + 'static>(
-    builder: &ConnectionSettings,
+    settings: &ConnectionSettings,
     graceful: &GracefulShutdown,
     stream: TcpStream,
     peer: SocketAddr,
@@ -174,17 +174,17 @@ fn spawn_connection<H: Handler, T: Send + 'static>(
     // An app that leaves its answer unread (its socket full) for write_timeout loses the
     // connection, and the answer's upstream slot is freed.
     let mut stream = TimeoutStream::new(stream);
-    stream.set_write_timeout(Some(builder.write_timeout));
-    let connection = builder
+    stream.set_write_timeout(Some(settings.write_timeout));
+    let connection = settings
         .http
         .serve_connection(TokioIo::new(Box::pin(stream)), service)
         .into_owned();
     let connection = graceful.watch(connection);
-    let write_timeout = builder.write_timeout;
+    let write_timeout = settings.write_timeout;
     tokio::spawn(async move {
         if let Err(error) = connection.await {
             if timed_out(&*error) {
-                tracing::warn!(%peer, "the app made no room for its answer for {} (limits.response_write_timeout): connection closed", humantime::format_duration(write_timeout));
+                tracing::warn!(%peer, "the app made no room for its answer for {} (limits.response_write_timeout): connection closed; check why the app stops reading, or raise the limit if it reads large answers slowly", humantime::format_duration(write_timeout));
             } else {
                 tracing::debug!(%peer, %error, "connection ended with an error");
             }

@@ -284,16 +284,11 @@ async fn a_long_upload_that_keeps_moving_outlasts_the_upstream_timeout() {
 async fn a_response_stalled_midway_is_cut_off_and_frees_its_slot() {
     let limits = "[limits]\nupstream_timeout = \"1s\"\nmax_upstream_requests = 1\n";
     let h = Harness::with_extra(limits).await;
-    let mut app = tokio::net::TcpStream::connect(h.proxy).await.unwrap();
-    app.write_all(b"GET /test/stall?bytes=100 HTTP/1.1\r\nHost: a\r\n\r\n")
-        .await
-        .unwrap();
-    let mut answer = Vec::new();
-    tokio::time::timeout(Duration::from_secs(30), app.read_to_end(&mut answer))
-        .await
-        .expect("the stalled answer was cut off")
-        .unwrap();
-    let answer = String::from_utf8_lossy(&answer);
+    let answer = common::send_and_wait_for_close(
+        h.proxy,
+        b"GET /test/stall?bytes=100 HTTP/1.1\r\nHost: a\r\n\r\n",
+    )
+    .await;
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     assert!(answer.contains("content-length: 200"), "{answer}");
     let body = answer.split("\r\n\r\n").nth(1).unwrap_or_default();

@@ -118,19 +118,6 @@ async fn nothing_a_client_sends_changes_the_upstream_host() {
     );
 }
 
-/// Sends the start of a request and then nothing, keeping the connection open; returns
-/// what wisegate answered once it closed the connection.
-async fn stall_after(h: &Harness, start: &[u8]) -> String {
-    let mut stream = tokio::net::TcpStream::connect(h.proxy).await.unwrap();
-    stream.write_all(start).await.unwrap();
-    let mut answer = Vec::new();
-    tokio::time::timeout(Duration::from_secs(30), stream.read_to_end(&mut answer))
-        .await
-        .expect("wisegate closed the connection of a stalled body")
-        .unwrap();
-    String::from_utf8_lossy(&answer).into_owned()
-}
-
 fn assert_request_body_timeout(answer: &str) {
     assert!(status_line(answer).starts_with("HTTP/1.1 408"), "{answer}");
     assert!(
@@ -148,8 +135,8 @@ fn assert_request_body_timeout(answer: &str) {
 async fn a_stalled_small_body_gets_408_and_never_reaches_wise() {
     let h = Harness::with_extra("[limits]\nrequest_body_timeout = \"300ms\"\n").await;
     // 10 of 100 announced bytes: a body kept for a replay, read before anything is sent.
-    let answer = stall_after(
-        &h,
+    let answer = common::send_and_wait_for_close(
+        h.proxy,
         b"POST /v1/transfers HTTP/1.1\r\nHost: a\r\nContent-Length: 100\r\n\r\n0123456789",
     )
     .await;
@@ -161,12 +148,21 @@ async fn a_stalled_small_body_gets_408_and_never_reaches_wise() {
 async fn a_stalled_streamed_body_gets_408_and_wise_sees_it_break_off() {
     let h = Harness::with_extra("[limits]\nrequest_body_timeout = \"300ms\"\n").await;
     // Chunked: streamed to Wise as it comes; one chunk, then nothing.
-    let answer = stall_after(
-        &h,
+    let answer = common::send_and_wait_for_close(
+        h.proxy,
         b"POST /v1/transfers HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n",
     )
     .await;
     assert_request_body_timeout(&answer);
+    // Wise got the start of the body, then saw it break off (fake-wise answers 400).
+    let broke_off = common::eventually(Duration::from_secs(10), async || {
+        h.wise
+            .requests()
+            .iter()
+            .any(|r| r.status == 400 && r.body_len == 5)
+    })
+    .await;
+    assert!(broke_off, "{:?}", h.wise.requests());
     assert!(
         h.wise.requests().iter().all(|r| r.status != 200),
         "Wise never saw a complete request: {:?}",

@@ -64,13 +64,28 @@ pub(crate) fn empty(status: StatusCode) -> Response<RespBody> {
 
 /// A download of `len` bytes: byte `i` is `(i % 65536) % 251`.
 pub(crate) fn download(len: u64) -> Response<RespBody> {
-    let mut resp = Response::new(Download { remaining: len }.boxed());
+    streamed(len, len, false)
+}
+
+/// `/test/stall?bytes=N`: announces 2N bytes, sends N, then nothing more, ever (a
+/// server stuck in the middle of its answer).
+pub(crate) fn stall(len: u64) -> Response<RespBody> {
+    streamed(len, len * 2, true)
+}
+
+/// `len` bytes announced as `announced`, then the end or, with `stall`, nothing ever.
+fn streamed(len: u64, announced: u64, stall: bool) -> Response<RespBody> {
+    let body = Download {
+        remaining: len,
+        stall,
+    };
+    let mut resp = Response::new(body.boxed());
     resp.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/octet-stream"),
     );
     resp.headers_mut()
-        .insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+        .insert(header::CONTENT_LENGTH, HeaderValue::from(announced));
     resp
 }
 
@@ -80,9 +95,11 @@ fn block() -> &'static Bytes {
     BLOCK.get_or_init(|| (0..CHUNK).map(|i| (i % 251) as u8).collect())
 }
 
-/// Streams `remaining` bytes in 64 KiB chunks.
+/// Streams `remaining` bytes in 64 KiB chunks, then ends, or with `stall` never ends (it
+/// is never woken: the body goes only when the exchange is dropped).
 struct Download {
     remaining: u64,
+    stall: bool,
 }
 
 impl Body for Download {
@@ -94,7 +111,11 @@ impl Body for Download {
         _cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
         if self.remaining == 0 {
-            return Poll::Ready(None);
+            return if self.stall {
+                Poll::Pending
+            } else {
+                Poll::Ready(None)
+            };
         }
         let n = usize::try_from(self.remaining).map_or(CHUNK, |r| r.min(CHUNK));
         self.remaining -= n as u64;
@@ -102,42 +123,14 @@ impl Body for Download {
     }
 
     fn is_end_stream(&self) -> bool {
-        self.remaining == 0
+        self.remaining == 0 && !self.stall
     }
 
     fn size_hint(&self) -> SizeHint {
-        SizeHint::with_exact(self.remaining)
-    }
-}
-
-/// `/test/stall?bytes=N`: announces 2N bytes, sends N, then nothing more, ever (a
-/// server stuck in the middle of its answer).
-pub(crate) fn stall(len: u64) -> Response<RespBody> {
-    let mut resp = Response::new(Stall { first: Some(len) }.boxed());
-    resp.headers_mut()
-        .insert(header::CONTENT_LENGTH, HeaderValue::from(len * 2));
-    resp
-}
-
-struct Stall {
-    first: Option<u64>,
-}
-
-impl Body for Stall {
-    type Data = Bytes;
-    type Error = Infallible;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        _cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
-        match self.first.take() {
-            Some(n) => {
-                let n = usize::try_from(n).map_or(CHUNK, |n| n.min(CHUNK));
-                Poll::Ready(Some(Ok(Frame::data(block().slice(..n)))))
-            }
-            // Never woken: the body ends only when the exchange is dropped.
-            None => Poll::Pending,
+        if self.stall {
+            SizeHint::default()
+        } else {
+            SizeHint::with_exact(self.remaining)
         }
     }
 }

@@ -182,18 +182,22 @@ impl RedisStore {
     fn client(&self) -> Result<redis::Client, String> {
         let mut info = self.info.clone();
         if let Some(file) = &self.password_file {
-            let password = std::fs::read_to_string(file)
-                .map_err(|error| error.to_string())
-                .and_then(|text| match text.trim() {
-                    "" => Err("the file is empty".to_owned()),
-                    password => Ok(password.to_owned()),
-                })
-                .map_err(|error| {
-                    format!(
-                        "cannot read oauth.redis_password_file {}: {error}",
+            let key = "oauth.redis_password_file";
+            let text = std::fs::read_to_string(file).map_err(|error| {
+                format!(
+                    "cannot read {key} {}: {error}; check the path and that wisegate may read it",
+                    file.display()
+                )
+            })?;
+            let password = match text.trim() {
+                "" => {
+                    return Err(format!(
+                        "{key} {} is empty: write the Redis password into it",
                         file.display()
-                    )
-                })?;
+                    ))
+                }
+                password => password.to_owned(),
+            };
             let settings = info.redis_settings().clone().set_password(password);
             info = info.set_redis_settings(settings);
         }

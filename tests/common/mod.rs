@@ -371,3 +371,20 @@ pub async fn eventually(limit: std::time::Duration, mut check: impl AsyncFnMut()
     }
     false
 }
+
+/// Sends `bytes` to `proxy` and then nothing, keeping the connection open; returns what
+/// came back once wisegate closed the connection (panics if it has not within 30 s).
+pub async fn send_and_wait_for_close(proxy: SocketAddr, bytes: &[u8]) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(proxy).await.unwrap();
+    stream.write_all(bytes).await.unwrap();
+    let mut answer = Vec::new();
+    tokio::time::timeout(
+        std::time::Duration::from_secs(30),
+        stream.read_to_end(&mut answer),
+    )
+    .await
+    .expect("wisegate closed the connection")
+    .unwrap();
+    String::from_utf8_lossy(&answer).into_owned()
+}
