@@ -160,6 +160,7 @@ fn upstream() -> Upstream {
         idle_timeout: Duration::from_secs(90),
         max_requests: 256,
         lanes: 1,
+        runtime: None,
     };
     Upstream::new(
         &Uri::from_static("https://api-mtls.wise-sandbox.com"),

@@ -69,6 +69,7 @@ fn settings(config: &Config, lanes: usize) -> UpstreamSettings {
         idle_timeout: config.limits.idle_timeout,
         max_requests: config.limits.max_upstream_requests,
         lanes,
+        runtime: None,
     }
 }
 
@@ -92,8 +93,14 @@ pub fn oauth_client(
     let upstream = Upstream::new(
         &config.oauth.token_url,
         tls::client_config(roots, Some(resolver.clone())),
-        // Token calls are rare: one client, whichever runtime makes them.
-        settings(config, 0),
+        // Token calls are rare: one client. Its connections live on the background
+        // runtime (where this is built), also when a lane opened them for a
+        // client-credentials fetch: a refresh reusing one must outlive the lanes at
+        // shutdown.
+        UpstreamSettings {
+            runtime: tokio::runtime::Handle::try_current().ok(),
+            ..settings(config, 0)
+        },
     );
     Ok(OAuthClient::new(
         upstream,

@@ -53,7 +53,7 @@ pub enum UpstreamError {
 }
 
 /// Settings an upstream client is built with.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct UpstreamSettings {
     pub connect_timeout: Duration,
     pub timeout: Duration,
@@ -62,6 +62,23 @@ pub struct UpstreamSettings {
     pub max_requests: usize,
     /// Serving lanes: each gets its own connections ([`crate::lanes`]).
     pub lanes: usize,
+    /// The runtime every connection's task runs on; `None`: the runtime of the request
+    /// that opened it (a lane's, for a lane's own connections).
+    pub runtime: Option<tokio::runtime::Handle>,
+}
+
+/// Spawns connection tasks on one runtime, whichever runtime the request came from.
+#[derive(Clone)]
+struct OnRuntime(tokio::runtime::Handle);
+
+impl<F> hyper::rt::Executor<F> for OnRuntime
+where
+    F: std::future::Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    fn execute(&self, future: F) {
+        self.0.spawn(future);
+    }
 }
 
 /// A pooled client bound to one `https://host:port`.
@@ -127,7 +144,11 @@ impl Upstream {
             .enable_http2()
             .wrap_connector(http);
         let client = || {
-            Client::builder(TokioExecutor::new())
+            let mut builder = match &settings.runtime {
+                Some(runtime) => Client::builder(OnRuntime(runtime.clone())),
+                None => Client::builder(TokioExecutor::new()),
+            };
+            builder
                 .timer(TokioTimer::new())
                 .pool_timer(TokioTimer::new())
                 .pool_idle_timeout(settings.idle_timeout)

@@ -75,7 +75,7 @@ pub struct TokenManager {
     store_failure: ArcSwapOption<String>,
     /// The runtime refreshes run on: the one the manager was made on, which outlives the
     /// serving lanes (a lane's runtime ends with its connections at shutdown).
-    background: Option<tokio::runtime::Handle>,
+    background: tokio::runtime::Handle,
 }
 
 impl std::fmt::Debug for TokenManager {
@@ -123,7 +123,7 @@ impl TokenManager {
             client: ClientToken::default(),
             seed,
             store_failure: ArcSwapOption::empty(),
-            background: tokio::runtime::Handle::try_current().ok(),
+            background: tokio::runtime::Handle::current(),
         })
     }
 
@@ -221,15 +221,14 @@ impl TokenManager {
     ) -> Result<HeaderValue, RefreshError> {
         let manager = self.clone();
         let refresh = async move { manager.refresh_unless_replaced(stale.as_ref()).await };
-        let task = match &self.background {
-            Some(background) => background.spawn(refresh),
-            None => tokio::spawn(refresh),
-        };
-        task.await.unwrap_or_else(|error| {
-            Err(RefreshError::Interrupted {
-                detail: error.to_string(),
+        self.background
+            .spawn(refresh)
+            .await
+            .unwrap_or_else(|error| {
+                Err(RefreshError::Interrupted {
+                    detail: error.to_string(),
+                })
             })
-        })
     }
 
     fn unavailable(&self, held: &Held) -> CredentialError {
@@ -262,20 +261,14 @@ impl TokenManager {
                 return Ok(current.bearer.clone());
             }
         }
-        // A refresh that failed while this caller waited answers it too: one call to Wise
-        // per failure, however many requests were waiting (no queue of calls to an
-        // endpoint that is down).
+        // The last failure answers this caller too, without asking Wise again: when it
+        // happened while this caller waited (one call per failure, however many requests
+        // were waiting: no queue of calls to an endpoint that is down), or when Wise
+        // refused the grant (asking again cannot help: no hammering).
         if let Some(outcome) = self.last_refresh() {
-            if let (Some(error), true) = (&outcome.error, outcome.at >= asked) {
-                return Err(RefreshError::FailedJustNow {
-                    message: error.clone(),
-                });
-            }
-        }
-        // Once Wise refused the grant, asking again cannot help: no hammering.
-        if stale.is_some() {
-            if let Some(outcome) = self.last_refresh().filter(|o| o.grant_refused) {
-                return Err(RefreshError::GrantRefused {
+            let failed_while_waiting = outcome.error.is_some() && outcome.at >= asked;
+            if failed_while_waiting || (stale.is_some() && outcome.grant_refused) {
+                return Err(RefreshError::AlreadyFailed {
                     message: outcome.error.clone().unwrap_or_default(),
                 });
             }
@@ -441,16 +434,15 @@ pub enum RefreshError {
     OAuth(#[from] OAuthError),
     #[error("the token endpoint returned an access token that cannot be sent in a header")]
     Unusable,
-    #[error("{message}")]
-    GrantRefused { message: String },
     /// The shared store cannot be used, and refreshing alone would fork the lineage.
     #[error("{message}")]
     StoreUnavailable { message: String },
-    /// Another caller's refresh failed while this one waited for it.
+    /// The last refresh's failure, not asked again: it failed while this caller waited,
+    /// or Wise refused the grant.
     #[error("{message}")]
-    FailedJustNow { message: String },
-    /// The refresh task ended without an outcome (the runtime is shutting down).
-    #[error("the refresh was interrupted: {detail}")]
+    AlreadyFailed { message: String },
+    /// The refresh task ended without an outcome (shutdown, or the task failed).
+    #[error("the token refresh was interrupted ({detail}): wisegate is shutting down or the refresh task failed; the app may retry")]
     Interrupted { detail: String },
 }
 
