@@ -10,7 +10,7 @@ use http::StatusCode;
 use std::net::SocketAddr;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncReadExt;
 use tokio::process::{Child, Command};
 use wisegate::config::Config;
 
@@ -332,25 +332,15 @@ async fn sigterm_lets_a_refresh_in_flight_finish_and_save() {
     })
     .await;
     let mut running = start(&setup, &[], "info").await;
-    setup
-        .wise
-        .set_token_endpoint(TokenEndpointMode::SlowAnswer(Duration::from_secs(2)));
-    setup.wise.invalidate_access_tokens();
-    let mut app = tokio::net::TcpStream::connect(running.proxy).await.unwrap();
-    app.write_all(b"GET /v1/me HTTP/1.1\r\nHost: a\r\n\r\n")
-        .await
-        .unwrap();
-    assert!(
-        common::eventually(Duration::from_secs(10), async || {
-            setup.wise.token_calls().refresh_token >= 1
-        })
-        .await,
-        "the 401 led to no refresh"
-    );
     // Wise has made the grant, its answer is on its way; the app is gone, nothing is in
     // flight for the drain to wait for.
-    drop(app);
-    common::wait_for_metric_to_be(running.admin, "wisegate_requests_in_flight", 0.0).await;
+    common::hang_up_during_a_refresh(
+        &setup.wise,
+        running.proxy,
+        running.admin,
+        Duration::from_secs(2),
+    )
+    .await;
     signal(&running.child, "TERM");
     let status = tokio::time::timeout(Duration::from_secs(20), running.child.wait())
         .await

@@ -11,7 +11,6 @@ use fake_wise::{FakeWiseConfig, TokenEndpointMode};
 use http::{Request, StatusCode};
 use http_body_util::Full;
 use std::time::{Duration, Instant};
-use tokio::io::AsyncWriteExt;
 use wisegate::config::{Config, TokenStoreConfig};
 
 fn short_lived(seconds: u64) -> Options {
@@ -228,24 +227,14 @@ async fn a_refresh_outlives_the_request_whose_app_hung_up() {
         ..Options::default()
     })
     .await;
-    h.wise
-        .set_token_endpoint(TokenEndpointMode::SlowAnswer(Duration::from_secs(3)));
-    h.wise.invalidate_access_tokens();
-    let mut app = tokio::net::TcpStream::connect(h.proxy).await.unwrap();
-    app.write_all(b"GET /v1/me HTTP/1.1\r\nHost: a\r\n\r\n")
-        .await
-        .unwrap();
-    assert!(
-        eventually(Duration::from_secs(10), async || {
-            h.wise.token_calls().refresh_token == 1
-        })
-        .await,
-        "the 401 led to a refresh"
-    );
     // Wise has made the grant; its answer is on its way. The app gives up, and its
     // request (which drove the refresh before the fix) is gone.
-    drop(app);
-    common::wait_for_metric_to_be(h.admin, "wisegate_requests_in_flight", 0.0).await;
+    common::hang_up_during_a_refresh(&h.wise, h.proxy, h.admin, Duration::from_secs(3)).await;
+    assert_eq!(
+        h.wise.token_calls().refresh_token,
+        1,
+        "the 401 led to a refresh"
+    );
     h.wise.set_token_endpoint(TokenEndpointMode::Normal);
     let (response, body) = h.get("/v1/me").await;
     assert_eq!(response.status(), StatusCode::OK, "{body:?}");

@@ -317,27 +317,22 @@ pub async fn metric(admin: SocketAddr, sample: &str) -> f64 {
         .unwrap_or(0.0)
 }
 
-/// Polls until `sample` reaches `value`, for at most 10 s.
 /// Waits (at most 10 s) until a sample of `/metrics` equals `value`.
 pub async fn wait_for_metric_to_be(admin: SocketAddr, sample: &str, value: f64) {
-    assert!(
-        eventually(std::time::Duration::from_secs(10), async || {
-            metric(admin, sample).await == value
-        })
-        .await,
-        "{sample} never became {value}"
-    );
+    let reached = eventually(std::time::Duration::from_secs(10), async || {
+        metric(admin, sample).await == value
+    })
+    .await;
+    assert!(reached, "{sample} never became {value}");
 }
 
+/// Waits (at most 10 s) until a sample of `/metrics` reaches `value` or more.
 pub async fn wait_for_metric(admin: SocketAddr, sample: &str, value: f64) {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while metric(admin, sample).await < value {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "{sample} never reached {value}"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    let reached = eventually(std::time::Duration::from_secs(10), async || {
+        metric(admin, sample).await >= value
+    })
+    .await;
+    assert!(reached, "{sample} never reached {value}");
 }
 
 /// `GET http://{proxy}{path}`.
@@ -387,4 +382,29 @@ pub async fn send_and_wait_for_close(proxy: SocketAddr, bytes: &[u8]) -> String 
     .expect("wisegate closed the connection")
     .unwrap();
     String::from_utf8_lossy(&answer).into_owned()
+}
+
+/// An app whose request meets a 401 hangs up while the refresh it started waits for
+/// Wise's answer: Wise (answering its token endpoint after `answer_after`) has made the
+/// grant, and nothing is in flight any more. The token endpoint stays slow.
+pub async fn hang_up_during_a_refresh(
+    wise: &FakeWise,
+    proxy: SocketAddr,
+    admin: SocketAddr,
+    answer_after: std::time::Duration,
+) {
+    use tokio::io::AsyncWriteExt;
+    wise.set_token_endpoint(fake_wise::TokenEndpointMode::SlowAnswer(answer_after));
+    wise.invalidate_access_tokens();
+    let mut app = tokio::net::TcpStream::connect(proxy).await.unwrap();
+    app.write_all(b"GET /v1/me HTTP/1.1\r\nHost: a\r\n\r\n")
+        .await
+        .unwrap();
+    let granted = eventually(std::time::Duration::from_secs(10), async || {
+        wise.token_calls().refresh_token >= 1
+    })
+    .await;
+    assert!(granted, "the 401 led to no refresh");
+    drop(app);
+    wait_for_metric_to_be(admin, "wisegate_requests_in_flight", 0.0).await;
 }
