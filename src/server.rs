@@ -208,6 +208,11 @@ fn timed_out(error: &(dyn std::error::Error + 'static)) -> bool {
     false
 }
 
+/// HTTP/2 flow-control window of one app stream: what the app may send ahead of wisegate.
+const APP_STREAM_WINDOW: u32 = 1024 * 1024;
+/// HTTP/2 flow-control window of one app connection, shared by its streams.
+const APP_CONNECTION_WINDOW: u32 = 8 * APP_STREAM_WINDOW;
+
 /// How app connections are served, fixed at start: HTTP/1.1 and h2c with `limits`'
 /// header size and read-time bounds, and `limits.response_write_timeout`.
 struct ConnectionSettings {
@@ -226,7 +231,13 @@ impl ConnectionSettings {
         http.http2()
             .timer(TokioTimer::new())
             .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX))
-            .keep_alive_interval(Some(Duration::from_secs(30)));
+            .keep_alive_interval(Some(Duration::from_secs(30)))
+            // hyper's default connection window equals one stream's (1 MiB): a single upload
+            // wisegate cannot read yet (waiting for an upstream slot or a token) took it all
+            // and every other stream of the connection stalled into 408. Eight streams' worth,
+            // as towards Wise: buffered request data stays bounded per connection.
+            .initial_stream_window_size(APP_STREAM_WINDOW)
+            .initial_connection_window_size(APP_CONNECTION_WINDOW);
         ConnectionSettings {
             http,
             write_timeout: limits.response_write_timeout,

@@ -160,6 +160,75 @@ async fn h2c_from_the_app_and_http2_to_wise() {
     assert_eq!(seen.http_version, "HTTP/2.0", "ALPN picks h2 towards Wise");
 }
 
+/// An h2c app's upload that wisegate cannot read yet (it waits for an upstream slot) must
+/// not stop the other streams of its connection: with the connection's flow-control
+/// window no larger than one stream's, it took the whole window and a small request beside
+/// it got 408 `request_body_timeout`.
+#[tokio::test]
+async fn an_h2c_upload_waiting_for_a_slot_leaves_room_for_the_connections_other_streams() {
+    let extra = "[[route]]\nname = \"legacy\"\npath = \"/v1/legacy/**\"\nmode = \"personal_token\"\n\
+                 [limits]\nmax_upstream_requests = 1\nupstream_timeout = \"20s\"\nrequest_body_timeout = \"2s\"\n";
+    let h = Harness::with_extra(extra).await;
+    // The mTLS host's one slot, held by an answer that stalls midway.
+    let mut holder = tokio::net::TcpStream::connect(h.proxy).await.unwrap();
+    holder
+        .write_all(b"GET /test/stall?bytes=1 HTTP/1.1\r\nHost: a\r\n\r\n")
+        .await
+        .unwrap();
+    let mut head = [0; 64];
+    assert!(
+        holder.read(&mut head).await.unwrap() > 0,
+        "the stalling answer began"
+    );
+
+    let tcp = tokio::net::TcpStream::connect(h.proxy).await.unwrap();
+    let (mut sender, connection) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(tcp),
+    )
+    .await
+    .unwrap();
+    tokio::spawn(connection);
+
+    // A 3 MiB upload to the mTLS host: it waits for the slot, so wisegate reads none of it
+    // and what the app may send stays buffered, taking flow-control window.
+    const CHUNK: usize = 8 * 1024;
+    let pulled = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = pulled.clone();
+    let chunks = futures_util::stream::iter((0..3 * 128).map(move |_| {
+        counter.fetch_add(CHUNK, std::sync::atomic::Ordering::Relaxed);
+        Ok::<_, std::convert::Infallible>(http_body::Frame::data(Bytes::from(vec![b'u'; CHUNK])))
+    }));
+    let upload = Request::post("http://wisegate/v1/uploads")
+        .header("content-length", 3 * 1024 * 1024)
+        .body(StreamBody::new(chunks).boxed_unsync())
+        .unwrap();
+    let waiting = tokio::spawn(sender.send_request(upload));
+    // hyper takes the next chunk only while the windows leave room, and sends it whole:
+    // once 1 MiB has been taken, all but the last chunk is in wisegate's buffers.
+    let filled = common::eventually(Duration::from_secs(10), async || {
+        pulled.load(std::sync::atomic::Ordering::Relaxed) >= 1024 * 1024
+    })
+    .await;
+    assert!(filled, "the upload sent 1 MiB");
+
+    // A small request on the same connection, to the other host (its own slots).
+    let small = Request::post("http://wisegate/v1/legacy/notes")
+        .body(Full::new(Bytes::from(vec![b's'; 64 * 1024])).boxed_unsync())
+        .unwrap();
+    let response = sender.send_request(small).await.unwrap();
+    assert_eq!(
+        response.status(),
+        StatusCode::OK,
+        "{:?}",
+        response.headers().get("x-wisegate-error")
+    );
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(json(&body)["body_len"], 64 * 1024);
+    assert_eq!(json(&body)["token_kind"], "personal");
+    waiting.abort();
+}
+
 /// Sends raw bytes and returns the raw answer head.
 async fn raw(h: &Harness, request: &str) -> String {
     let mut stream = tokio::net::TcpStream::connect(h.proxy).await.unwrap();
