@@ -38,7 +38,7 @@ use hyper::body::Incoming;
 use prometheus_client::metrics::gauge::Gauge;
 use send::AppBody;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 /// Handles one request from the app; never fails (errors become wisegate's answers).
 pub async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> Response<ProxyBody> {
@@ -283,7 +283,7 @@ async fn send_oauth(
     limit: u64,
 ) -> Result<Response<UpstreamBody>, ProxyError> {
     let identity = shared.resolver.current();
-    if identity.not_after <= SystemTime::now() {
+    if identity.check_current().is_err() {
         return Err(ProxyError::ClientCertExpired {
             file: identity.cert_file.display().to_string(),
         });
