@@ -6,6 +6,9 @@
   stats.py table RESULTS.jsonl           -> the comparison table (medians over rounds)
   stats.py scale SCALE.jsonl             -> the scale figures
   stats.py line < RESULT.json            -> one measurement on one line
+  stats.py placement "PROXY_PIDS" "UPSTREAM_WORKER_PIDS" "UPSTREAM_PORTS"
+                                         -> the proxy's open connections to the upstream
+                                            per upstream worker, e.g. "2+0" (needs ss)
 """
 
 import json
@@ -142,13 +145,46 @@ def table(path):
         "used by anything else (other sessions' builds) during a run: req/s is only comparable",
         "between runs with similar other %.",
         "Ratios are wisegate / nginx: above 1 is better for req/s, below 1 for the rest.",
-        "Per-round req/s:",
+        "Per-round req/s [the proxy's connections to the upstream per upstream worker, after",
+        "the round; a wisegate with all on one worker runs its upstream side on one core]:",
     ]
     for tool in tools:
         for proxy in dict.fromkeys(r["proxy"] for r in rows if r["tool"] == tool):
             runs = [r for r in rows if r["tool"] == tool and r["proxy"] == proxy]
-            lines.append(f"  {tool} / {proxy}: " + ", ".join(f"{r['rps']:.0f}" for r in runs))
+            lines.append(
+                f"  {tool} / {proxy}: "
+                + ", ".join(f"{r['rps']:.0f} [{r.get('placement', '?')}]" for r in runs)
+            )
     print("\n".join(lines))
+
+
+def placement(proxy_pids, worker_pids, ports):
+    """How the proxy's upstream connections sit on the upstream's workers ("1+1", "2+0"):
+    a worker serves the connections it accepted, so a multiplexing proxy's few connections
+    can all land on one worker, which then runs that proxy's whole upstream side."""
+    import collections
+    import subprocess
+
+    try:
+        out = subprocess.run(
+            ["ss", "-tnpH", "state", "established"], capture_output=True, text=True, check=True
+        ).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return "?"
+    proxy_pids, ports = set(proxy_pids.split()), set(ports.split())
+    proxy_ports, accepted_by = set(), {}
+    for line in out.splitlines():
+        fields = line.split()
+        if len(fields) < 4:
+            continue
+        local_port, peer_port = fields[2].rsplit(":", 1)[1], fields[3].rsplit(":", 1)[1]
+        pids = re.findall(r"pid=(\d+)", line)
+        if peer_port in ports and proxy_pids.intersection(pids):
+            proxy_ports.add(local_port)
+        elif local_port in ports and pids:
+            accepted_by[peer_port] = pids[0]
+    counts = collections.Counter(accepted_by[p] for p in proxy_ports if p in accepted_by)
+    return "+".join(str(counts.get(pid, 0)) for pid in worker_pids.split())
 
 
 def scale(path):
@@ -171,9 +207,12 @@ def main():
             f"  p99 {r['p99_ms']:6.2f} ms  CPU {r['cpu_s_per_10k']:.3f} s/10k  RSS {r['rss_mb']:.1f} MB"
             f"  errors {r['errors']}  upstream {r['upstream_cpu_s_per_10k']:.3f} s/10k  wrk/h2load {r['loadgen_cpu_s_per_10k']:.3f} s/10k"
             f"  irq {r.get('irq_s_per_10k', 0):.3f} s/10k  other {r['other_pct']:.0f}%  steal {r.get('steal_pct', 0):.0f}%  idle {r.get('idle_pct', 0):.0f}%"
+            f"  upstream connections per upstream worker {r.get('placement', '?')}"
         )
     elif command == "scale":
         scale(sys.argv[2])
+    elif command == "placement":
+        print(placement(sys.argv[2], sys.argv[3], sys.argv[4]))
     else:
         sys.exit(__doc__)
 
