@@ -6,12 +6,11 @@
 use crate::config::{Config, SecretSource, TokenStoreConfig};
 use crate::route::Mode;
 use crate::sca::ScaSigner;
-use crate::secret::{ClientSecret, PersonalToken, RefreshToken};
+use crate::secret::{self, ClientSecret, PersonalToken, RefreshToken, SecretFileError};
 use crate::tls::{self, ClientCertResolver, ClientIdentity, TlsError};
 use crate::token::{FileStore, OAuthClient, RedisStore, StoreError, TokenManager, TokenStore};
 use crate::upstream::{Upstream, UpstreamSettings};
 use http::{HeaderValue, Method};
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 #[derive(Debug, thiserror::Error)]
@@ -20,36 +19,18 @@ pub enum BuildError {
     Tls(#[from] TlsError),
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error("cannot read {what} from {file}: {message}")]
-    SecretFile {
-        what: &'static str,
-        file: PathBuf,
-        message: String,
-    },
+    #[error(transparent)]
+    SecretFile(#[from] SecretFileError),
     #[error("{message}")]
     Sca { message: String },
     #[error("the environment variable {var} named by oauth.client_secret_env is not set or empty")]
     SecretEnv { var: String },
 }
 
-/// Reads a secret file, refusing an empty one.
-pub fn read_secret_file(what: &'static str, file: &Path) -> Result<String, BuildError> {
-    let error = |message: String| BuildError::SecretFile {
-        what,
-        file: file.to_owned(),
-        message,
-    };
-    let text = std::fs::read_to_string(file).map_err(|e| error(e.to_string()))?;
-    if text.trim().is_empty() {
-        return Err(error("the file is empty".into()));
-    }
-    Ok(text)
-}
-
 /// The client secret from its file or environment variable.
 pub fn client_secret(source: &SecretSource) -> Result<ClientSecret, BuildError> {
     match source {
-        SecretSource::File(file) => Ok(ClientSecret::new(read_secret_file(
+        SecretSource::File(file) => Ok(ClientSecret::new(secret::read_file(
             "the client secret",
             file,
         )?)),
@@ -116,13 +97,11 @@ pub fn token_store(config: &Config) -> Result<TokenStore, BuildError> {
         TokenStoreConfig::File(path) => Ok(TokenStore::File(FileStore::new(path))),
         TokenStoreConfig::Redis(redis) => {
             let ca_pem = match &redis.ca_file {
-                Some(file) => {
-                    Some(std::fs::read(file).map_err(|error| BuildError::SecretFile {
-                        what: "the Redis CA certificates",
-                        file: file.clone(),
-                        message: error.to_string(),
-                    })?)
-                }
+                Some(file) => Some(std::fs::read(file).map_err(|error| SecretFileError {
+                    what: "the Redis CA certificates",
+                    file: file.clone(),
+                    message: error.to_string(),
+                })?),
                 None => None,
             };
             Ok(TokenStore::Redis(Arc::new(RedisStore::open(
@@ -139,7 +118,7 @@ pub async fn token_manager(
 ) -> Result<TokenManager, BuildError> {
     let oauth = oauth_client(config, resolver)?;
     let seed = match &config.oauth.refresh_token_file {
-        Some(file) => Some(RefreshToken::new(read_secret_file(
+        Some(file) => Some(RefreshToken::new(secret::read_file(
             "the refresh token seed",
             file,
         )?)),
@@ -208,12 +187,12 @@ impl Snapshot {
         );
         let personal_bearer = match &config.personal_token {
             Some(personal) => {
-                let token = PersonalToken::new(read_secret_file(
+                let token = PersonalToken::new(secret::read_file(
                     "the personal token",
                     &personal.token_file,
                 )?);
                 let mut value = HeaderValue::try_from(format!("Bearer {}", token.expose()))
-                    .map_err(|_| BuildError::SecretFile {
+                    .map_err(|_| SecretFileError {
                         what: "the personal token",
                         file: personal.token_file.clone(),
                         message: "it holds characters that cannot go in a header".into(),

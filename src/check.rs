@@ -92,7 +92,7 @@ pub async fn check(config: &Config, online: bool) -> Checklist {
     }
     match &config.oauth.client_secret {
         SecretSource::File(file) => {
-            list.result(app::read_secret_file("the client secret", file), |_| {
+            list.result(crate::secret::read_file("the client secret", file), |_| {
                 format!("client secret file {} is readable", file.display())
             });
         }
@@ -104,7 +104,7 @@ pub async fn check(config: &Config, online: bool) -> Checklist {
     }
     if let Some(personal) = &config.personal_token {
         list.result(
-            app::read_secret_file("the personal token", &personal.token_file),
+            crate::secret::read_file("the personal token", &personal.token_file),
             |_| {
                 format!(
                     "personal token file {} is readable",
@@ -120,7 +120,7 @@ pub async fn check(config: &Config, online: bool) -> Checklist {
     }
     if let Some(seed) = &config.oauth.refresh_token_file {
         list.result(
-            app::read_secret_file("the refresh token seed", seed),
+            crate::secret::read_file("the refresh token seed", seed),
             |_| format!("refresh token seed {} is readable", seed.display()),
         );
     }

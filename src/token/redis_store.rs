@@ -182,23 +182,9 @@ impl RedisStore {
     fn client(&self) -> Result<redis::Client, String> {
         let mut info = self.info.clone();
         if let Some(file) = &self.password_file {
-            let key = "oauth.redis_password_file";
-            let text = std::fs::read_to_string(file).map_err(|error| {
-                format!(
-                    "cannot read {key} {}: {error}; check the path and that wisegate may read it",
-                    file.display()
-                )
-            })?;
-            let password = match text.trim() {
-                "" => {
-                    return Err(format!(
-                        "{key} {} is empty: write the Redis password into it",
-                        file.display()
-                    ))
-                }
-                password => password.to_owned(),
-            };
-            let settings = info.redis_settings().clone().set_password(password);
+            let password = crate::secret::read_file("the Redis password", file)
+                .map_err(|error| format!("oauth.redis_password_file: {error}"))?;
+            let settings = info.redis_settings().clone().set_password(password.trim());
             info = info.set_redis_settings(settings);
         }
         match &self.ca_pem {
