@@ -163,7 +163,7 @@ wisegate_config() {
     mkdir -p "$(dirname "$file")"
     cat >"$file" <<EOF
 # Written by bench/run. log.level "warn": no access line per request (a config choice,
-# see the README's Performance section); the "log=info" variant measures that cost.
+# see docs/performance.md); the "log=info" variant measures that cost.
 environment = "sandbox"
 
 [listen]

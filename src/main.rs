@@ -11,7 +11,7 @@ use wisegate::config::{Config, ConfigError, LogFormat};
 use wisegate::{app, authorize, Listeners};
 
 /// mimalloc instead of glibc's malloc: under load glibc's arenas contended on their locks
-/// and kept freed memory resident (see the README's Performance section for the figures).
+/// and kept freed memory resident (bench/RESULTS.md, "What was tried", has the figures).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
