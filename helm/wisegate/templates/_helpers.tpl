@@ -97,6 +97,12 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- fail "tokenStore.redis.url and tokenStore.persistentVolumeClaim.enabled: the tokens live in Redis, the volume would be unused; disable the claim" -}}
 {{- end -}}
 {{- end -}}
+{{- if not (or $redis.url (include "wisegate.tokenClaim" .) .Values.secrets.refreshTokenSeed.name .Values.tokenStore.ephemeral) -}}
+{{- fail "tokenStore: the tokens would sit in an emptyDir, lost whenever the pod is replaced (a `wisegate authorize` run in the pod is gone after the next `kubectl rollout restart`). Set one of: tokenStore.persistentVolumeClaim.enabled=true (or tokenStore.persistentVolumeClaim.existingClaim), tokenStore.redis.url, or secrets.refreshTokenSeed.name (a Secret holding a refresh token from `wisegate authorize`); or tokenStore.ephemeral=true to accept losing the tokens with the pod" -}}
+{{- end -}}
+{{- if and (eq .Values.mode "gateway") .Values.networkPolicy.enabled (not .Values.networkPolicy.from) -}}
+{{- fail "networkPolicy.from is empty: the gateway's NetworkPolicy would let nobody reach the proxy port. List the pods that may send Wise calls through it (whatever reaches it spends your Wise credentials), e.g. --set-json 'networkPolicy.from=[{\"podSelector\":{\"matchLabels\":{\"app\":\"payments\"}}}]', or set networkPolicy.enabled=false to let every pod in the cluster in" -}}
+{{- end -}}
 {{- if not .Values.config.oauth.clientId -}}
 {{- fail "config.oauth.clientId is required: the client id Wise gave you" -}}
 {{- end -}}
