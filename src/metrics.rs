@@ -2,6 +2,7 @@
 //! names from the config (never raw paths), modes, status codes, results. Gauges that
 //! mirror state (expiry times, rollback) are set when they change or at scrape time.
 
+use crate::route::Route;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -42,6 +43,32 @@ pub struct RouteReasonLabels {
     pub reason: String,
 }
 
+impl RouteResultLabels {
+    pub fn of(route: &str, result: &str) -> RouteResultLabels {
+        debug_assert!(
+            SHADOW_RESULTS.contains(&result),
+            "{result} is not in SHADOW_RESULTS"
+        );
+        RouteResultLabels {
+            route: route.to_owned(),
+            result: result.to_owned(),
+        }
+    }
+}
+
+impl RouteReasonLabels {
+    pub fn of(route: &str, reason: &str) -> RouteReasonLabels {
+        debug_assert!(
+            FALLBACK_REASONS.contains(&reason),
+            "{reason} is not in FALLBACK_REASONS"
+        );
+        RouteReasonLabels {
+            route: route.to_owned(),
+            reason: reason.to_owned(),
+        }
+    }
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ResultLabels {
     pub result: String,
@@ -54,6 +81,22 @@ impl ResultLabels {
         }
     }
 }
+
+/// Every `result` of `wisegate_token_refresh_total`.
+pub const REFRESH_RESULTS: [&str; 2] = ["success", "failure"];
+/// Every `result` of `wisegate_config_reload_total`.
+pub const RELOAD_RESULTS: [&str; 3] = ["success", "failure", "cert_rejected"];
+/// Every `result` of `wisegate_shadow_total`.
+pub const SHADOW_RESULTS: [&str; 4] = ["match", "mismatch", "error", "dropped"];
+/// Every `reason` of `wisegate_fallback_total`.
+pub const FALLBACK_REASONS: [&str; 6] = [
+    "connection_lost",
+    "connect",
+    "tls",
+    "client_certificate",
+    "token",
+    "circuit_open",
+];
 
 type HistogramFamily = Family<RouteModeLabels, Histogram, fn() -> Histogram>;
 
@@ -122,6 +165,16 @@ impl Metrics {
             "Requests received and not yet answered",
             metrics.in_flight.clone(),
         );
+        for result in REFRESH_RESULTS {
+            drop(token_refreshes.get_or_create(&ResultLabels::of(result)));
+        }
+        for result in RELOAD_RESULTS {
+            drop(
+                metrics
+                    .config_reloads
+                    .get_or_create(&ResultLabels::of(result)),
+            );
+        }
         registry.register(
             "wisegate_token_refresh",
             "OAuth token refreshes, by result (success, failure)",
@@ -176,6 +229,30 @@ impl Metrics {
             self.token_store_up.clone(),
         );
         self
+    }
+
+    /// Creates, at 0, the shadow and fallback series of every route that can count
+    /// them, so that `increase()` and `rate()` alerts see the first event. A route a
+    /// reload removes keeps its series until restart (a counter never goes back).
+    pub fn zero_route_counters<'a>(&self, routes: impl IntoIterator<Item = &'a Route>) {
+        for route in routes {
+            if route.shadow {
+                for result in SHADOW_RESULTS {
+                    drop(
+                        self.shadow
+                            .get_or_create(&RouteResultLabels::of(&route.name, result)),
+                    );
+                }
+            }
+            if route.fallback.is_some() {
+                for reason in FALLBACK_REASONS {
+                    drop(
+                        self.fallback
+                            .get_or_create(&RouteReasonLabels::of(&route.name, reason)),
+                    );
+                }
+            }
+        }
     }
 
     /// The Prometheus text exposition.

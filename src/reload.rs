@@ -130,6 +130,7 @@ pub fn publish(shared: &Shared, snapshot: &Snapshot) {
     metrics
         .rollback_active
         .set(i64::from(snapshot.config.rollback_all));
+    metrics.zero_route_counters(snapshot.config.routes.routes());
     metrics.route_mode.clear();
     for (route, mode) in effective_modes(snapshot) {
         for candidate in Mode::ALL {

@@ -90,3 +90,51 @@ async fn metrics_name_everything_and_count_what_happened() {
         1.0
     );
 }
+
+/// Alerts on `increase()`/`rate()` see the first failure only if the series exists
+/// before it: every counter with a known label set is at 0 on a fresh process.
+#[tokio::test]
+async fn counters_with_known_labels_are_exported_at_zero_from_start() {
+    let extra = "[[route]]\nname = \"transfers\"\npath = \"/v1/transfers/**\"\nfallback = true\nshadow = true\n";
+    let h = Harness::with_extra(extra).await;
+    let (_, body) = h.admin_get("/metrics").await;
+    let text = String::from_utf8_lossy(&body);
+    let mut expected = Vec::new();
+    for result in ["success", "failure"] {
+        expected.push(format!(
+            "wisegate_token_refresh_total{{result=\"{result}\"}} 0"
+        ));
+    }
+    for result in ["success", "failure", "cert_rejected"] {
+        expected.push(format!(
+            "wisegate_config_reload_total{{result=\"{result}\"}} 0"
+        ));
+    }
+    for result in ["match", "mismatch", "error", "dropped"] {
+        expected.push(format!(
+            "wisegate_shadow_total{{route=\"transfers\",result=\"{result}\"}} 0"
+        ));
+    }
+    for reason in [
+        "connection_lost",
+        "connect",
+        "tls",
+        "client_certificate",
+        "token",
+        "circuit_open",
+    ] {
+        expected.push(format!(
+            "wisegate_fallback_total{{route=\"transfers\",reason=\"{reason}\"}} 0"
+        ));
+    }
+    for line in expected {
+        assert!(
+            text.lines().any(|l| l == line),
+            "{line} missing from:\n{text}"
+        );
+    }
+    assert!(
+        !text.contains("wisegate_fallback_total{route=\"default\""),
+        "only routes with fallback = true get fallback series"
+    );
+}

@@ -265,10 +265,7 @@ async fn forward(
 }
 
 fn count_fallback(shared: &Shared, route: &str, reason: &str) {
-    let labels = RouteReasonLabels {
-        route: route.to_owned(),
-        reason: reason.to_owned(),
-    };
+    let labels = RouteReasonLabels::of(route, reason);
     shared.metrics.fallback.get_or_create(&labels).inc();
 }
 

@@ -41,10 +41,7 @@ pub struct Primary {
 }
 
 fn count(shared: &Shared, route: &str, result: &str) {
-    let labels = RouteResultLabels {
-        route: route.to_owned(),
-        result: result.to_owned(),
-    };
+    let labels = RouteResultLabels::of(route, result);
     shared.metrics.shadow.get_or_create(&labels).inc();
 }
 
