@@ -138,3 +138,60 @@ async fn counters_with_known_labels_are_exported_at_zero_from_start() {
         "only routes with fallback = true get fallback series"
     );
 }
+
+/// The alert rules and their promtool tests (deploy/prometheus) speak of the series a
+/// real wisegate exports: every metric a rule reads exists in `/metrics`, and every
+/// input series of the tests has a real metric's name and label names.
+#[tokio::test]
+async fn the_alert_rules_use_the_series_wisegate_exports() {
+    let extra = "[[route]]\nname = \"transfers\"\npath = \"/v1/transfers/**\"\nfallback = true\nshadow = true\n";
+    let h = Harness::with_extra(extra).await;
+    get_at(h.proxy, "/v1/me").await;
+    let (_, body) = h.admin_get("/metrics").await;
+    let text = String::from_utf8_lossy(&body);
+    // name -> the label names of each of its samples.
+    let mut exported: Vec<(String, Vec<String>)> = Vec::new();
+    for line in text.lines().filter(|l| !l.starts_with('#')) {
+        let series = line.rsplit_once(' ').map_or(line, |(series, _)| series);
+        exported.push(split_series(series));
+    }
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/prometheus");
+    let rules = std::fs::read_to_string(dir.join("wisegate-rules.yaml")).unwrap();
+    let mut read = 0;
+    for word in rules.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')) {
+        if word.starts_with("wisegate_") {
+            read += 1;
+            assert!(
+                exported.iter().any(|(name, _)| name == word),
+                "wisegate-rules.yaml reads {word}, which /metrics does not export:\n{text}"
+            );
+        }
+    }
+    assert!(read >= 6, "the rules read wisegate's metrics");
+    let tests = std::fs::read_to_string(dir.join("wisegate-rules.test.yaml")).unwrap();
+    let mut checked = 0;
+    for line in tests.lines() {
+        let Some(series) = line.trim().strip_prefix("- series: '") else {
+            continue;
+        };
+        let (name, mut labels) = split_series(series.trim_end_matches('\''));
+        labels.retain(|label| label != "job" && label != "instance");
+        checked += 1;
+        assert!(
+            exported.iter().any(|(n, l)| *n == name && *l == labels),
+            "wisegate-rules.test.yaml feeds {series}, which has no counterpart in /metrics:\n{text}"
+        );
+    }
+    assert!(checked >= 10, "the rule tests have input series");
+}
+
+/// `name{a="1",b="2"}` -> (name, [a, b]).
+fn split_series(series: &str) -> (String, Vec<String>) {
+    let (name, labels) = series.split_once('{').unwrap_or((series, ""));
+    let labels = labels
+        .trim_end_matches('}')
+        .split(',')
+        .filter_map(|pair| pair.split_once('=').map(|(key, _)| key.trim().to_owned()))
+        .collect();
+    (name.to_owned(), labels)
+}
