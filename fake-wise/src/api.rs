@@ -53,7 +53,8 @@ pub(crate) async fn handle(
         .path_and_query()
         .map_or_else(|| parts.uri.path().to_owned(), |pq| pq.as_str().to_owned());
     let headers = header_list(&parts.headers);
-    let (digest, body_ok) = match body::digest(incoming).await {
+    let keep = shared.config.recorded_body_limit;
+    let (digest, body_ok) = match body::digest(incoming, keep).await {
         Ok(d) => (d, true),
         Err(d) => (d, false),
     };
@@ -100,13 +101,21 @@ pub(crate) async fn handle(
         }
     };
 
-    let BodyDigest { len, sha256 } = digest;
+    let BodyDigest {
+        len,
+        sha256,
+        kept,
+        trailers,
+    } = digest;
     shared.record(RecordedRequest {
         host,
         method: parts.method.as_str().to_owned(),
         path_and_query,
+        authority: parts.uri.authority().map(|a| a.as_str().to_owned()),
         headers,
+        trailers: header_list(&trailers),
         body_len: len,
+        body: kept,
         body_sha256: sha256,
         client_cert_der: conn.client_cert_der.clone(),
         peer: conn.peer,
@@ -166,9 +175,13 @@ async fn special(path: &str, query: Option<&str>, echo: &serde_json::Value) -> R
         };
     }
     if let Some(code) = path.strip_prefix("/test/status/") {
-        return match code.parse::<u16>().ok().filter(|c| (200..=599).contains(c)) {
+        return match code
+            .parse::<u16>()
+            .ok()
+            .filter(|c| *c == 101 || (200..=599).contains(c))
+        {
             Some(code) => status(code),
-            None => bad_request("/test/status/{code} needs a code from 200 to 599"),
+            None => bad_request("/test/status/{code} needs 101 or a code from 200 to 599"),
         };
     }
     if path == "/test/slow" {
@@ -197,7 +210,8 @@ fn bad_request(description: &str) -> Response<RespBody> {
 /// `/test/status/{code}`: that status, a small JSON body, rate-limit headers for 429.
 fn status(code: u16) -> Response<RespBody> {
     let status = StatusCode::from_u16(code).unwrap_or(StatusCode::BAD_REQUEST);
-    let mut resp = if matches!(code, 204 | 205 | 304) {
+    // 101: an upgrade nobody asked for (hyper sends its head only); no body either.
+    let mut resp = if matches!(code, 101 | 204 | 205 | 304) {
         body::empty(status)
     } else {
         body::json(

@@ -7,7 +7,7 @@ use std::sync::OnceLock;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
-use http::{header, HeaderValue, Response, StatusCode};
+use http::{header, HeaderMap, HeaderValue, Response, StatusCode};
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Empty, Full};
 use hyper::body::{Body, Frame, SizeHint};
@@ -135,35 +135,53 @@ impl Body for Download {
     }
 }
 
-/// Length and SHA-256 of a body.
+/// Length and SHA-256 of a body, its first bytes and its trailers.
 pub(crate) struct BodyDigest {
     pub len: u64,
     pub sha256: String,
+    /// The first `keep` bytes.
+    pub kept: Vec<u8>,
+    /// Every trailer field that came, in order.
+    pub trailers: HeaderMap,
 }
 
-/// Reads a body to its end frame by frame, hashing as it goes. `Err` when the body broke
-/// off; what was read so far is still counted in the digest inside.
-pub(crate) async fn digest<B>(mut body: B) -> Result<BodyDigest, BodyDigest>
+/// Reads a body to its end frame by frame, hashing as it goes and keeping its first
+/// `keep` bytes and its trailers. `Err` when the body broke off; what was read so far is
+/// still counted in the digest inside.
+pub(crate) async fn digest<B>(mut body: B, keep: usize) -> Result<BodyDigest, BodyDigest>
 where
     B: Body<Data = Bytes> + Unpin,
 {
     let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
     let mut len = 0u64;
+    let mut kept = Vec::new();
+    let mut trailers = HeaderMap::new();
     let ok = loop {
         match body.frame().await {
             None => break true,
             Some(Err(_)) => break false,
-            Some(Ok(frame)) => {
-                if let Ok(data) = frame.into_data() {
+            Some(Ok(frame)) => match frame.into_data() {
+                Ok(data) => {
                     len += data.len() as u64;
                     ctx.update(&data);
+                    let room = keep.saturating_sub(kept.len()).min(data.len());
+                    kept.extend_from_slice(&data[..room]);
                 }
-            }
+                Err(frame) => {
+                    if let Ok(more) = frame.into_trailers() {
+                        for (name, value) in &more {
+                            trailers.append(name, value.clone());
+                        }
+                    }
+                }
+            },
         }
     };
     let d = BodyDigest {
         len,
         sha256: hex(ctx.finish().as_ref()),
+        kept,
+        trailers,
     };
     if ok {
         Ok(d)
@@ -177,15 +195,33 @@ mod tests {
     use super::*;
 
     #[tokio::test]
+    async fn trailers_are_kept_in_order() {
+        let mut trailers = HeaderMap::new();
+        trailers.append("x-one", HeaderValue::from_static("1"));
+        trailers.append("x-one", HeaderValue::from_static("2"));
+        let body = Full::new(Bytes::from_static(b"abc"))
+            .with_trailers(Box::pin(async move { Some(Ok::<_, Infallible>(trailers)) }));
+        let d = digest(body, 64).await.ok().unwrap();
+        assert_eq!(d.kept, b"abc");
+        let values: Vec<_> = d.trailers.get_all("x-one").iter().collect();
+        assert_eq!(values, ["1", "2"]);
+    }
+
+    #[tokio::test]
     async fn download_has_exact_length() {
         let body = download(200_000).into_body();
-        let d = digest(body).await.ok().unwrap();
+        let d = digest(body, 10).await.ok().unwrap();
         assert_eq!(d.len, 200_000);
+        assert_eq!(
+            d.kept,
+            (0..10).collect::<Vec<u8>>(),
+            "the first bytes, no more"
+        );
     }
 
     #[tokio::test]
     async fn digest_of_empty_body() {
-        let d = digest(Empty::<Bytes>::new()).await.ok().unwrap();
+        let d = digest(Empty::<Bytes>::new(), 10).await.ok().unwrap();
         assert_eq!(
             d.sha256,
             "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"

@@ -22,6 +22,11 @@ pub struct FakeWiseConfig {
     pub profile_id: u64,
     /// The RSA public key (SPKI PEM) registered for SCA signatures on `/test/sca` (none).
     pub sca_public_key_pem: Option<String>,
+    /// The HTTP versions both TLS hosts offer by ALPN ([`HttpVersions::Both`]).
+    pub http_versions: HttpVersions,
+    /// How much of each API request's body [`RecordedRequest::body`] keeps (64 KiB):
+    /// enough to assert on what arrived, bounded so that large uploads cost no memory.
+    pub recorded_body_limit: usize,
 }
 
 impl Default for FakeWiseConfig {
@@ -35,6 +40,32 @@ impl Default for FakeWiseConfig {
             rotate_refresh_token: false,
             profile_id: 12345,
             sca_public_key_pem: None,
+            http_versions: HttpVersions::default(),
+            recorded_body_limit: 64 * 1024,
+        }
+    }
+}
+
+/// Which HTTP versions the TLS hosts offer by ALPN: a client that offers none of them
+/// fails the handshake, as with a server that speaks only those.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum HttpVersions {
+    /// `h2` and `http/1.1`, the server's choice in that order (as Wise's hosts do).
+    #[default]
+    Both,
+    /// `http/1.1` only: an HTTP/1.1 upstream.
+    Http1Only,
+    /// `h2` only: an HTTP/2 upstream.
+    Http2Only,
+}
+
+impl HttpVersions {
+    /// The ALPN protocol ids offered, in order of preference.
+    pub fn alpn(self) -> Vec<Vec<u8>> {
+        match self {
+            HttpVersions::Both => vec![b"h2".to_vec(), b"http/1.1".to_vec()],
+            HttpVersions::Http1Only => vec![b"http/1.1".to_vec()],
+            HttpVersions::Http2Only => vec![b"h2".to_vec()],
         }
     }
 }
@@ -103,10 +134,18 @@ pub struct RecordedRequest {
     pub method: String,
     /// The request target's path and query, as received.
     pub path_and_query: String,
+    /// The target's authority: HTTP/2's `:authority` (an HTTP/1.1 request has none unless
+    /// it came in absolute form).
+    pub authority: Option<String>,
     /// Header names (lower case) and values, in the order hyper keeps them, duplicates kept.
     pub headers: Vec<(String, String)>,
+    /// Trailer fields after the body (chunked trailers, HTTP/2 trailing HEADERS), like
+    /// `headers`; empty when none came.
+    pub trailers: Vec<(String, String)>,
     /// The length of the request body.
     pub body_len: u64,
+    /// The request body's first bytes, at most [`FakeWiseConfig::recorded_body_limit`].
+    pub body: Vec<u8>,
     /// The SHA-256 of the request body, lower-case hex.
     pub body_sha256: String,
     /// The leaf certificate the client presented on the connection, DER.
@@ -126,5 +165,29 @@ impl RecordedRequest {
             .iter()
             .find(|(n, _)| n.eq_ignore_ascii_case(name))
             .map(|(_, v)| v.as_str())
+    }
+
+    /// Every value of a header, in order (name compared case-insensitively).
+    pub fn header_all(&self, name: &str) -> Vec<&str> {
+        self.headers
+            .iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+            .collect()
+    }
+
+    /// Whether `text` appears anywhere in what arrived: the target, any header or
+    /// trailer name or value, or the recorded body (to prove a secret never reached it).
+    pub fn contains(&self, text: &str) -> bool {
+        let fields = self.headers.iter().chain(&self.trailers);
+        self.path_and_query.contains(text)
+            || self.authority.as_deref().is_some_and(|a| a.contains(text))
+            || fields
+                .flat_map(|(n, v)| [n, v])
+                .any(|part| part.contains(text))
+            || self
+                .body
+                .windows(text.len().max(1))
+                .any(|window| window == text.as_bytes())
     }
 }

@@ -10,9 +10,12 @@
 //! - the **authorize page** (plain HTTP): approves at once and redirects with a code.
 //!
 //! API calls answer a JSON echo of what arrived (`host`, `method`, `path_and_query`,
-//! `headers`, `body_len`, `body_sha256`, `token_kind`), and are recorded
-//! ([`FakeWise::requests`]). Special paths: `/test/download?bytes=N`,
-//! `/test/stall?bytes=N` (N of 2N announced bytes, then nothing), `/test/status/{code}`,
+//! `headers`, `body_len`, `body_sha256`, `token_kind`), and are recorded as they arrived,
+//! authenticated or not ([`FakeWise::requests`]: head, every header field, trailers, the
+//! body's first bytes), so tests can assert on exactly what reached Wise over HTTP/1.1 or
+//! HTTP/2 ([`HttpVersions`] picks what ALPN offers). Special paths: `/test/download?bytes=N`,
+//! `/test/stall?bytes=N` (N of 2N announced bytes, then nothing), `/test/status/{code}`
+//! (also `101`, an unsolicited upgrade no client asked for),
 //! `/test/slow?ms=N`, `/v1/authenticated/playground`.
 //! Every response carries `x-trace-id`. Test certificates come from [`pki::TestCa`].
 //!
@@ -47,7 +50,9 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
 
-pub use config::{FakeWiseConfig, HostKind, RecordedRequest, TokenCalls, TokenEndpointMode};
+pub use config::{
+    FakeWiseConfig, HostKind, HttpVersions, RecordedRequest, TokenCalls, TokenEndpointMode,
+};
 pub use pki::{CertKeyPem, TestCa};
 
 use server::Role;
@@ -81,8 +86,9 @@ impl FakeWise {
         server: &CertKeyPem,
         client_ca_pem: &str,
     ) -> std::io::Result<FakeWise> {
-        let mtls_tls = TlsAcceptor::from(tls::mtls_config(server, client_ca_pem)?);
-        let legacy_tls = TlsAcceptor::from(tls::legacy_config(server)?);
+        let versions = config.http_versions;
+        let mtls_tls = TlsAcceptor::from(tls::mtls_config(server, client_ca_pem, versions)?);
+        let legacy_tls = TlsAcceptor::from(tls::legacy_config(server, versions)?);
         let bind = || TcpListener::bind((Ipv4Addr::LOCALHOST, 0));
         let (mtls_l, legacy_l, authorize_l) = (bind().await?, bind().await?, bind().await?);
         let shared = Arc::new(Shared::new(config));

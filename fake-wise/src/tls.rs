@@ -1,6 +1,7 @@
 //! rustls server configurations for the two TLS hosts, with the ring provider passed
 //! explicitly: the mTLS host requires and verifies a client certificate, the legacy host
-//! asks for none. Both offer ALPN `h2` and `http/1.1`.
+//! asks for none. Both offer the ALPN protocols of [`HttpVersions`] (`h2` and `http/1.1`
+//! unless configured otherwise).
 
 use std::io;
 use std::sync::Arc;
@@ -10,6 +11,7 @@ use rustls::{RootCertStore, ServerConfig};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
+use crate::config::HttpVersions;
 use crate::pki::CertKeyPem;
 
 fn invalid(what: &str, err: impl std::fmt::Display) -> io::Error {
@@ -34,6 +36,7 @@ fn provider() -> Arc<rustls::crypto::CryptoProvider> {
 fn finish(
     builder: rustls::ConfigBuilder<ServerConfig, rustls::server::WantsServerCert>,
     server: &CertKeyPem,
+    versions: HttpVersions,
 ) -> io::Result<Arc<ServerConfig>> {
     let chain = certs_from_pem(&server.cert_pem, "server certificate")?;
     let key = PrivateKeyDer::from_pem_slice(server.key_pem.as_bytes())
@@ -41,7 +44,7 @@ fn finish(
     let mut config = builder
         .with_single_cert(chain, key)
         .map_err(|e| invalid("server certificate and key", e))?;
-    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    config.alpn_protocols = versions.alpn();
     Ok(Arc::new(config))
 }
 
@@ -49,6 +52,7 @@ fn finish(
 pub(crate) fn mtls_config(
     server: &CertKeyPem,
     client_ca_pem: &str,
+    versions: HttpVersions,
 ) -> io::Result<Arc<ServerConfig>> {
     let mut roots = RootCertStore::empty();
     for ca in certs_from_pem(client_ca_pem, "client CA")? {
@@ -61,14 +65,17 @@ pub(crate) fn mtls_config(
         .with_protocol_versions(rustls::ALL_VERSIONS)
         .map_err(|e| invalid("TLS versions", e))?
         .with_client_cert_verifier(verifier);
-    finish(builder, server)
+    finish(builder, server, versions)
 }
 
 /// The legacy host: server authentication only.
-pub(crate) fn legacy_config(server: &CertKeyPem) -> io::Result<Arc<ServerConfig>> {
+pub(crate) fn legacy_config(
+    server: &CertKeyPem,
+    versions: HttpVersions,
+) -> io::Result<Arc<ServerConfig>> {
     let builder = ServerConfig::builder_with_provider(provider())
         .with_protocol_versions(rustls::ALL_VERSIONS)
         .map_err(|e| invalid("TLS versions", e))?
         .with_no_client_auth();
-    finish(builder, server)
+    finish(builder, server, versions)
 }

@@ -118,3 +118,77 @@ async fn shutdown_closes_the_listeners() {
     env.fake.shutdown().await;
     assert!(tokio::net::TcpStream::connect(addr).await.is_err());
 }
+
+/// `http_versions` picks what ALPN offers: an HTTP/1.1-only or HTTP/2-only upstream.
+#[tokio::test]
+async fn alpn_offers_the_configured_http_versions() {
+    use fake_wise::HttpVersions;
+    let env = start(FakeWiseConfig {
+        http_versions: HttpVersions::Http1Only,
+        ..FakeWiseConfig::default()
+    })
+    .await;
+    let personal = env.fake.config().personal_token.clone();
+    let config = tls(&env.ca.cert_pem(), None, &[b"h2", b"http/1.1"]);
+    let answer = send(
+        &env.fake.legacy_url(),
+        Some(config),
+        get("/v1/x", Some(&personal)),
+    )
+    .await
+    .unwrap();
+    assert_eq!(answer.status, StatusCode::OK);
+    assert_eq!(answer.version, http::Version::HTTP_11, "h2 is not offered");
+
+    let env = start(FakeWiseConfig {
+        http_versions: HttpVersions::Http2Only,
+        ..FakeWiseConfig::default()
+    })
+    .await;
+    let config = tls(&env.ca.cert_pem(), None, &[b"http/1.1"]);
+    let refused = send(
+        &env.fake.legacy_url(),
+        Some(config),
+        get("/v1/x", Some(&personal)),
+    )
+    .await;
+    assert!(refused.is_err(), "an HTTP/1.1-only client was served");
+    let config = tls(&env.ca.cert_pem(), None, &[b"h2", b"http/1.1"]);
+    let answer = send(
+        &env.fake.legacy_url(),
+        Some(config),
+        get("/v1/x", Some(&personal)),
+    )
+    .await
+    .unwrap();
+    assert_eq!(answer.version, http::Version::HTTP_2);
+}
+
+/// The record keeps the body's first bytes (bounded by `recorded_body_limit`) and the
+/// authority an HTTP/2 request carried, and finds a secret anywhere in what arrived.
+#[tokio::test]
+async fn the_record_keeps_the_body_and_the_authority() {
+    let env = start(FakeWiseConfig {
+        recorded_body_limit: 4,
+        ..FakeWiseConfig::default()
+    })
+    .await;
+    let personal = env.fake.config().personal_token.clone();
+    let config = tls(&env.ca.cert_pem(), None, &[b"h2"]);
+    let req = Request::post("/v1/x")
+        .header("authorization", format!("Bearer {personal}"))
+        .header("cookie", "a=1")
+        .body(Full::new(Bytes::from_static(b"hello")))
+        .unwrap();
+    let answer = send(&env.fake.legacy_url(), Some(config), req)
+        .await
+        .unwrap();
+    assert_eq!(answer.status, StatusCode::OK);
+    let seen = &env.fake.requests()[0];
+    assert_eq!(seen.body, b"hell", "at most the limit");
+    assert_eq!(seen.body_len, 5);
+    assert_eq!(seen.authority.as_deref(), Some("127.0.0.1"));
+    assert!(seen.trailers.is_empty());
+    assert_eq!(seen.header_all("cookie"), ["a=1"]);
+    assert!(seen.contains(&personal) && seen.contains("hell") && !seen.contains("nowhere"));
+}
