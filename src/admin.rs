@@ -36,7 +36,10 @@ pub async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> Response
         "/status" => status(&shared, &request),
         _ => json(
             StatusCode::NOT_FOUND,
-            serde_json::json!({ "error": "not_found", "message": "the admin listener serves /healthz, /readyz, /metrics and /status" }),
+            crate::error::error_body(
+                "not_found",
+                "the admin listener serves /healthz, /readyz, /metrics and /status",
+            ),
         ),
     }
 }

@@ -1,6 +1,8 @@
 //! The one place where wisegate's own failures become HTTP responses:
-//! `{"error": "<kind>", "message": "<what failed and what to do>"}` plus the header
-//! `x-wisegate-error: <kind>`, so the app can tell wisegate's answers from Wise's.
+//! `{"error": "<kind>", "message": "<what failed and what to do>", "error_description":
+//! "<the same sentence>"}` plus the header `x-wisegate-error: <kind>`, so the app can tell
+//! wisegate's answers from Wise's. `error_description` is where Wise puts its own
+//! sentence: a client library generated from Wise's API description reads it there.
 
 use crate::body::{full, ProxyBody};
 use crate::body_stall::BodyStalled;
@@ -116,7 +118,7 @@ pub fn error_response(
     kind: &'static str,
     message: &str,
 ) -> Response<ProxyBody> {
-    let body = serde_json::json!({ "error": kind, "message": message }).to_string();
+    let body = error_body(kind, message).to_string();
     let mut response = Response::new(full(body));
     *response.status_mut() = status;
     let headers = response.headers_mut();
@@ -126,4 +128,28 @@ pub fn error_response(
     );
     headers.insert(ERROR_HEADER, HeaderValue::from_static(kind));
     response
+}
+
+/// wisegate's error body: the sentence under `message` and, where Wise's own errors (and
+/// the client libraries made for them) have it, under `error_description`.
+pub fn error_body(kind: &str, message: &str) -> serde_json::Value {
+    serde_json::json!({ "error": kind, "message": message, "error_description": message })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::BodyExt;
+
+    #[tokio::test]
+    async fn the_body_carries_the_sentence_as_message_and_as_error_description() {
+        let response = ProxyError::AbsoluteForm.into_response();
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+        assert_eq!(response.headers()[ERROR_HEADER], "absolute_form_refused");
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        let body: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(body["error"], "absolute_form_refused");
+        assert!(body["message"].as_str().unwrap().contains("absolute-form"));
+        assert_eq!(body["error_description"], body["message"]);
+    }
 }

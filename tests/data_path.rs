@@ -291,6 +291,8 @@ async fn an_untrusted_client_certificate_gives_a_clear_502() {
     );
     assert_eq!(body["error"], kind.as_str());
     let message = body["message"].as_str().unwrap();
+    // Also where Wise's own errors (and client libraries made for them) carry it.
+    assert_eq!(body["error_description"], message);
     assert!(
         message.contains("rejected our client certificate"),
         "{message}"
