@@ -2,9 +2,9 @@
 //! bounded by `limits.request_body_timeout` ([`crate::body_stall`]), its size by
 //! `limits.max_body_bytes`, and, while it streams to Wise, a [`AppBodyWatch`] that tells
 //! why it failed and when it last moved (the upstream timeout counts from there, so a long
-//! upload that keeps moving is not taken for a silent Wise).
+//! upload that keeps moving is not taken for a silent Wise). Its trailers never go on.
 
-use crate::body::{stream, BoxError, ProxyBody};
+use crate::body::{stream, BoxError, ProxyBody, WithoutTrailers};
 use crate::body_stall::{BodyStalled, Sender, StallGuard};
 use http_body_util::combinators::MapErr;
 use http_body_util::BodyExt;
@@ -100,7 +100,8 @@ pub fn from_app(body: AppIncoming, limit: u64) -> (ProxyBody, AppBodyWatch) {
     let limit = usize::try_from(limit).unwrap_or(usize::MAX);
     let watch = AppBodyWatch::new();
     let (moved, failed) = (watch.clone(), watch.clone());
-    let body = http_body_util::Limited::new(body, limit)
+    // Without trailers: see [`WithoutTrailers`].
+    let body = http_body_util::Limited::new(WithoutTrailers(body), limit)
         .map_frame(move |frame| {
             moved.moved();
             frame

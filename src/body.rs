@@ -27,3 +27,51 @@ where
 {
     body.map_err(Into::into).boxed_unsync()
 }
+
+/// `body` without its trailers: the body ends where its trailers would begin. The app's
+/// request trailers never go to Wise: its API has no use for them, and a trailer can carry
+/// what wisegate removes from the head (the app's own `Authorization`, `Host`, hop-by-hop
+/// fields) past the header hygiene, or a field HTTP/2 refuses (`Connection`), which left
+/// the upstream stream open until `limits.upstream_timeout`.
+pub struct WithoutTrailers<B>(pub B);
+
+impl<B: http_body::Body + Unpin> http_body::Body for WithoutTrailers<B> {
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<B::Data>, B::Error>>> {
+        std::pin::Pin::new(&mut self.0)
+            .poll_frame(cx)
+            // Trailers are always the last frame: what follows them is the end.
+            .map(|frame| frame.filter(|frame| !matches!(frame, Ok(frame) if frame.is_trailers())))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.0.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.0.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::{HeaderMap, HeaderValue};
+
+    #[tokio::test]
+    async fn trailers_are_dropped_and_data_kept() {
+        let mut trailers = HeaderMap::new();
+        trailers.insert("authorization", HeaderValue::from_static("Bearer app"));
+        let body = Full::new(Bytes::from_static(b"hello")).with_trailers(Box::pin(async move {
+            Some(Ok::<_, std::convert::Infallible>(trailers))
+        }));
+        let collected = WithoutTrailers(body).collect().await.unwrap();
+        assert!(collected.trailers().is_none());
+        assert_eq!(collected.to_bytes(), "hello");
+    }
+}
