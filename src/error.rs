@@ -25,6 +25,8 @@ pub enum ProxyError {
     BodyTooLarge { limit: u64 },
     #[error("the request has both Content-Length and Transfer-Encoding: ambiguous framing is refused; send one of them")]
     AmbiguousFraming,
+    #[error("{target} answered {status} (an informational answer or an upgrade) although wisegate asked for none: refused as a protocol error; if it persists, report it to Wise")]
+    UpstreamProtocol { target: String, status: u16 },
     #[error("{detail}")]
     BadRequestBody { detail: String },
     #[error(transparent)]
@@ -45,6 +47,7 @@ impl ProxyError {
             ProxyError::AbsoluteForm => "absolute_form_refused",
             ProxyError::BodyTooLarge { .. } => "body_too_large",
             ProxyError::AmbiguousFraming => "ambiguous_framing",
+            ProxyError::UpstreamProtocol { .. } => "upstream_protocol_error",
             ProxyError::BadRequestBody { .. } => "bad_request_body",
             ProxyError::RequestBodyTimeout(_) => "request_body_timeout",
             ProxyError::ClientCertExpired { .. } => "client_certificate_expired",
@@ -71,6 +74,7 @@ impl ProxyError {
     pub fn status(&self) -> StatusCode {
         match self {
             ProxyError::ConnectRefused => StatusCode::METHOD_NOT_ALLOWED,
+            ProxyError::UpstreamProtocol { .. } => StatusCode::BAD_GATEWAY,
             ProxyError::AbsoluteForm
             | ProxyError::AmbiguousFraming
             | ProxyError::BadRequestBody { .. }

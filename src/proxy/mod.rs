@@ -234,6 +234,15 @@ async fn forward(
     }?;
     log.mode = side.as_str();
     log.sent_to = Some(side);
+    // wisegate never asks for an upgrade (it strips `Upgrade`), so a 101 is a protocol
+    // error: passed on, an HTTP/1.1 app got a bare 101 and a close, an h2c app a
+    // `:status 101` its HTTP/2 stack must reject. (hyper handles other 1xx itself.)
+    if response.status().is_informational() {
+        return Err(ProxyError::UpstreamProtocol {
+            target: snapshot.upstream(side).target().to_owned(),
+            status: response.status().as_u16(),
+        });
+    }
 
     if shadow {
         let primary = shadow::Primary {
