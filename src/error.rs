@@ -25,6 +25,16 @@ pub enum ProxyError {
     BodyTooLarge { limit: u64 },
     #[error("the request has both Content-Length and Transfer-Encoding: ambiguous framing is refused; send one of them")]
     AmbiguousFraming,
+    #[error("asterisk-form request targets (`* HTTP/1.1`) are refused: Wise's API has no use for them; send origin-form requests (`GET /v1/... HTTP/1.1`)")]
+    AsteriskForm,
+    #[error("the {method} method is refused: Wise's API has no use for it, and an echo would carry the credential wisegate adds")]
+    MethodRefused { method: String },
+    #[error("the request's Host header {detail} (RFC 9112 section 3.2): send exactly one Host header with the host (and port) the app connects to")]
+    BadHost { detail: &'static str },
+    #[error("Transfer-Encoding codings other than a single `chunked` are refused: wisegate forwards bodies as they are and would drop the others; send the body with `Transfer-Encoding: chunked` or a Content-Length")]
+    TransferCodingRefused,
+    #[error("the request has more than {limit} header fields: send fewer")]
+    TooManyHeaderFields { limit: usize },
     #[error("{target} answered {status} (an informational answer or an upgrade) although wisegate asked for none: refused as a protocol error; if it persists, report it to Wise")]
     UpstreamProtocol { target: String, status: u16 },
     #[error("{detail}")]
@@ -47,6 +57,11 @@ impl ProxyError {
             ProxyError::AbsoluteForm => "absolute_form_refused",
             ProxyError::BodyTooLarge { .. } => "body_too_large",
             ProxyError::AmbiguousFraming => "ambiguous_framing",
+            ProxyError::AsteriskForm => "asterisk_form_refused",
+            ProxyError::MethodRefused { .. } => "method_refused",
+            ProxyError::BadHost { .. } => "bad_host",
+            ProxyError::TransferCodingRefused => "transfer_coding_refused",
+            ProxyError::TooManyHeaderFields { .. } => "too_many_header_fields",
             ProxyError::UpstreamProtocol { .. } => "upstream_protocol_error",
             ProxyError::BadRequestBody { .. } => "bad_request_body",
             ProxyError::RequestBodyTimeout(_) => "request_body_timeout",
@@ -73,9 +88,15 @@ impl ProxyError {
 
     pub fn status(&self) -> StatusCode {
         match self {
-            ProxyError::ConnectRefused => StatusCode::METHOD_NOT_ALLOWED,
+            ProxyError::ConnectRefused | ProxyError::MethodRefused { .. } => {
+                StatusCode::METHOD_NOT_ALLOWED
+            }
+            ProxyError::TooManyHeaderFields { .. } => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             ProxyError::UpstreamProtocol { .. } => StatusCode::BAD_GATEWAY,
             ProxyError::AbsoluteForm
+            | ProxyError::AsteriskForm
+            | ProxyError::BadHost { .. }
+            | ProxyError::TransferCodingRefused
             | ProxyError::AmbiguousFraming
             | ProxyError::BadRequestBody { .. }
             | ProxyError::Upstream(UpstreamError::AppBody { .. }) => StatusCode::BAD_REQUEST,
@@ -107,6 +128,11 @@ impl ProxyError {
             self,
             ProxyError::AbsoluteForm
                 | ProxyError::ConnectRefused
+                | ProxyError::AsteriskForm
+                | ProxyError::MethodRefused { .. }
+                | ProxyError::BadHost { .. }
+                | ProxyError::TransferCodingRefused
+                | ProxyError::TooManyHeaderFields { .. }
                 | ProxyError::AmbiguousFraming
                 | ProxyError::BadRequestBody { .. }
                 | ProxyError::RequestBodyTimeout(_)

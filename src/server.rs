@@ -227,6 +227,8 @@ impl ConnectionSettings {
             .timer(TokioTimer::new())
             .header_read_timeout(limits.header_read_timeout)
             .max_buf_size(limits.max_header_bytes.max(8192))
+            // The same count the request guard holds h2c requests to.
+            .max_headers(crate::headers::MAX_HEADER_FIELDS)
             .keep_alive(true);
         http.http2()
             .timer(TokioTimer::new())

@@ -1,12 +1,12 @@
 //! The request-rewrite step, pure: the app's request becomes the head sent upstream.
 //! The target keeps its path and query byte for byte under the upstream's scheme and
 //! authority; hop-by-hop headers, `Host` and the app's `Authorization` go (the route's
-//! credential is added when sending).
+//! credential is added when sending), and several `cookie` fields become one.
 
 use super::guard;
 use super::send::RequestHead;
 use crate::error::ProxyError;
-use crate::headers::strip_hop_by_hop;
+use crate::headers::{join_cookies, strip_hop_by_hop};
 use http::uri::{Authority, PathAndQuery, Scheme};
 use http::{header, Request, Uri};
 
@@ -28,6 +28,7 @@ pub fn head(mut parts: http::request::Parts, authority: &Authority) -> RequestHe
     strip_hop_by_hop(&mut parts.headers);
     parts.headers.remove(header::HOST);
     parts.headers.remove(header::AUTHORIZATION);
+    join_cookies(&mut parts.headers);
     RequestHead {
         uri: upstream_uri(authority, parts.uri.path_and_query()),
         method: parts.method,
