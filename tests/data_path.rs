@@ -181,14 +181,7 @@ async fn an_h2c_upload_waiting_for_a_slot_leaves_room_for_the_connections_other_
         "the stalling answer began"
     );
 
-    let tcp = tokio::net::TcpStream::connect(h.proxy).await.unwrap();
-    let (mut sender, connection) = hyper::client::conn::http2::handshake(
-        hyper_util::rt::TokioExecutor::new(),
-        hyper_util::rt::TokioIo::new(tcp),
-    )
-    .await
-    .unwrap();
-    tokio::spawn(connection);
+    let mut sender = common::h2c_connect(h.proxy).await;
 
     // A 3 MiB upload to the mTLS host: it waits for the slot, so wisegate reads none of it
     // and what the app may send stays buffered, taking flow-control window.

@@ -248,6 +248,24 @@ pub async fn send(request: Request<Full<Bytes>>) -> (Response<()>, Bytes) {
     (Response::from_parts(parts, ()), bytes)
 }
 
+/// An h2c (prior knowledge) connection to `proxy`, driven in the background; its sender.
+pub async fn h2c_connect<B>(proxy: SocketAddr) -> hyper::client::conn::http2::SendRequest<B>
+where
+    B: http_body::Body + Unpin + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let tcp = tokio::net::TcpStream::connect(proxy).await.unwrap();
+    let (sender, connection) = hyper::client::conn::http2::handshake(
+        TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(tcp),
+    )
+    .await
+    .unwrap();
+    tokio::spawn(connection);
+    sender
+}
+
 /// The JSON of a body.
 pub fn json(bytes: &Bytes) -> serde_json::Value {
     serde_json::from_slice(bytes)
