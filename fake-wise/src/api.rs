@@ -47,6 +47,7 @@ pub(crate) async fn handle(
     conn: &ConnInfo,
     req: Request<Incoming>,
 ) -> Response<RespBody> {
+    let _in_progress = shared.enter_api_request();
     let (parts, incoming) = req.into_parts();
     let path_and_query = parts
         .uri

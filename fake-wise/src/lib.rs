@@ -174,6 +174,12 @@ impl FakeWise {
         self.shared.requests()
     }
 
+    /// API requests whose head has arrived and that are not answered yet (e.g. their body
+    /// is still coming): what holds a request slot of the client right now.
+    pub fn api_requests_in_progress(&self) -> u64 {
+        self.shared.api_requests_in_progress()
+    }
+
     /// Forgets the recorded requests.
     pub fn clear_requests(&self) {
         self.shared.clear_requests();

@@ -80,6 +80,8 @@ pub(crate) struct Shared {
     mode: Mutex<TokenEndpointMode>,
     calls: Mutex<TokenCalls>,
     in_flight: AtomicU64,
+    /// API requests whose head has arrived and whose answer is not made yet.
+    api_in_progress: AtomicU64,
     requests: Mutex<Vec<RecordedRequest>>,
     pub sca: crate::sca::Challenges,
 }
@@ -122,6 +124,7 @@ impl Shared {
             mode: Mutex::default(),
             calls: Mutex::default(),
             in_flight: AtomicU64::new(0),
+            api_in_progress: AtomicU64::new(0),
             requests: Mutex::default(),
             sca: crate::sca::Challenges::default(),
         }
@@ -241,6 +244,16 @@ impl Shared {
         InFlight(self)
     }
 
+    /// Counts an API request as in progress until the guard drops.
+    pub(crate) fn enter_api_request(&self) -> ApiInProgress<'_> {
+        self.api_in_progress.fetch_add(1, Ordering::SeqCst);
+        ApiInProgress(self)
+    }
+
+    pub(crate) fn api_requests_in_progress(&self) -> u64 {
+        self.api_in_progress.load(Ordering::SeqCst)
+    }
+
     pub(crate) fn record(&self, request: RecordedRequest) {
         lock(&self.requests).push(request);
     }
@@ -251,6 +264,15 @@ impl Shared {
 
     pub(crate) fn clear_requests(&self) {
         lock(&self.requests).clear();
+    }
+}
+
+/// An API request being handled (see [`Shared::enter_api_request`]).
+pub(crate) struct ApiInProgress<'a>(&'a Shared);
+
+impl Drop for ApiInProgress<'_> {
+    fn drop(&mut self) {
+        self.0.api_in_progress.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
