@@ -158,7 +158,11 @@ fn upstream() -> Upstream {
         connect_timeout: Duration::from_secs(5),
         timeout: Duration::from_secs(60),
         idle_timeout: Duration::from_secs(90),
-        max_requests: 256,
+        slots: wisegate::slots::SlotBounds {
+            all: 256,
+            per_connection: 64,
+            per_client: None,
+        },
         lanes: 1,
         runtime: None,
     };

@@ -7,6 +7,7 @@ use crate::config::{Config, SecretSource, TokenStoreConfig};
 use crate::route::Mode;
 use crate::sca::ScaSigner;
 use crate::secret::{self, ClientSecret, PersonalToken, RefreshToken, SecretFileError};
+use crate::slots::SlotBounds;
 use crate::tls::{self, ClientCertResolver, ClientIdentity, TlsError};
 use crate::token::{FileStore, OAuthClient, RedisStore, StoreError, TokenManager, TokenStore};
 use crate::upstream::{Upstream, UpstreamSettings};
@@ -48,7 +49,14 @@ fn settings(config: &Config, lanes: usize) -> UpstreamSettings {
         connect_timeout: config.limits.upstream_connect_timeout,
         timeout: config.limits.upstream_timeout,
         idle_timeout: config.limits.idle_timeout,
-        max_requests: config.limits.max_upstream_requests,
+        slots: SlotBounds {
+            all: config.limits.max_upstream_requests,
+            per_connection: config.limits.max_upstream_requests_per_connection,
+            per_client: config
+                .listen
+                .is_gateway()
+                .then_some(config.limits.max_upstream_requests_per_client),
+        },
         lanes,
         runtime: None,
     }

@@ -71,7 +71,7 @@ impl ProxyError {
                 UpstreamError::ClientCertRejected { .. } => "client_certificate_rejected",
                 UpstreamError::Tls { .. } => "upstream_tls_failed",
                 UpstreamError::Timeout { .. } => "upstream_timeout",
-                UpstreamError::Busy { .. } => "upstream_busy",
+                UpstreamError::Busy { .. } | UpstreamError::ShareBusy { .. } => "upstream_busy",
                 UpstreamError::BodyTooLarge => "body_too_large",
                 UpstreamError::AppBody { .. } => "bad_request_body",
                 UpstreamError::Other { .. } => "upstream_failed",
@@ -106,7 +106,9 @@ impl ProxyError {
                 StatusCode::PAYLOAD_TOO_LARGE
             }
             ProxyError::Upstream(UpstreamError::Timeout { .. }) => StatusCode::GATEWAY_TIMEOUT,
-            ProxyError::Upstream(UpstreamError::Busy { .. }) => StatusCode::SERVICE_UNAVAILABLE,
+            ProxyError::Upstream(UpstreamError::Busy { .. } | UpstreamError::ShareBusy { .. }) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             ProxyError::Upstream(_) => StatusCode::BAD_GATEWAY,
             ProxyError::Credential(_) => StatusCode::SERVICE_UNAVAILABLE,
         }

@@ -16,6 +16,7 @@
 //!   [`app_body`]: the app's request body as read and streamed; [`body_stall`]: its pause
 //!   limit.
 //! - [`server`]: the app-facing listener. [`admin`]: `/healthz`, `/readyz`, `/metrics`.
+//! - [`slots`]: the upstream request slots, shared out per app connection and client.
 //! - [`reload`]: file watch + SIGHUP -> a new validated snapshot, swapped in atomically.
 //! - [`metrics`]: the Prometheus metrics. [`expiry`]: the daily certificate-expiry warning.
 //! - [`authorize`]: the one-time OAuth authorization step. [`check`]: `wisegate check`.
@@ -44,6 +45,7 @@ pub mod route;
 pub mod sca;
 pub mod secret;
 pub mod server;
+pub mod slots;
 pub mod status;
 pub mod tls;
 pub mod token;

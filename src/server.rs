@@ -167,7 +167,10 @@ fn spawn_connection<H: Handler, T: Send + 'static>(
     handler: H,
     hold: T,
 ) {
-    let service = service_fn(move |request| {
+    // Who the request came from, for its share of the upstream slots.
+    let connection = crate::slots::AppConnection::new(peer);
+    let service = service_fn(move |mut request: Request<Incoming>| {
+        request.extensions_mut().insert(connection);
         let response = handler.call(request);
         async move { Ok::<_, Infallible>(response.await) }
     });

@@ -7,6 +7,7 @@
 
 use crate::app_body::AppBodyWatch;
 use crate::body::ProxyBody;
+use crate::slots::{AppConnection, Full, Slot, SlotBounds, Slots};
 use bytes::Bytes;
 use http::uri::{Authority, PathAndQuery};
 use http::{Request, Response, Uri};
@@ -17,11 +18,11 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use rustls::{AlertDescription, ClientConfig};
 use std::error::Error as StdError;
+use std::net::IpAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// Why a request could not be completed upstream. `target` is `host:port`.
 #[derive(Debug, thiserror::Error)]
@@ -37,6 +38,16 @@ pub enum UpstreamError {
     #[error("all {limit} request slots to {target} stayed busy for {seconds} s (limits.max_upstream_requests, limits.upstream_timeout): the upstream is slow or the app sends more at once than the limit allows: raise limits.max_upstream_requests or lower the app's concurrency")]
     Busy {
         target: String,
+        limit: usize,
+        seconds: u64,
+    },
+    /// The request's app connection (or client address) held its share of the slots.
+    #[error("{holder} already held its {limit} request slots to {target} ({key}) and none of them came free within {seconds} s; the other slots are kept for other connections and clients: send less at once from there, or raise {key}")]
+    ShareBusy {
+        target: String,
+        /// "this app connection" or "client address <ip>".
+        holder: String,
+        key: &'static str,
         limit: usize,
         seconds: u64,
     },
@@ -58,8 +69,9 @@ pub struct UpstreamSettings {
     pub connect_timeout: Duration,
     pub timeout: Duration,
     pub idle_timeout: Duration,
-    /// Requests in flight at once; more wait for a slot (within `timeout`).
-    pub max_requests: usize,
+    /// Requests in flight at once, and how many of them one app connection or client
+    /// may have; more wait for a slot (within `timeout`).
+    pub slots: SlotBounds,
     /// Serving lanes: each gets its own connections ([`crate::lanes`]).
     pub lanes: usize,
     /// The runtime every connection's task runs on; `None`: the runtime of the request
@@ -90,8 +102,7 @@ pub struct Upstream {
     authority: Authority,
     target: String,
     timeout: Duration,
-    slots: Arc<Semaphore>,
-    max_requests: usize,
+    slots: Arc<Slots>,
 }
 
 /// A response body from an upstream; it holds the request's slot until it ends or is
@@ -99,7 +110,7 @@ pub struct Upstream {
 #[derive(Debug)]
 pub struct UpstreamBody {
     body: Incoming,
-    _slot: OwnedSemaphorePermit,
+    _slot: Slot,
 }
 
 impl http_body::Body for UpstreamBody {
@@ -168,14 +179,12 @@ impl Upstream {
             .unwrap_or_else(|| Authority::from_static("invalid"));
         let port = base.port_u16().unwrap_or(443);
         let target = format!("{}:{port}", base.host().unwrap_or("invalid"));
-        let max_requests = settings.max_requests.max(1);
         Upstream {
             clients,
             authority,
             target,
             timeout: settings.timeout,
-            slots: Arc::new(Semaphore::new(max_requests)),
-            max_requests,
+            slots: Arc::new(Slots::new(settings.slots)),
         }
     }
 
@@ -200,35 +209,26 @@ impl Upstream {
         &self,
         request: Request<ProxyBody>,
     ) -> Result<Response<UpstreamBody>, UpstreamError> {
-        self.send_watched(request, None).await
+        self.send_watched(request, None, None).await
     }
 
     /// Like [`Upstream::send`]; with `streamed`, the watch of the app's body being
     /// streamed, `upstream_timeout` counts from the body's last part (a long upload that
     /// keeps moving is not a silent upstream; a stalled app is `request_body_timeout`'s
-    /// business, which validation keeps shorter).
+    /// business, which validation keeps shorter). `from`: the app connection the request
+    /// came on, whose share of the slots it takes.
     pub async fn send_watched(
         &self,
         request: Request<ProxyBody>,
         streamed: Option<&AppBodyWatch>,
+        from: Option<&AppConnection>,
     ) -> Result<Response<UpstreamBody>, UpstreamError> {
         let mut deadline = tokio::time::Instant::now() + self.timeout;
-        let slot = match self.slots.clone().try_acquire_owned() {
-            Ok(slot) => slot,
-            Err(_) => {
-                match tokio::time::timeout_at(deadline, self.slots.clone().acquire_owned()).await {
-                    Ok(Ok(slot)) => slot,
-                    // (Timed out; the semaphore is never closed.)
-                    _ => {
-                        return Err(UpstreamError::Busy {
-                            target: self.target.clone(),
-                            limit: self.max_requests,
-                            seconds: self.timeout.as_secs(),
-                        })
-                    }
-                }
-            }
-        };
+        let slot = self
+            .slots
+            .acquire(from, deadline)
+            .await
+            .map_err(|full| self.busy(full))?;
         let mut response = self.client().request(request);
         let answered = loop {
             match tokio::time::timeout_at(deadline, &mut response).await {
@@ -247,6 +247,35 @@ impl Upstream {
         match answered {
             Ok(response) => Ok(response.map(|body| UpstreamBody { body, _slot: slot })),
             Err(error) => Err(self.classify(&error)),
+        }
+    }
+
+    /// The answer when a bound on the slots stayed full for `upstream_timeout`.
+    fn busy(&self, full: Full) -> UpstreamError {
+        let (target, seconds) = (self.target.clone(), self.timeout.as_secs());
+        let share = |holder: String, key, limit| UpstreamError::ShareBusy {
+            target: target.clone(),
+            holder,
+            key,
+            limit,
+            seconds,
+        };
+        match full {
+            Full::All { limit } => UpstreamError::Busy {
+                target,
+                limit,
+                seconds,
+            },
+            Full::Connection { limit } => share(
+                "this app connection".into(),
+                "limits.max_upstream_requests_per_connection",
+                limit,
+            ),
+            Full::Client { limit, address } => share(
+                format!("client address {}", client_text(address)),
+                "limits.max_upstream_requests_per_client",
+                limit,
+            ),
         }
     }
 
@@ -325,6 +354,14 @@ impl Upstream {
         } else {
             UpstreamError::Other { target, detail }
         }
+    }
+}
+
+/// A client for messages: an IPv6 client is its /64.
+fn client_text(address: IpAddr) -> String {
+    match address {
+        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(v6) => format!("{v6}/64"),
     }
 }
 

@@ -74,6 +74,14 @@ pub struct Listen {
     pub threads: Option<usize>,
 }
 
+impl Listen {
+    /// Gateway mode: the listener is not loopback-only, so clients have addresses of their
+    /// own (in sidecar mode every connection comes from loopback).
+    pub fn is_gateway(&self) -> bool {
+        !self.address.ip().is_loopback()
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Admin {
     pub address: SocketAddr,
@@ -231,6 +239,10 @@ pub struct Limits {
     pub max_connections: usize,
     /// Requests in flight to each upstream host at once.
     pub max_upstream_requests: usize,
+    /// How many of those one app connection may hold (h2c carries many streams).
+    pub max_upstream_requests_per_connection: usize,
+    /// How many of those one client address may hold, in gateway mode only.
+    pub max_upstream_requests_per_client: usize,
 }
 
 impl Default for Limits {
@@ -246,6 +258,8 @@ impl Default for Limits {
             idle_timeout: Duration::from_secs(90),
             max_connections: 4096,
             max_upstream_requests: 256,
+            max_upstream_requests_per_connection: 64,
+            max_upstream_requests_per_client: 128,
         }
     }
 }

@@ -97,6 +97,8 @@ pub struct RawLimits {
     pub idle_timeout: Option<String>,
     pub max_connections: Option<u64>,
     pub max_upstream_requests: Option<u64>,
+    pub max_upstream_requests_per_connection: Option<u64>,
+    pub max_upstream_requests_per_client: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]

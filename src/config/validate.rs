@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 use token_store::{token_store, RedisKeys};
 
+mod slot_limits;
 mod token_store;
 
 /// Collects problems while values are checked one by one.
@@ -252,7 +253,7 @@ pub fn validate(file: &Path, raw: RawConfig) -> Result<Config, Vec<Problem>> {
         raw.limits.upstream_timeout.as_deref(),
         defaults.upstream_timeout,
     );
-    let limits = Limits {
+    let mut limits = Limits {
         request_body_timeout: request_body_timeout(
             &mut c,
             raw.limits.request_body_timeout.as_deref(),
@@ -299,7 +300,9 @@ pub fn validate(file: &Path, raw: RawConfig) -> Result<Config, Vec<Problem>> {
             raw.limits.max_upstream_requests,
             defaults.max_upstream_requests as u64,
         ) as usize,
+        ..defaults
     };
+    slot_limits::slot_limits(&mut c, &raw.limits, &mut limits);
 
     let routes = routes(&mut c, raw.routes);
     let rollback_all = raw.rollback.all;

@@ -33,6 +33,7 @@ pub fn head(mut parts: http::request::Parts, authority: &Authority) -> RequestHe
         uri: upstream_uri(authority, parts.uri.path_and_query()),
         method: parts.method,
         headers: parts.headers,
+        connection: parts.extensions.get().copied(),
     }
 }
 

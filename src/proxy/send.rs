@@ -7,6 +7,7 @@ use crate::app_body::{self, AppBodyFailure, AppBodyWatch, AppIncoming};
 use crate::body::{full, ProxyBody};
 use crate::body_stall::{BodyStalled, Sender};
 use crate::error::ProxyError;
+use crate::slots::AppConnection;
 use crate::token::TokenManager;
 use crate::upstream::{Upstream, UpstreamBody, UpstreamError};
 use bytes::Bytes;
@@ -26,6 +27,8 @@ pub struct RequestHead {
     pub method: Method,
     pub uri: Uri,
     pub headers: HeaderMap,
+    /// The app connection it came on: it takes that connection's share of the slots.
+    pub connection: Option<AppConnection>,
 }
 
 impl RequestHead {
@@ -115,7 +118,11 @@ pub async fn send_once(
 ) -> Result<Response<UpstreamBody>, ProxyError> {
     match body {
         AppBody::Kept(bytes) => upstream
-            .send(head.request(bearer, full(bytes.clone())))
+            .send_watched(
+                head.request(bearer, full(bytes.clone())),
+                None,
+                head.connection.as_ref(),
+            )
             .await
             .map_err(answer(limit, None)),
         AppBody::Streaming(incoming) => {
@@ -126,7 +133,11 @@ pub async fn send_once(
             };
             let (streamed, watch) = app_body::from_app(incoming, limit);
             upstream
-                .send_watched(head.request(bearer, streamed), Some(&watch))
+                .send_watched(
+                    head.request(bearer, streamed),
+                    Some(&watch),
+                    head.connection.as_ref(),
+                )
                 .await
                 .map_err(answer(limit, Some(&watch)))
         }
