@@ -1,11 +1,12 @@
 //! The app's request body as wisegate reads it: its errors marked as the app's, its pauses
-//! bounded by `limits.request_body_timeout` ([`crate::body_stall`]), its size by
+//! bounded by `limits.request_body_timeout` and its rate by `limits.request_body_min_rate`
+//! ([`crate::body_stall`]), its size by
 //! `limits.max_body_bytes`, and, while it streams to Wise, a [`AppBodyWatch`] that tells
 //! why it failed and when it last moved (the upstream timeout counts from there, so a long
 //! upload that keeps moving is not taken for a silent Wise). Its trailers never go on.
 
 use crate::body::{stream, BoxError, ProxyBody, WithoutTrailers};
-use crate::body_stall::{BodyStalled, Sender, StallGuard};
+use crate::body_stall::{BodyStalled, BodyTooSlow, Sender, StallGuard};
 use http_body_util::combinators::MapErr;
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
@@ -20,16 +21,18 @@ use tokio::time::Instant;
 #[error("the request body from the app is malformed or broke off: {0}")]
 pub struct ClientBodyError(pub hyper::Error);
 
-/// The app's request body, errors marked as the app's, pauses bounded.
+/// The app's request body, errors marked as the app's, pauses and rate bounded.
 pub type AppIncoming = StallGuard<MapErr<Incoming, fn(hyper::Error) -> ClientBodyError>>;
 
-/// Wraps the app's request body for reading (see [`AppIncoming`]).
-pub fn app_incoming(body: Incoming, pause_limit: Duration) -> AppIncoming {
+/// Wraps the app's request body for reading (see [`AppIncoming`]): pauses of at most
+/// `pause_limit`, at least `min_rate` bytes per second of waiting (0: no floor).
+pub fn app_incoming(body: Incoming, pause_limit: Duration, min_rate: u64) -> AppIncoming {
     StallGuard::new(
         body.map_err(ClientBodyError as fn(_) -> _),
         pause_limit,
         Sender::App,
     )
+    .with_min_rate(min_rate)
 }
 
 /// How the app's request body failed, recorded as it happens: over HTTP/2 the upstream
@@ -38,6 +41,7 @@ pub fn app_incoming(body: Incoming, pause_limit: Duration) -> AppIncoming {
 pub enum AppBodyFailure {
     TooLarge,
     Stalled(Duration),
+    TooSlow(BodyTooSlow),
     Broken(String),
 }
 
@@ -48,6 +52,8 @@ impl AppBodyFailure {
             AppBodyFailure::TooLarge
         } else if let Some(stalled) = error.downcast_ref::<BodyStalled>() {
             AppBodyFailure::Stalled(stalled.limit)
+        } else if let Some(slow) = error.downcast_ref::<BodyTooSlow>() {
+            AppBodyFailure::TooSlow(*slow)
         } else {
             AppBodyFailure::Broken(error.to_string())
         }

@@ -5,7 +5,7 @@
 //! sentence: a client library generated from Wise's API description reads it there.
 
 use crate::body::{full, ProxyBody};
-use crate::body_stall::BodyStalled;
+use crate::body_stall::{BodyStalled, BodyTooSlow};
 use crate::token::CredentialError;
 use crate::upstream::UpstreamError;
 use http::{header, HeaderValue, Response, StatusCode};
@@ -41,6 +41,10 @@ pub enum ProxyError {
     BadRequestBody { detail: String },
     #[error(transparent)]
     RequestBodyTimeout(BodyStalled),
+    /// The body arrived below `limits.request_body_min_rate`: its own kind, because what
+    /// to change differs from a pause (`request_body_timeout`).
+    #[error(transparent)]
+    RequestBodyTooSlow(BodyTooSlow),
     #[error("the client certificate in {file} has expired: Wise rejects it; rotate it (`wisegate csr`, upload the CSR, replace mtls.cert_file and mtls.key_file)")]
     ClientCertExpired { file: String },
     #[error(transparent)]
@@ -65,6 +69,7 @@ impl ProxyError {
             ProxyError::UpstreamProtocol { .. } => "upstream_protocol_error",
             ProxyError::BadRequestBody { .. } => "bad_request_body",
             ProxyError::RequestBodyTimeout(_) => "request_body_timeout",
+            ProxyError::RequestBodyTooSlow(_) => "request_body_too_slow",
             ProxyError::ClientCertExpired { .. } => "client_certificate_expired",
             ProxyError::Upstream(error) => match error {
                 UpstreamError::Connect { .. } => "upstream_unreachable",
@@ -100,7 +105,9 @@ impl ProxyError {
             | ProxyError::AmbiguousFraming
             | ProxyError::BadRequestBody { .. }
             | ProxyError::Upstream(UpstreamError::AppBody { .. }) => StatusCode::BAD_REQUEST,
-            ProxyError::RequestBodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
+            ProxyError::RequestBodyTimeout(_) | ProxyError::RequestBodyTooSlow(_) => {
+                StatusCode::REQUEST_TIMEOUT
+            }
             ProxyError::ClientCertExpired { .. } => StatusCode::BAD_GATEWAY,
             ProxyError::BodyTooLarge { .. } | ProxyError::Upstream(UpstreamError::BodyTooLarge) => {
                 StatusCode::PAYLOAD_TOO_LARGE
@@ -138,6 +145,7 @@ impl ProxyError {
                 | ProxyError::AmbiguousFraming
                 | ProxyError::BadRequestBody { .. }
                 | ProxyError::RequestBodyTimeout(_)
+                | ProxyError::RequestBodyTooSlow(_)
                 | ProxyError::BodyTooLarge { .. }
                 | ProxyError::Upstream(UpstreamError::BodyTooLarge | UpstreamError::AppBody { .. })
         )

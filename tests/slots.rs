@@ -1,6 +1,7 @@
 //! The upstream request slots under uploads that trickle: one app connection (h2c streams)
 //! or, in gateway mode, one client address holds at most its share, so the others still
-//! get through.
+//! get through; a body below `limits.request_body_min_rate` gives its slot back with 408
+//! `request_body_too_slow`; a slow but steady upload above the floor goes through whole.
 
 mod common;
 
@@ -135,7 +136,7 @@ fn get(uri: String) -> Request<Full<Bytes>> {
 
 #[tokio::test]
 async fn trickling_h2c_streams_of_one_connection_leave_room_for_other_connections() {
-    let limits = "max_upstream_requests = 4\nmax_upstream_requests_per_connection = 2\nrequest_body_timeout = \"2s\"\nupstream_timeout = \"3s\"";
+    let limits = "max_upstream_requests = 4\nmax_upstream_requests_per_connection = 2\nrequest_body_min_rate = 0\nrequest_body_timeout = \"2s\"\nupstream_timeout = \"3s\"";
     let running = start(limits, false).await;
     // Four trickling uploads as streams of one h2c connection.
     let tcp = tokio::net::TcpStream::connect(running.proxy).await.unwrap();
@@ -166,7 +167,7 @@ async fn trickling_h2c_streams_of_one_connection_leave_room_for_other_connection
 
 #[tokio::test]
 async fn in_gateway_mode_trickling_uploads_from_one_address_leave_room_for_other_addresses() {
-    let limits = "max_upstream_requests = 4\nmax_upstream_requests_per_client = 2\nrequest_body_timeout = \"2s\"\nupstream_timeout = \"3s\"";
+    let limits = "max_upstream_requests = 4\nmax_upstream_requests_per_client = 2\nrequest_body_min_rate = 0\nrequest_body_timeout = \"2s\"\nupstream_timeout = \"3s\"";
     let running = start(limits, true).await;
     // Four trickling uploads from 127.0.0.1, each on its own HTTP/1.1 connection.
     let busy = client_from::<Fed>("127.0.0.1");
@@ -197,13 +198,60 @@ async fn in_gateway_mode_trickling_uploads_from_one_address_leave_room_for_other
 /// low here) does not apply: the one app may use every slot.
 #[tokio::test]
 async fn in_sidecar_mode_one_app_on_loopback_may_use_every_slot() {
-    let limits = "max_upstream_requests = 4\nmax_upstream_requests_per_client = 1\nrequest_body_timeout = \"2s\"\nupstream_timeout = \"3s\"";
+    let limits = "max_upstream_requests = 4\nmax_upstream_requests_per_client = 1\nrequest_body_min_rate = 0\nrequest_body_timeout = \"2s\"\nupstream_timeout = \"3s\"";
     let running = start(limits, false).await;
     let app = client_from::<Fed>("127.0.0.1");
     let _uploads: Vec<_> = (0..4)
         .map(|_| spawn_send(&app, upload(running.uri("/v1/upload"), trickle())))
         .collect();
     running.wait_for(4, 4).await;
+}
+
+#[tokio::test]
+async fn a_body_below_the_rate_floor_gives_its_slot_back_with_408_request_body_too_slow() {
+    let limits = "max_upstream_requests = 1\nrequest_body_min_rate = 1000\nrequest_body_timeout = \"1s\"\nupstream_timeout = \"10s\"";
+    let running = start(limits, false).await;
+    // 10 bytes/s, each pause a tenth of request_body_timeout; ends by itself after 15 s.
+    let slow = paced(b"x", Duration::from_millis(100), 150);
+    let app = client_from::<Fed>("127.0.0.1");
+    let slow_upload = spawn_send(&app, upload(running.uri("/v1/upload"), slow));
+    running.wait_for(1, 1).await;
+    // The one slot is held: this request waits for it.
+    let other = spawn_send(&client_from("127.0.0.1"), get(running.uri("/v1/me")));
+
+    let (response, body) = slow_upload.await.unwrap();
+    assert_eq!(response.status(), StatusCode::REQUEST_TIMEOUT, "{body:?}");
+    assert_eq!(
+        response.headers()["x-wisegate-error"],
+        "request_body_too_slow"
+    );
+    let message = json(&body)["message"].as_str().unwrap().to_owned();
+    assert!(
+        message.contains("limits.request_body_min_rate"),
+        "{message}"
+    );
+    let (response, body) = other.await.unwrap();
+    assert_eq!(
+        response.status(),
+        StatusCode::OK,
+        "the slot came back: {body:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_slow_but_steady_upload_above_the_floor_goes_through_whole() {
+    let limits =
+        "request_body_min_rate = 1000\nrequest_body_timeout = \"1s\"\nupstream_timeout = \"10s\"";
+    let running = start(limits, false).await;
+    // 500 bytes every 50 ms (10 kB/s, ten times the floor) for about 2 s: two windows.
+    const PART: &[u8; 500] = &[b'a'; 500];
+    let steady = paced(PART, Duration::from_millis(50), 40);
+    let app = client_from::<Fed>("127.0.0.1");
+    let (response, body) = spawn_send(&app, upload(running.uri("/v1/upload"), steady))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK, "{body:?}");
+    assert_eq!(json(&body)["body_len"], 40 * 500);
 }
 
 /// The smallest valid config, with `limits` as its `[limits]` table.
@@ -221,6 +269,7 @@ fn the_shares_default_to_fractions_of_the_slots_and_every_bad_value_is_reported(
     let defaults = limits_config("").unwrap();
     assert_eq!(defaults.max_upstream_requests_per_connection, 64);
     assert_eq!(defaults.max_upstream_requests_per_client, 128);
+    assert_eq!(defaults.request_body_min_rate, 1024);
     let small = limits_config("max_upstream_requests = 2").unwrap();
     assert_eq!(
         (
@@ -229,6 +278,13 @@ fn the_shares_default_to_fractions_of_the_slots_and_every_bad_value_is_reported(
         ),
         (1, 1),
         "never below one"
+    );
+    assert_eq!(
+        limits_config("request_body_min_rate = 0")
+            .unwrap()
+            .request_body_min_rate,
+        0,
+        "0 turns the floor off"
     );
     let error = limits_config(
         "max_upstream_requests = 8\nmax_upstream_requests_per_connection = 9\nmax_upstream_requests_per_client = 0",

@@ -243,6 +243,9 @@ pub struct Limits {
     pub max_upstream_requests_per_connection: usize,
     /// How many of those one client address may hold, in gateway mode only.
     pub max_upstream_requests_per_client: usize,
+    /// The slowest a request body may arrive, in bytes per second of waiting for it, over
+    /// each `request_body_timeout` of waiting; 0: no floor.
+    pub request_body_min_rate: u64,
 }
 
 impl Default for Limits {
@@ -260,6 +263,7 @@ impl Default for Limits {
             max_upstream_requests: 256,
             max_upstream_requests_per_connection: 64,
             max_upstream_requests_per_client: 128,
+            request_body_min_rate: 1024,
         }
     }
 }

@@ -99,6 +99,7 @@ pub struct RawLimits {
     pub max_upstream_requests: Option<u64>,
     pub max_upstream_requests_per_connection: Option<u64>,
     pub max_upstream_requests_per_client: Option<u64>,
+    pub request_body_min_rate: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -190,8 +190,7 @@ async fn forward(
     let idempotent = request.method().is_idempotent();
     let (parts, body) = request.into_parts();
     let head = rewrite::head(parts, snapshot.upstream(selected.mode).authority());
-    let pause_limit = snapshot.config.limits.request_body_timeout;
-    let mut body = AppBody::prepare(body, keep, limit, pause_limit).await?;
+    let mut body = AppBody::prepare(body, keep, &snapshot.config.limits).await?;
 
     let mut side = selected.mode;
     if let Some(cooldown) = selected.fallback {

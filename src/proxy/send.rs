@@ -6,6 +6,7 @@
 use crate::app_body::{self, AppBodyFailure, AppBodyWatch, AppIncoming};
 use crate::body::{full, ProxyBody};
 use crate::body_stall::{BodyStalled, Sender};
+use crate::config::Limits;
 use crate::error::ProxyError;
 use crate::slots::AppConnection;
 use crate::token::TokenManager;
@@ -16,7 +17,6 @@ use http_body::Body;
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use std::sync::Arc;
-use std::time::Duration;
 
 /// The most request body kept for a second send.
 pub const REPLAY_BUFFER_BYTES: u64 = 64 * 1024;
@@ -58,14 +58,19 @@ pub enum AppBody {
 
 impl AppBody {
     /// Keeps `body` when `keep` and it is known to be small enough, else streams it. The
-    /// app may pause at most `pause_limit` while sending it.
+    /// app may pause at most `limits.request_body_timeout` while sending it, and must keep
+    /// above `limits.request_body_min_rate`.
     pub async fn prepare(
         body: Incoming,
         keep: bool,
-        limit: u64,
-        pause_limit: Duration,
+        limits: &Limits,
     ) -> Result<AppBody, ProxyError> {
-        let body = app_body::app_incoming(body, pause_limit);
+        let limit = limits.max_body_bytes;
+        let body = app_body::app_incoming(
+            body,
+            limits.request_body_timeout,
+            limits.request_body_min_rate,
+        );
         let small = body
             .size_hint()
             .exact()
@@ -104,6 +109,7 @@ fn app_body_error(failure: AppBodyFailure, limit: u64) -> ProxyError {
             limit: pause_limit,
             sender: Sender::App,
         }),
+        AppBodyFailure::TooSlow(slow) => ProxyError::RequestBodyTooSlow(slow),
         AppBodyFailure::Broken(detail) => ProxyError::BadRequestBody { detail },
     }
 }

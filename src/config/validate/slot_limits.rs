@@ -1,12 +1,12 @@
-//! The keys that share out the upstream request slots ([`crate::slots`]). The shares
-//! default to fractions of `limits.max_upstream_requests`, so a smaller or larger pool
-//! keeps the same fairness.
+//! The keys that share out the upstream request slots ([`crate::slots`]) and the floor
+//! under a request body's rate ([`crate::body_stall`]). The shares default to fractions of
+//! `limits.max_upstream_requests`, so a smaller or larger pool keeps the same fairness.
 
 use super::Checker;
 use crate::config::raw::RawLimits;
 use crate::config::Limits;
 
-/// Fills in `limits`' shares from `raw`; `limits.max_upstream_requests`
+/// Fills in `limits`' shares and rate floor from `raw`; `limits.max_upstream_requests`
 /// is already checked.
 pub(super) fn slot_limits(c: &mut Checker<'_>, raw: &RawLimits, limits: &mut Limits) {
     let all = limits.max_upstream_requests;
@@ -24,6 +24,9 @@ pub(super) fn slot_limits(c: &mut Checker<'_>, raw: &RawLimits, limits: &mut Lim
         all,
         2,
     );
+    limits.request_body_min_rate = raw
+        .request_body_min_rate
+        .unwrap_or(Limits::default().request_body_min_rate);
 }
 
 /// A share of `all` slots: at most `all`; by default `all / divisor` (at least 1).
