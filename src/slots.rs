@@ -83,6 +83,14 @@ fn client_of(ip: IpAddr) -> IpAddr {
     }
 }
 
+/// A client as [`client_of`] made it, for messages: an IPv6 client is its /64.
+pub fn client_text(client: IpAddr) -> String {
+    match client {
+        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(v6) => format!("{v6}/64"),
+    }
+}
+
 /// Each holder with slots held or wanted: its semaphore and how many requests hold or
 /// wait for one of its slots. An entry goes with its last request, so the map is only as
 /// large as the holders active now.

@@ -18,7 +18,6 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use rustls::{AlertDescription, ClientConfig};
 use std::error::Error as StdError;
-use std::net::IpAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -253,29 +252,31 @@ impl Upstream {
     /// The answer when a bound on the slots stayed full for `upstream_timeout`.
     fn busy(&self, full: Full) -> UpstreamError {
         let (target, seconds) = (self.target.clone(), self.timeout.as_secs());
-        let share = |holder: String, key, limit| UpstreamError::ShareBusy {
-            target: target.clone(),
+        let (holder, key, limit) = match full {
+            Full::All { limit } => {
+                return UpstreamError::Busy {
+                    target,
+                    limit,
+                    seconds,
+                }
+            }
+            Full::Connection { limit } => (
+                "this app connection".to_owned(),
+                "limits.max_upstream_requests_per_connection",
+                limit,
+            ),
+            Full::Client { limit, address } => (
+                format!("client address {}", crate::slots::client_text(address)),
+                "limits.max_upstream_requests_per_client",
+                limit,
+            ),
+        };
+        UpstreamError::ShareBusy {
+            target,
             holder,
             key,
             limit,
             seconds,
-        };
-        match full {
-            Full::All { limit } => UpstreamError::Busy {
-                target,
-                limit,
-                seconds,
-            },
-            Full::Connection { limit } => share(
-                "this app connection".into(),
-                "limits.max_upstream_requests_per_connection",
-                limit,
-            ),
-            Full::Client { limit, address } => share(
-                format!("client address {}", client_text(address)),
-                "limits.max_upstream_requests_per_client",
-                limit,
-            ),
         }
     }
 
@@ -354,14 +355,6 @@ impl Upstream {
         } else {
             UpstreamError::Other { target, detail }
         }
-    }
-}
-
-/// A client for messages: an IPv6 client is its /64.
-fn client_text(address: IpAddr) -> String {
-    match address {
-        IpAddr::V4(v4) => v4.to_string(),
-        IpAddr::V6(v6) => format!("{v6}/64"),
     }
 }
 
