@@ -15,7 +15,8 @@
 //! - [`proxy`]: the request path. [`headers`]: hop-by-hop hygiene. [`body`]: body types;
 //!   [`app_body`]: the app's request body as read and streamed; [`body_stall`]: its pause
 //!   limit.
-//! - [`server`]: the app-facing listener. [`admin`]: `/healthz`, `/readyz`, `/metrics`.
+//! - [`server`]: the app-facing listener; [`watchdog`]: its per-connection deadlines;
+//!   [`admission`]: `max_connections`. [`admin`]: `/healthz`, `/readyz`, `/metrics`.
 //! - [`slots`]: the upstream request slots, shared out per app connection and client.
 //! - [`reload`]: file watch + SIGHUP -> a new validated snapshot, swapped in atomically.
 //! - [`metrics`]: the Prometheus metrics. [`expiry`]: the daily certificate-expiry warning.
@@ -26,6 +27,7 @@
 //! Tests and embedders call [`run`] with listeners they bound themselves.
 
 pub mod admin;
+pub mod admission;
 pub mod app;
 pub mod app_body;
 pub mod authorize;
@@ -50,6 +52,7 @@ pub mod status;
 pub mod tls;
 pub mod token;
 pub mod upstream;
+pub mod watchdog;
 
 use app::{BuildError, Snapshot};
 use arc_swap::ArcSwap;
@@ -158,12 +161,18 @@ pub async fn run(
     ));
     let admin_stop = CancellationToken::new();
     let admin_shared = shared.clone();
+    // The admin listener has the app listener's connection limits: a silent socket there
+    // must not keep `/healthz` from the probes either.
+    let admin_listening = server::Listening {
+        name: "admin",
+        limits: limits.clone(),
+        grace: std::time::Duration::from_secs(1),
+        lanes: 0,
+    };
     let admin = tokio::spawn(server::serve(
         listeners.admin,
-        config::Limits::default(),
-        std::time::Duration::from_secs(1),
+        admin_listening,
         admin_stop.clone(),
-        0,
         move |request| admin::handle(admin_shared.clone(), request),
     ));
 
@@ -175,14 +184,15 @@ pub async fn run(
         tracing::info!("shutting down: no new connections, draining requests in flight");
     };
     let proxy_shared = shared.clone();
-    let serving = server::serve(
-        listeners.proxy,
+    let listening = server::Listening {
+        name: "app",
         limits,
         grace,
-        shutdown,
         lanes,
-        move |request| proxy::handle(proxy_shared.clone(), request),
-    );
+    };
+    let serving = server::serve(listeners.proxy, listening, shutdown, move |request| {
+        proxy::handle(proxy_shared.clone(), request)
+    });
     tokio::join!(marking, serving);
     // A refresh a request started just before (its tokens not yet saved) still finishes.
     shared.tokens.settle(settle_within).await;

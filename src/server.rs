@@ -1,16 +1,19 @@
-//! The app-facing listener: plain HTTP/1.1 and h2c (prior knowledge) on one port, a
-//! bounded number of connections, header size and read-time limits, a limit on how long
-//! an answer may stay unread, and a graceful drain on shutdown (stop accepting, let
-//! requests in flight finish, within a grace).
+//! The app-facing listener (and the admin listener): plain HTTP/1.1 and h2c (prior
+//! knowledge) on one port, at most `max_connections` connections (the longest idle make
+//! room: [`crate::admission`]), header size limits, deadlines for a request's head and
+//! for idle connections ([`crate::watchdog`]), a limit on how long an answer may stay
+//! unread, and a graceful drain on shutdown (stop accepting, let requests in flight
+//! finish, within a grace).
 
+use crate::admission::{Admission, Admitted};
 use crate::config::Limits;
 use crate::lanes::{Lanes, Open};
+use crate::watchdog::{Activity, Timeouts, Watchdog, Watched, MAX_ABANDONED_STREAMS};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper::{Request, Response};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -18,7 +21,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc::UnboundedReceiver;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::task::JoinSet;
 use tokio_io_timeout::TimeoutStream;
 use tokio_util::sync::CancellationToken;
 
@@ -26,6 +29,7 @@ use tokio_util::sync::CancellationToken;
 pub trait Handler: Clone + Send + Sync + 'static {
     type Body: http_body::Body<Data: Send, Error: Into<Box<dyn std::error::Error + Send + Sync>>>
         + Send
+        + Unpin
         + 'static;
     type Answer: Future<Output = Response<Self::Body>> + Send + 'static;
     fn call(&self, request: Request<Incoming>) -> Self::Answer;
@@ -37,6 +41,7 @@ where
     F: Future<Output = Response<B>> + Send + 'static,
     B: http_body::Body<Data: Send, Error: Into<Box<dyn std::error::Error + Send + Sync>>>
         + Send
+        + Unpin
         + 'static,
 {
     type Body = B;
@@ -46,20 +51,34 @@ where
     }
 }
 
-/// Serves `handler` on `listener` until `shutdown`, then drains for at most `grace`.
-/// With `lanes` > 0 the connections are served on that many lanes ([`crate::lanes`]),
-/// else on the caller's runtime.
+/// How a listener serves, fixed at start.
+#[derive(Debug, Clone)]
+pub struct Listening {
+    /// `app` or `admin`, for logs.
+    pub name: &'static str,
+    pub limits: Limits,
+    /// The longest the drain at shutdown may take.
+    pub grace: Duration,
+    /// Serving lanes ([`crate::lanes`]); 0: the caller's runtime.
+    pub lanes: usize,
+}
+
+/// Serves `handler` on `listener` until `shutdown`, then drains for at most the grace.
 pub async fn serve<H: Handler>(
     listener: TcpListener,
-    limits: Limits,
-    grace: Duration,
+    listening: Listening,
     shutdown: CancellationToken,
-    lanes: usize,
     handler: H,
 ) {
+    let Listening {
+        name,
+        limits,
+        grace,
+        lanes,
+    } = listening;
     let settings = Arc::new(ConnectionSettings::new(&limits));
-    let permits = Arc::new(Semaphore::new(limits.max_connections));
-    let graceful = GracefulShutdown::new();
+    let admission = Admission::new(limits.max_connections);
+    let mut connections = JoinSet::new();
     let lanes = (lanes > 0).then(|| {
         let settings = settings.clone();
         let handler = handler.clone();
@@ -68,15 +87,10 @@ pub async fn serve<H: Handler>(
         })
     });
     loop {
-        let permit = tokio::select! {
-            _ = shutdown.cancelled() => break,
-            permit = permits.clone().acquire_owned() => match permit {
-                Ok(permit) => permit,
-                Err(_) => break,
-            },
-        };
         let (stream, peer) = tokio::select! {
             _ = shutdown.cancelled() => break,
+            // Ended connections are reaped as they go.
+            Some(_) = connections.join_next() => continue,
             accepted = listener.accept() => match accepted {
                 Ok(accepted) => accepted,
                 Err(error) => {
@@ -86,113 +100,191 @@ pub async fn serve<H: Handler>(
                 }
             },
         };
+        // At max_connections the longest idle connection makes room; while every one is
+        // busy, the newcomer waits here (and the next ones in the listen backlog).
+        let (activity, admitted) = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            admitted = admission.admit() => admitted,
+        };
         let _ = stream.set_nodelay(true);
+        let connection = Connection {
+            peer,
+            activity,
+            _admitted: admitted,
+        };
         let Some(lanes) = &lanes else {
-            spawn_connection(&settings, &graceful, stream, peer, handler.clone(), permit);
+            spawn_connection(
+                &mut connections,
+                &settings,
+                stream,
+                handler.clone(),
+                connection,
+            );
             continue;
         };
         let handed = match stream.into_std() {
-            Ok(stream) => lanes.dispatch((stream, peer, permit)),
+            Ok(stream) => lanes.dispatch((stream, connection)),
             Err(error) => {
                 tracing::warn!(%peer, %error, "cannot hand a connection to a lane");
                 continue;
             }
         };
         // No lane could take it: served here.
-        if let Err((stream, peer, permit)) = handed {
-            serve_handed(&settings, &graceful, stream, peer, handler.clone(), permit);
+        if let Err((stream, connection)) = handed {
+            serve_handed(
+                &mut connections,
+                &settings,
+                stream,
+                handler.clone(),
+                connection,
+            );
         }
     }
     drop(listener);
+    admission.close_all();
     let drained = async {
+        let own = async { while connections.join_next().await.is_some() {} };
         match lanes {
-            Some(lanes) => tokio::join!(graceful.shutdown(), lanes.finish()).0,
-            None => graceful.shutdown().await,
+            Some(lanes) => tokio::join!(own, lanes.finish()).0,
+            None => own.await,
         }
     };
-    tokio::select! {
-        _ = drained => tracing::info!("all connections drained"),
-        _ = tokio::time::sleep(grace) => tracing::warn!(grace_s = grace.as_secs(), "shutdown grace elapsed with requests still in flight"),
+    // (`connections` still open past the grace are dropped with the join set.)
+    match tokio::time::timeout(grace, drained).await {
+        Ok(()) if name == "app" => tracing::info!("all app connections drained"),
+        Ok(()) => tracing::debug!(listener = name, "all connections drained"),
+        Err(_) => tracing::warn!(
+            listener = name,
+            grace_s = grace.as_secs(),
+            "shutdown grace elapsed with requests still in flight"
+        ),
     }
 }
 
 /// A lane: serves the connections handed to it until the acceptor stops, then drains
 /// them for at most `grace`.
 async fn serve_lane<H: Handler>(
-    mut connections: UnboundedReceiver<(Handed, Open)>,
+    mut handed: UnboundedReceiver<(Handed, Open)>,
     settings: Arc<ConnectionSettings>,
     handler: H,
     grace: Duration,
 ) {
-    let graceful = GracefulShutdown::new();
-    while let Some(((stream, peer, permit), open)) = connections.recv().await {
+    let mut connections = JoinSet::new();
+    loop {
+        let ((stream, connection), open) = tokio::select! {
+            Some(_) = connections.join_next() => continue,
+            next = handed.recv() => match next {
+                Some(next) => next,
+                None => break,
+            },
+        };
         serve_handed(
+            &mut connections,
             &settings,
-            &graceful,
             stream,
-            peer,
             handler.clone(),
-            (permit, open),
+            (connection, open),
         );
     }
-    let _ = tokio::time::timeout(grace, graceful.shutdown()).await;
+    let drained = async { while connections.join_next().await.is_some() {} };
+    let _ = tokio::time::timeout(grace, drained).await;
 }
 
-/// A connection accepted by the acceptor, on its way to a lane: the socket (taken off
-/// the acceptor's runtime), the peer and its `max_connections` permit.
-type Handed = (std::net::TcpStream, SocketAddr, OwnedSemaphorePermit);
-
-/// [`spawn_connection`] for a socket handed over from another runtime.
-fn serve_handed<H: Handler, T: Send + 'static>(
-    settings: &ConnectionSettings,
-    graceful: &GracefulShutdown,
-    stream: std::net::TcpStream,
+/// An admitted connection: its peer, what it does and its place under `max_connections`.
+struct Connection {
     peer: SocketAddr,
-    handler: H,
-    hold: T,
-) {
-    match TcpStream::from_std(stream) {
-        Ok(stream) => spawn_connection(settings, graceful, stream, peer, handler, hold),
-        Err(error) => tracing::warn!(%peer, %error, "cannot serve a connection"),
+    activity: Arc<Activity>,
+    _admitted: Admitted,
+}
+
+/// A connection accepted by the acceptor, on its way to a lane: the socket, taken off
+/// the acceptor's runtime.
+type Handed = (std::net::TcpStream, Connection);
+
+/// What a connection's task holds until it ends: its [`Connection`], and on a lane its
+/// place in the lane's count too.
+trait Held: Send + 'static {
+    fn connection(&self) -> &Connection;
+}
+
+impl Held for Connection {
+    fn connection(&self) -> &Connection {
+        self
     }
 }
 
-/// Serves one connection on the current runtime; `hold` (its connection permit) is
-/// dropped when it ends.
-fn spawn_connection<H: Handler, T: Send + 'static>(
+impl Held for (Connection, Open) {
+    fn connection(&self) -> &Connection {
+        &self.0
+    }
+}
+
+/// [`spawn_connection`] for a socket handed over from another runtime.
+fn serve_handed<H: Handler>(
+    connections: &mut JoinSet<()>,
     settings: &ConnectionSettings,
-    graceful: &GracefulShutdown,
-    stream: TcpStream,
-    peer: SocketAddr,
+    stream: std::net::TcpStream,
     handler: H,
-    hold: T,
+    held: impl Held,
 ) {
+    match TcpStream::from_std(stream) {
+        Ok(stream) => spawn_connection(connections, settings, stream, handler, held),
+        Err(error) => {
+            tracing::warn!(peer = %held.connection().peer, %error, "cannot serve a connection")
+        }
+    }
+}
+
+/// Serves one connection on the current runtime; `held` is dropped when it ends.
+fn spawn_connection<H: Handler>(
+    connections: &mut JoinSet<()>,
+    settings: &ConnectionSettings,
+    stream: TcpStream,
+    handler: H,
+    held: impl Held,
+) {
+    let connection = held.connection();
+    let (peer, activity) = (connection.peer, connection.activity.clone());
+    let requests = activity.clone();
     // Who the request came from, for its share of the upstream slots.
-    let connection = crate::slots::AppConnection::new(peer);
+    let app_connection = crate::slots::AppConnection::new(peer);
     let service = service_fn(move |mut request: Request<Incoming>| {
-        request.extensions_mut().insert(connection);
+        request.extensions_mut().insert(app_connection);
+        let pending = requests.request_started(request.version());
+        // A connection that abandons streams may be resetting each one right away: its
+        // new streams yield once first, so a stream already reset (hyper looks when the
+        // answer is not ready) is dropped before it takes an upstream slot or connects.
+        let look_first = requests.abandons_streams();
         let response = handler.call(request);
-        async move { Ok::<_, Infallible>(response.await) }
+        async move {
+            if look_first {
+                tokio::task::yield_now().await;
+            }
+            let response = response.await;
+            Ok::<_, Infallible>(response.map(|body| pending.answered(body)))
+        }
     });
     // An app that leaves its answer unread (its socket full) for write_timeout loses the
     // connection, and the answer's upstream slot is freed.
     let mut stream = TimeoutStream::new(stream);
     stream.set_write_timeout(Some(settings.write_timeout));
-    let connection = settings
+    let io = Watched::new(Box::pin(stream), activity.clone());
+    let served = settings
         .http
-        .serve_connection(TokioIo::new(Box::pin(stream)), service)
+        .serve_connection(TokioIo::new(io), service)
         .into_owned();
-    let connection = graceful.watch(connection);
+    let watched = Watchdog::new(served, activity, settings.timeouts, peer);
     let write_timeout = settings.write_timeout;
-    tokio::spawn(async move {
-        if let Err(error) = connection.await {
-            if timed_out(&*error) {
+    connections.spawn(async move {
+        match watched.await {
+            Some(Err(error)) if timed_out(&*error) => {
                 tracing::warn!(%peer, "the app made no room for its answer for {} (limits.response_write_timeout): connection closed; check why the app stops reading, or raise the limit if it reads large answers slowly", humantime::format_duration(write_timeout));
-            } else {
-                tracing::debug!(%peer, %error, "connection ended with an error");
             }
+            Some(Err(error)) => tracing::debug!(%peer, %error, "connection ended with an error"),
+            Some(Ok(())) => {}
+            None => tracing::debug!(%peer, "connection dropped: it did not close when asked"),
         }
-        drop(hold);
+        drop(held);
     });
 }
 
@@ -217,9 +309,10 @@ const APP_STREAM_WINDOW: u32 = 1024 * 1024;
 const APP_CONNECTION_WINDOW: u32 = 8 * APP_STREAM_WINDOW;
 
 /// How app connections are served, fixed at start: HTTP/1.1 and h2c with `limits`'
-/// header size and read-time bounds, and `limits.response_write_timeout`.
+/// header size bounds, the watchdog's deadlines and `limits.response_write_timeout`.
 struct ConnectionSettings {
     http: auto::Builder<TokioExecutor>,
+    timeouts: Timeouts,
     write_timeout: Duration,
 }
 
@@ -228,7 +321,9 @@ impl ConnectionSettings {
         let mut http = auto::Builder::new(TokioExecutor::new());
         http.http1()
             .timer(TokioTimer::new())
-            .header_read_timeout(limits.header_read_timeout)
+            // The watchdog bounds heads: hyper's own deadline starts as a connection goes
+            // idle, so it closed idle keep-alive connections after header_read_timeout.
+            .header_read_timeout(None)
             .max_buf_size(limits.max_header_bytes.max(8192))
             // The same count the request guard holds h2c requests to.
             .max_headers(crate::headers::MAX_HEADER_FIELDS)
@@ -242,9 +337,16 @@ impl ConnectionSettings {
             // and every other stream of the connection stalled into 408. Eight streams' worth,
             // as towards Wise: buffered request data stays bounded per connection.
             .initial_stream_window_size(APP_STREAM_WINDOW)
-            .initial_connection_window_size(APP_CONNECTION_WINDOW);
+            .initial_connection_window_size(APP_CONNECTION_WINDOW)
+            // Streams reset before they are accepted (h2's default, made explicit); those
+            // abandoned after are counted by the watchdog against the same number.
+            .max_pending_accept_reset_streams(MAX_ABANDONED_STREAMS as usize);
         ConnectionSettings {
             http,
+            timeouts: Timeouts {
+                header_read: limits.header_read_timeout,
+                idle: limits.idle_timeout,
+            },
             write_timeout: limits.response_write_timeout,
         }
     }
