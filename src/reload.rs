@@ -213,6 +213,10 @@ fn needs_restart(old: &Config, new: &Config) -> Vec<&'static str> {
             "limits.max_header_bytes/header_read_timeout/response_write_timeout/max_connections",
         );
     }
+    if a.idle_timeout != b.idle_timeout {
+        // The upstream pools take the new value; the listeners' watchdogs keep theirs.
+        changed.push("limits.idle_timeout (for app and admin connections)");
+    }
     if old.log.format != new.log.format || old.log.level != new.log.level {
         changed.push("log");
     }
