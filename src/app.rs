@@ -132,13 +132,15 @@ pub async fn token_manager(
         )?)),
         None => None,
     };
-    Ok(TokenManager::load(
+    let manager = TokenManager::load(
         oauth,
         token_store(config)?,
         config.oauth.refresh_before,
         seed,
     )
-    .await?)
+    .await?;
+    manager.set_min_refresh_interval_on_401(config.limits.min_refresh_interval_on_401);
+    Ok(manager)
 }
 
 /// Everything the request path reads from one config.

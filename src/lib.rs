@@ -128,7 +128,8 @@ pub async fn run(
     let settle_within = limits.upstream_timeout;
     let config_file = config.file.clone();
     let snapshot = Arc::new(Snapshot::build(config, &resolver, 1, lanes)?);
-    let mut metrics = metrics::Metrics::new(tokens.refresh_counter());
+    let mut metrics = metrics::Metrics::new(tokens.refresh_counter())
+        .with_unauthorized_counter(tokens.unauthorized_without_refresh_counter());
     if tokens.store().is_shared() {
         metrics = metrics.with_token_store_gauge();
     }

@@ -221,6 +221,17 @@ impl Metrics {
         }
     }
 
+    /// Adds `wisegate_unauthorized_without_refresh_total`, which the token manager
+    /// counts into.
+    pub fn with_unauthorized_counter(mut self, counter: Counter) -> Metrics {
+        self.registry.register(
+            "wisegate_unauthorized_without_refresh",
+            "401s from Wise answered without a refresh: a token had been obtained less than limits.min_refresh_interval_on_401 before (replayed with a newer token, or passed to the app)",
+            counter,
+        );
+        self
+    }
+
     /// Adds `wisegate_token_store_up`, for a shared (Redis) token store.
     pub fn with_token_store_gauge(mut self) -> Metrics {
         self.registry.register(

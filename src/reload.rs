@@ -99,6 +99,9 @@ impl Reloader {
                 Err(error) => return reject(error.to_string()),
             };
         shared.tokens.replace_oauth(oauth);
+        shared
+            .tokens
+            .set_min_refresh_interval_on_401(snapshot.config.limits.min_refresh_interval_on_401);
         crate::status::carry_over(&old, &snapshot);
         let changes = mode_changes(&old, &snapshot);
         let generation = snapshot.generation;

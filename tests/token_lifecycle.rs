@@ -1,6 +1,7 @@
 //! The OAuth token lifecycle against fake-wise issuing short-lived tokens that invalidate
 //! their predecessors: refresh ahead of expiry with one call per lifetime under load,
-//! refresh-and-replay after a forced invalidation, restart from the store, token endpoint
+//! refresh-and-replay after a forced invalidation, sequential 401s that refresh at most
+//! once per `limits.min_refresh_interval_on_401`, restart from the store, token endpoint
 //! down then back, revoked grant.
 
 mod common;
@@ -94,6 +95,61 @@ async fn a_second_401_is_passed_through_without_looping() {
     );
     assert_eq!(h.wise.requests().len(), 2);
     assert_eq!(h.wise.token_calls().refresh_token, 1);
+}
+
+/// A path that answers 401 whatever the token (a permission Wise does not grant): the
+/// first 401 refreshes and replays, the next ones (the token is moments old) go to the
+/// app without another refresh, and are counted.
+#[tokio::test]
+async fn sequential_401s_to_a_fresh_token_do_not_refresh_again() {
+    let h = Harness::start().await;
+    for _ in 0..20 {
+        let (response, _) = h.get("/test/status/401").await;
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+        assert!(
+            response.headers().get("x-wisegate-error").is_none(),
+            "Wise's own 401"
+        );
+    }
+    assert_eq!(
+        h.wise.token_calls().refresh_token,
+        1,
+        "one refresh for 20 sequential 401s"
+    );
+    // The first request: 401, refresh, replay (401). The 19 others: sent once each.
+    assert_eq!(h.wise.requests().len(), 2 + 19);
+    assert_eq!(
+        common::metric(h.admin, "wisegate_unauthorized_without_refresh_total").await,
+        19.0
+    );
+    // Other paths are served with the refreshed token all along.
+    assert_eq!(h.get("/v1/me").await.0.status(), StatusCode::OK);
+}
+
+/// Once `limits.min_refresh_interval_on_401` has passed since the last refresh, a 401
+/// refreshes again: at most one refresh per interval, however many 401s.
+#[tokio::test]
+async fn a_401_refreshes_again_once_the_interval_has_passed() {
+    let h = Harness::with_extra("[limits]\nmin_refresh_interval_on_401 = \"1s\"\n").await;
+    let started = Instant::now();
+    let mut requests = 0u32;
+    let refreshed_again = common::eventually(Duration::from_secs(20), async || {
+        requests += 1;
+        assert_eq!(
+            h.get("/test/status/401").await.0.status(),
+            StatusCode::UNAUTHORIZED
+        );
+        h.wise.token_calls().refresh_token >= 3
+    })
+    .await;
+    let elapsed = started.elapsed();
+    assert!(refreshed_again, "a 401 after the interval refreshes");
+    let refreshes = h.wise.token_calls().refresh_token;
+    let intervals = (elapsed.as_millis() / 1000) as u64 + 1;
+    assert!(
+        refreshes <= intervals,
+        "{refreshes} refreshes for {requests} 401s in {elapsed:?}"
+    );
 }
 
 #[tokio::test]

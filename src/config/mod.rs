@@ -246,6 +246,8 @@ pub struct Limits {
     /// The slowest a request body may arrive, in bytes per second of waiting for it, over
     /// each `request_body_timeout` of waiting; 0: no floor.
     pub request_body_min_rate: u64,
+    /// How long after a token was obtained a 401 from Wise does not refresh it again.
+    pub min_refresh_interval_on_401: Duration,
 }
 
 impl Default for Limits {
@@ -264,6 +266,8 @@ impl Default for Limits {
             max_upstream_requests_per_connection: 64,
             max_upstream_requests_per_client: 128,
             request_body_min_rate: 1024,
+            min_refresh_interval_on_401:
+                crate::token::rejection::DEFAULT_MIN_REFRESH_INTERVAL_ON_401,
         }
     }
 }

@@ -11,9 +11,11 @@ use http::{Method, Uri};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+use token_limits::min_refresh_interval_on_401;
 use token_store::{token_store, RedisKeys};
 
 mod slot_limits;
+mod token_limits;
 mod token_store;
 
 /// Collects problems while values are checked one by one.
@@ -300,6 +302,10 @@ pub fn validate(file: &Path, raw: RawConfig) -> Result<Config, Vec<Problem>> {
             raw.limits.max_upstream_requests,
             defaults.max_upstream_requests as u64,
         ) as usize,
+        min_refresh_interval_on_401: min_refresh_interval_on_401(
+            &mut c,
+            raw.limits.min_refresh_interval_on_401.as_deref(),
+        ),
         ..defaults
     };
     slot_limits::slot_limits(&mut c, &raw.limits, &mut limits);

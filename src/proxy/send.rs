@@ -9,7 +9,7 @@ use crate::body_stall::{BodyStalled, Sender};
 use crate::config::Limits;
 use crate::error::ProxyError;
 use crate::slots::AppConnection;
-use crate::token::TokenManager;
+use crate::token::{Rejection, TokenManager};
 use crate::upstream::{Upstream, UpstreamBody, UpstreamError};
 use bytes::Bytes;
 use http::{header, HeaderMap, HeaderValue, Method, Request, Response, StatusCode, Uri};
@@ -153,6 +153,7 @@ pub async fn send_once(
 /// Sends with the user's token: a 401 to a kept request is answered by one refresh (or
 /// the token another request already refreshed) and one replay; a second 401 goes to the
 /// app. A 401 to a streamed request still triggers the refresh, for the next request.
+/// A 401 soon after a token was obtained refreshes nothing ([`Rejection`]).
 pub async fn send_with_user_token(
     upstream: &Upstream,
     head: &RequestHead,
@@ -165,14 +166,23 @@ pub async fn send_with_user_token(
     if first.status() != StatusCode::UNAUTHORIZED {
         return Ok(first);
     }
+    let rejection = tokens.on_rejection(&bearer).await;
     if !body.is_kept() {
-        let tokens = tokens.clone();
-        tokio::spawn(async move { tokens.replace_rejected(&bearer).await });
+        if let Rejection::Refresh = rejection {
+            let tokens = tokens.clone();
+            tokio::spawn(async move { tokens.replace_rejected(&bearer).await });
+        }
+        return Ok(first);
+    }
+    if let Rejection::PassOn = rejection {
         return Ok(first);
     }
     // The 401 gives back its upstream slot before the replay takes one.
     drop(first);
-    let fresh = tokens.replace_rejected(&bearer).await?;
+    let fresh = match rejection {
+        Rejection::Replay(newer) => newer,
+        _ => tokens.replace_rejected(&bearer).await?,
+    };
     tracing::info!("Wise answered 401; replaying once with the refreshed token");
     send_once(upstream, head, body, fresh, limit).await
 }

@@ -138,7 +138,7 @@ impl TokenManager {
 
     /// Adopts `stored` when it is newer than `held_generation` and (after a 401) not
     /// the token that failed; returns the bearer then in use.
-    fn adopt_newer(
+    pub(super) fn adopt_newer(
         &self,
         stored: Option<Lineage>,
         held_generation: u64,
@@ -169,6 +169,7 @@ impl TokenManager {
                 generation,
                 "using the access token another replica stored in the shared token store"
             );
+            self.floor.obtained();
             // A new lineage (e.g. `wisegate authorize` elsewhere) lifts a refused grant.
             if self.last_refresh().is_some_and(|o| o.grant_refused) {
                 self.outcome.store(None);

@@ -12,6 +12,7 @@ use super::client::{OAuthClient, OAuthError};
 use super::client_token::ClientToken;
 use super::held::{bearer_header, seeded, token_set, Held};
 use super::lock::LockGuard;
+use super::rejection::RefreshFloor;
 use super::schedule;
 use super::store::{Lineage, StoreError};
 use crate::metrics::ResultLabels;
@@ -59,6 +60,9 @@ pub struct TokenManager {
     oauth: ArcSwap<OAuthClient>,
     /// `wisegate_token_refresh_total{result}`, registered by the metrics.
     refreshes: Family<ResultLabels, Counter>,
+    /// When a token was last obtained, so that a 401 soon after does not refresh again
+    /// ([`super::rejection`]).
+    pub(super) floor: RefreshFloor,
     pub(super) store: TokenStore,
     refresh_before: Duration,
     pub(super) user: ArcSwapOption<Held>,
@@ -114,6 +118,7 @@ impl TokenManager {
         Ok(TokenManager {
             oauth: ArcSwap::from_pointee(oauth),
             refreshes: Family::default(),
+            floor: RefreshFloor::default(),
             store,
             refresh_before,
             user: ArcSwapOption::new(held.map(Arc::new)),
@@ -208,6 +213,11 @@ impl TokenManager {
                     reason: format!("Wise rejected it and the refresh failed: {other}"),
                 },
             })
+    }
+
+    /// Whether this process is refreshing right now.
+    pub(super) fn refresh_in_flight(&self) -> bool {
+        self.refresh_lock.try_lock().is_err()
     }
 
     /// [`Self::refresh_unless_replaced`] as a task of its own, on the background
@@ -359,6 +369,7 @@ impl TokenManager {
         let held = Held::new(tokens, generation).ok_or(RefreshError::Unusable)?;
         let bearer = held.bearer.clone();
         self.user.store(Some(Arc::new(held)));
+        self.floor.obtained();
         self.changed.notify_waiters();
         Ok(bearer)
     }

@@ -2,8 +2,9 @@
 //! kept between runs ([`backend`]: a file, [`store`], or Redis shared by replicas,
 //! [`redis_store`]), and the manager that hands the current credential to the request
 //! path ([`manager`]; the client-credentials token in `client_token`, the held token in
-//! `held`). With a shared store the group refreshes once for all ([`group`],
-//! under the lock of [`lock`]) and every replica follows the store ([`sync`]).
+//! `held`; what a 401 from Wise leads to, [`rejection`]). With a shared store the group
+//! refreshes once for all ([`group`], under the lock of [`lock`]) and every replica
+//! follows the store ([`sync`]).
 
 pub mod backend;
 pub mod client;
@@ -13,6 +14,7 @@ mod held;
 pub mod lock;
 pub mod manager;
 pub mod redis_store;
+pub mod rejection;
 pub mod schedule;
 pub mod store;
 pub mod sync;
@@ -22,4 +24,5 @@ pub use client::{OAuthClient, OAuthError, TokenResponse};
 pub use held::token_set;
 pub use manager::{CredentialError, TokenManager};
 pub use redis_store::RedisStore;
+pub use rejection::Rejection;
 pub use store::{FileStore, Lineage, StoreError, TokenSet};
