@@ -1,7 +1,8 @@
 //! The token file: where the OAuth lineage (refresh token, current access token) lives
 //! between runs when one process owns it. A JSON file written atomically (temp file,
 //! fsync, rename, fsync of the folder) with mode 0600, so a crash leaves either the old
-//! tokens or the new ones. (Several replicas share a lineage through
+//! tokens or the new ones. The temporary file is never a file or link someone else
+//! planted (see `write_atomically`). (Several replicas share a lineage through
 //! [`super::redis_store`] instead.)
 
 use crate::secret::{AccessToken, RefreshToken};
@@ -155,8 +156,13 @@ impl FileStore {
 }
 
 /// temp file in the same folder, fsync, rename over `path`, fsync the folder.
+///
+/// The temporary file gets a name nobody can guess and is created exclusively
+/// (`O_CREAT|O_EXCL`, plus `O_NOFOLLOW`) with mode 0600: in a folder others can write, a
+/// file or link planted at a predictable name would otherwise receive the tokens (a
+/// link is followed by a plain create, and then renamed over the store).
 fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+    use std::os::unix::fs::DirBuilderExt;
     let folder = match path.parent() {
         Some(folder) if !folder.as_os_str().is_empty() => folder.to_owned(),
         _ => PathBuf::from("."),
@@ -169,14 +175,10 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let temp = folder.join(format!(".{file_name}.{}.tmp", std::process::id()));
+    let temp = folder.join(format!(".{file_name}.{:032x}.tmp", rand::random::<u128>()));
+    let mut file = create_private(&temp)?;
+    // Only what this call created is removed on failure, never a file found there.
     let result = (|| {
-        let mut file = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&temp)?;
         file.write_all(bytes)?;
         file.sync_all()?;
         std::fs::rename(&temp, path)?;
@@ -186,6 +188,17 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         let _ = std::fs::remove_file(&temp);
     }
     result
+}
+
+/// A new file only this user may read, never one (or a link) found at `path`.
+fn create_private(path: &Path) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
+        .mode(0o600)
+        .open(path)
 }
 
 #[cfg(test)]
@@ -215,6 +228,31 @@ mod tests {
             .unwrap()
             .permissions()
             .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+
+    #[test]
+    fn the_temporary_file_is_never_one_found_in_its_place() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("target");
+        std::fs::write(&target, "untouched").unwrap();
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        let dangling = dir.path().join("dangling");
+        std::os::unix::fs::symlink(dir.path().join("nowhere"), &dangling).unwrap();
+        for planted in [&link, &dangling, &target] {
+            let error = create_private(planted).unwrap_err();
+            assert_eq!(
+                error.kind(),
+                std::io::ErrorKind::AlreadyExists,
+                "{planted:?}"
+            );
+        }
+        assert_eq!(std::fs::read_to_string(&target).unwrap(), "untouched");
+        assert!(!dir.path().join("nowhere").exists());
+        let fresh = dir.path().join("fresh");
+        create_private(&fresh).unwrap();
+        let mode = std::fs::metadata(&fresh).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600);
     }
 
