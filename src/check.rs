@@ -1,5 +1,7 @@
 //! `wisegate check`: validates the config and every file it names, and prints a
-//! checklist an operator can act on. `--online` also handshakes with each upstream,
+//! checklist an operator can act on. Credential files and a token store folder that
+//! others may read or write are warnings ([`crate::file_safety`]): `run` serves with
+//! them too, and says so. `--online` also handshakes with each upstream,
 //! refreshes the OAuth token (storing the new lineage) and makes Wise's test call
 //! (`GET /v1/authenticated/playground`) over mTLS with it.
 
@@ -125,6 +127,9 @@ pub async fn check(config: &Config, online: bool) -> Checklist {
         );
     }
     check_store(&mut list, config).await;
+    for exposure in crate::file_safety::exposures(config) {
+        list.warn(exposure.to_string());
+    }
 
     if online {
         if let Some(identity) = identity {

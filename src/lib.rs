@@ -23,6 +23,7 @@
 //! - [`authorize`]: the one-time OAuth authorization step. [`check`]: `wisegate check`.
 //! - [`csr`]: `wisegate csr`, the private key and CSR for Wise's Developer Hub.
 //! - [`error`]: wisegate's own answers. [`secret`]: redacting secret types.
+//!   [`file_safety`]: credential files and the token store folder others may read or write.
 //!
 //! Tests and embedders call [`run`] with listeners they bound themselves.
 
@@ -38,6 +39,7 @@ pub mod config;
 pub mod csr;
 pub mod error;
 pub mod expiry;
+pub mod file_safety;
 pub mod headers;
 pub mod lanes;
 pub mod metrics;
@@ -119,6 +121,7 @@ pub async fn run(
     listeners: Listeners,
     shutdown: CancellationToken,
 ) -> Result<(), BuildError> {
+    file_safety::warn(&config);
     let resolver = app::load_identity(&config)?;
     let tokens = Arc::new(app::token_manager(&config, &resolver).await?);
     let limits = config.limits.clone();
