@@ -107,15 +107,20 @@ impl TokenManager {
             // The same order for the group: the lock first, then the store.
             match lock::remaining(redis).await {
                 Ok(Some(_)) => return Rejection::Refresh,
-                Ok(None) => {}
-                Err(_) => return self.without_refresh(Rejection::PassOn),
-            }
-            if let Ok(stored) = redis.load().await {
-                if let Some(adopted) =
-                    self.adopt_newer(stored, self.held_generation(), Some(failed))
-                {
-                    return self.without_refresh(Rejection::Replay(adopted));
+                Ok(None) => {
+                    if let Ok(stored) = redis.load().await {
+                        let held = self.held_generation();
+                        if let Some(adopted) = self.adopt_newer(stored, held, Some(failed)) {
+                            return self.without_refresh(Rejection::Replay(adopted));
+                        }
+                    }
                 }
+                // Unreachable: nothing newer to learn from it now.
+                Err(_) => {}
+            }
+            // The update notification may have been adopted meanwhile.
+            if let Some(newer) = self.held_newer_than(failed) {
+                return self.without_refresh(Rejection::Replay(newer));
             }
         }
         self.without_refresh(Rejection::PassOn)
