@@ -294,6 +294,11 @@ async fn token_status_reports_the_running_processes_last_refresh() {
             .unwrap();
         String::from_utf8_lossy(&output.stdout).into_owned()
     };
+    // The grant is revoked right after a refresh: with the default interval that 401
+    // would go to the app without asking Wise again (token::rejection).
+    let mut text = std::fs::read_to_string(&setup.config_path).unwrap();
+    text.push_str("\n[limits]\nmin_refresh_interval_on_401 = \"1ms\"\n");
+    std::fs::write(&setup.config_path, text).unwrap();
     let mut running = start(&setup, &[], "warn").await;
     assert!(status(setup.config_path.clone())
         .await
