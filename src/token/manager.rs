@@ -200,7 +200,8 @@ impl TokenManager {
     }
 
     /// After Wise answered 401 to `failed`: if another request already replaced that
-    /// token, the newer one; else one refresh (shared by all callers).
+    /// token, the newer one; else one refresh (shared by all callers). The proxy asks
+    /// [`Self::on_rejection`] first, which declines a refresh soon after the last one.
     pub async fn replace_rejected(
         self: &Arc<Self>,
         failed: &HeaderValue,

@@ -128,8 +128,10 @@ impl TokenManager {
 
     fn without_refresh(&self, rejection: Rejection) -> Rejection {
         self.floor.without_refresh.inc();
+        // Debug, not info: a path that always answers 401 would log once per request
+        // (the access log has each one already, the counter their number).
         match &rejection {
-            Rejection::PassOn => tracing::info!(
+            Rejection::PassOn => tracing::debug!(
                 "Wise answered 401 to an access token obtained moments ago: passing the 401 to the app without refreshing again (limits.min_refresh_interval_on_401)"
             ),
             _ => tracing::debug!("Wise answered 401; replaying with the newer token held"),
