@@ -83,8 +83,11 @@ redis_key_prefix = {{ . | toJson }}
 {{- if .caConfigMap.name }}
 redis_ca_file = {{ printf "%s/redis-ca/%s" $secrets .caConfigMap.key | toJson }}
 {{- end }}
-{{- else }}
+{{- else if include "wisegate.tokenClaim" $ }}
 token_store = {{ printf "%s/tokens.json" (include "wisegate.stateDir" $) | toJson }}
+{{- else }}
+# An emptyDir is world-writable (0777): the store sits in a folder wisegate makes 0700.
+token_store = {{ printf "%s/private/tokens.json" (include "wisegate.stateDir" $) | toJson }}
 {{- end }}
 {{- end }}
 {{- if .Values.secrets.refreshTokenSeed.name }}
