@@ -3,15 +3,28 @@
 //! needs is usable; otherwise 503 with the reasons as JSON). Trouble that does not stop
 //! requests yet, such as an unreachable shared token store while the held token is
 //! valid, is listed as `degraded` and keeps the status at 200.
+//!
+//! `POST /token/refresh` and `POST /token/reload` let the command line act through the
+//! running process, so that one lineage stays in one hand: `wisegate token refresh`
+//! refreshes here (a refresh elsewhere would invalidate the token this process holds),
+//! and `wisegate authorize` hands over the lineage it stored. Both change state, so they
+//! answer only POST, only from loopback peers, and only with the header
+//! [`CONFIG_SHA256_HEADER`] naming the config this process runs (a browser cannot send
+//! that header cross-site without a preflight, which nothing here answers).
 
 use crate::body::{full, ProxyBody};
 use crate::route::Mode;
+use crate::token::adopt::Reloaded;
 use crate::Shared;
-use http::{header, HeaderValue, Request, Response, StatusCode};
+use http::{header, HeaderValue, Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::SystemTime;
+
+/// The header a caller of the token endpoints names its config's SHA-256 in: a process
+/// running another config (or another version of it) refuses with 409.
+pub const CONFIG_SHA256_HEADER: &str = "x-wisegate-config-sha256";
 
 pub async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> Response<ProxyBody> {
     match request.uri().path() {
@@ -34,11 +47,13 @@ pub async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> Response
         }
         "/metrics" => metrics(&shared),
         "/status" => status(&shared, &request),
+        "/token/refresh" => token_refresh(shared, &request).await,
+        "/token/reload" => token_reload(shared, &request).await,
         _ => json(
             StatusCode::NOT_FOUND,
             crate::error::error_body(
                 "not_found",
-                "the admin listener serves /healthz, /readyz, /metrics and /status",
+                "the admin listener serves /healthz, /readyz, /metrics, /status, and POST /token/refresh and /token/reload",
             ),
         ),
     }
@@ -162,5 +177,112 @@ fn json(status: StatusCode, value: serde_json::Value) -> Response<ProxyBody> {
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
     );
+    response
+}
+
+/// `POST /token/refresh`: refreshes the held lineage now, as a task of its own (a caller
+/// that hangs up must not drop a refresh Wise already answered).
+async fn token_refresh(shared: Arc<Shared>, request: &Request<Incoming>) -> Response<ProxyBody> {
+    if let Some(refused) = refuse_token_call(&shared, request) {
+        return refused;
+    }
+    let tokens = shared.tokens.clone();
+    match tokio::spawn(async move { tokens.refresh_now().await }).await {
+        Ok(Ok(())) => json(StatusCode::OK, token_answer(&shared, true)),
+        Ok(Err(error)) => admin_error(
+            StatusCode::BAD_GATEWAY,
+            "refresh_failed",
+            &format!("the running wisegate could not refresh the token: {error}"),
+        ),
+        Err(error) => admin_error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "refresh_failed",
+            &format!("the refresh task ended without an answer ({error}): see the running wisegate's log"),
+        ),
+    }
+}
+
+/// `POST /token/reload`: re-reads the token store and adopts a newer lineage.
+async fn token_reload(shared: Arc<Shared>, request: &Request<Incoming>) -> Response<ProxyBody> {
+    if let Some(refused) = refuse_token_call(&shared, request) {
+        return refused;
+    }
+    match shared.tokens.reload_from_store().await {
+        Ok(reloaded) => json(
+            StatusCode::OK,
+            token_answer(&shared, reloaded == Reloaded::Adopted),
+        ),
+        Err(error) => admin_error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "token_store_unreadable",
+            &format!("the running wisegate could not read the token store: {error}"),
+        ),
+    }
+}
+
+/// What a token call answers: whether the held token changed, and its expiry.
+fn token_answer(shared: &Shared, changed: bool) -> serde_json::Value {
+    let expires_at = shared
+        .tokens
+        .status()
+        .expires_at
+        .map(|at| humantime::format_rfc3339_seconds(at).to_string());
+    serde_json::json!({ "changed": changed, "expires_at": expires_at })
+}
+
+/// Why a token call is refused, if it is: not POST, not from loopback, or not naming
+/// the config this process runs.
+fn refuse_token_call(shared: &Shared, request: &Request<Incoming>) -> Option<Response<ProxyBody>> {
+    if request.method() != Method::POST {
+        let mut refused = admin_error(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            &format!("{} changes state: send POST", request.uri().path()),
+        );
+        refused
+            .headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static("POST"));
+        return Some(refused);
+    }
+    let loopback = request
+        .extensions()
+        .get::<crate::slots::AppConnection>()
+        .is_some_and(|connection| connection.peer().ip().is_loopback());
+    if !loopback {
+        return Some(admin_error(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "the token endpoints answer only callers on this host (a loopback address): run the command next to wisegate",
+        ));
+    }
+    let running = shared.snapshot.load().config.sha256.clone();
+    let named = request
+        .headers()
+        .get(CONFIG_SHA256_HEADER)
+        .and_then(|value| value.to_str().ok());
+    match named {
+        Some(named) if named.eq_ignore_ascii_case(&running) => None,
+        Some(_) => Some(admin_error(
+            StatusCode::CONFLICT,
+            "config_mismatch",
+            "this wisegate runs another config (its SHA-256 differs from the caller's): reload it (SIGHUP) or use its config file",
+        )),
+        None => Some(admin_error(
+            StatusCode::BAD_REQUEST,
+            "config_sha256_missing",
+            &format!("name the config's SHA-256 in the {CONFIG_SHA256_HEADER} header"),
+        )),
+    }
+}
+
+/// An admin error in the contract's shape.
+fn admin_error(status: StatusCode, kind: &'static str, message: &str) -> Response<ProxyBody> {
+    let mut response = json(
+        status,
+        serde_json::json!({ "error": kind, "message": message, "error_description": message }),
+    );
+    response
+        .headers_mut()
+        .insert("x-wisegate-error", HeaderValue::from_static(kind));
     response
 }

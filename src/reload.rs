@@ -6,7 +6,8 @@
 //! serving; a broken new certificate/key pair keeps the old pair in use while the rest of
 //! the config applies (so the rollback lever is never blocked by a bad certificate).
 //! Folders are watched, not files: editors save by rename and Kubernetes swaps a `..data`
-//! symlink in mounted ConfigMaps and Secrets.
+//! symlink in mounted ConfigMaps and Secrets. SIGHUP also re-reads the token store, so a
+//! lineage `wisegate authorize` stored meanwhile is taken up.
 
 use crate::app::{self, Snapshot};
 use crate::config::Config;
@@ -305,9 +306,13 @@ pub async fn watch(reloader: Arc<Reloader>, shutdown: CancellationToken) {
                 None => std::future::pending().await,
             }
         };
+        let mut hung_up = false;
         tokio::select! {
             _ = shutdown.cancelled() => return,
-            _ = hup => tracing::info!("SIGHUP: reloading"),
+            _ = hup => {
+                tracing::info!("SIGHUP: reloading");
+                hung_up = true;
+            }
             Some(event) = events.recv() => {
                 tracing::debug!(?event, "file event");
                 if !relevant(&event, &files) {
@@ -319,6 +324,17 @@ pub async fn watch(reloader: Arc<Reloader>, shutdown: CancellationToken) {
             }
         }
         reloader.reload().await;
+        if hung_up {
+            adopt_stored_lineage(&reloader.shared).await;
+        }
+    }
+}
+
+/// SIGHUP also re-reads the token store: a lineage `wisegate authorize` stored while
+/// this process ran (without handing it over) is taken up.
+async fn adopt_stored_lineage(shared: &Shared) {
+    if let Err(error) = shared.tokens.reload_from_store().await {
+        tracing::warn!("SIGHUP: the token store was not re-read: {error}");
     }
 }
 

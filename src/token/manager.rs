@@ -67,7 +67,7 @@ pub struct TokenManager {
     refresh_before: Duration,
     pub(super) user: ArcSwapOption<Held>,
     /// Single flight within this process (the Redis lock makes it one in the group).
-    refresh_lock: tokio::sync::Mutex<()>,
+    pub(super) refresh_lock: tokio::sync::Mutex<()>,
     pub(super) outcome: ArcSwapOption<RefreshOutcome>,
     /// Wakes the refresh schedule (and waiters for another replica's refresh) when the
     /// held token changes.

@@ -4,8 +4,10 @@
 //! path ([`manager`]; the client-credentials token in `client_token`, the held token in
 //! `held`; what a 401 from Wise leads to, [`rejection`]). With a shared store the group
 //! refreshes once for all ([`group`], under the lock of [`lock`]) and every replica
-//! follows the store ([`sync`]).
+//! follows the store ([`sync`]). A lineage written under a running process is taken up
+//! by [`adopt`].
 
+pub mod adopt;
 pub mod backend;
 pub mod client;
 mod client_token;
@@ -21,7 +23,7 @@ pub mod sync;
 
 pub use backend::TokenStore;
 pub use client::{OAuthClient, OAuthError, TokenResponse};
-pub use held::token_set;
+pub use held::{bearer_header, token_set};
 pub use manager::{CredentialError, TokenManager};
 pub use redis_store::RedisStore;
 pub use rejection::Rejection;
