@@ -16,7 +16,8 @@
 //!   [`app_body`]: the app's request body as read and streamed; [`body_stall`]: its pause
 //!   limit.
 //! - [`server`]: the app-facing listener; [`watchdog`]: its per-connection deadlines;
-//!   [`admission`]: `max_connections`. [`admin`]: `/healthz`, `/readyz`, `/metrics`.
+//!   [`admission`]: `max_connections`. [`admin`]: `/healthz`, `/readyz`, `/metrics`,
+//!   the token endpoints; [`admin_client`]: the command line's way to a running wisegate.
 //! - [`slots`]: the upstream request slots, shared out per app connection and client.
 //! - [`reload`]: file watch + SIGHUP -> a new validated snapshot, swapped in atomically.
 //! - [`metrics`]: the Prometheus metrics. [`expiry`]: the daily certificate-expiry warning.
@@ -28,6 +29,7 @@
 //! Tests and embedders call [`run`] with listeners they bound themselves.
 
 pub mod admin;
+pub mod admin_client;
 pub mod admission;
 pub mod app;
 pub mod app_body;

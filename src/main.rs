@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{SystemTime, UNIX_EPOCH};
 use tokio_util::sync::CancellationToken;
+use wisegate::admin_client::{self, Lookup};
 use wisegate::config::{Config, ConfigError, LogFormat};
 use wisegate::{app, authorize, Listeners};
 
@@ -46,12 +47,19 @@ enum Command {
         config: PathBuf,
     },
     /// The one-time OAuth step: get a code, exchange it, store the tokens.
+    ///
+    /// Changes: the token store (a lineage already there is replaced, after asking; a
+    /// wisegate running this config is handed the new lineage through its admin listener).
     Authorize {
         #[arg(long, env = "WISEGATE_CONFIG")]
         config: PathBuf,
         /// A code already obtained from Wise's redirect.
         #[arg(long)]
         code: Option<String>,
+        /// Replace a lineage already in the token store without asking (required to
+        /// replace one when stdin is not a terminal).
+        #[arg(long)]
+        force: bool,
     },
     /// Inspect or refresh the stored OAuth token.
     Token {
@@ -59,10 +67,14 @@ enum Command {
         action: TokenAction,
     },
     /// Validate the config and every file it names; print a checklist; non-zero on failure.
+    ///
+    /// Changes nothing, also with --online: it never refreshes the token.
     Check {
         #[arg(long, env = "WISEGATE_CONFIG")]
         config: PathBuf,
-        /// Also handshake with each upstream, refresh the token and make Wise's test call.
+        /// Also talk to Wise, changing nothing: TLS with the legacy host, the client
+        /// certificate on the mTLS host, the token endpoint by a client-credentials grant
+        /// (the user's tokens are untouched) and Wise's test call. No refresh.
         #[arg(long)]
         online: bool,
     },
@@ -119,6 +131,10 @@ enum TokenAction {
         config: PathBuf,
     },
     /// Refresh the stored token now.
+    ///
+    /// Changes: the access token (Wise invalidates the old one) and the token store. With
+    /// a wisegate running this config (admin.address on this host), that process
+    /// refreshes, so it keeps a valid token; otherwise this command refreshes itself.
     Refresh {
         #[arg(long, env = "WISEGATE_CONFIG")]
         config: PathBuf,
@@ -193,8 +209,13 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
             wisegate::run(config, listeners, shutdown).await?;
             Ok(())
         }
-        Command::Authorize { config, code } => {
+        Command::Authorize {
+            config,
+            code,
+            force,
+        } => {
             let config = load(&config, cli.log_format)?;
+            confirm_replacing(&config, force).await?;
             let stdin = tokio::io::BufReader::new(tokio::io::stdin());
             let authorized =
                 authorize::authorize(&config, code, stdin, |text| println!("{text}")).await?;
@@ -209,6 +230,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
                     "profileId: not given with --code (see the redirect URL's profileId parameter)"
                 ),
             }
+            hand_over(&config).await;
             Ok(())
         }
         Command::Token {
@@ -273,6 +295,22 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
             action: TokenAction::Refresh { config },
         } => {
             let config = load(&config, cli.log_format)?;
+            match admin_client::find(&config).await? {
+                Lookup::Found(running) => {
+                    let answer = running.refresh().await?;
+                    println!(
+                        "Refreshed by the running wisegate on {} (admin.address), which uses the new access token, valid until {}.",
+                        running.address,
+                        answer.expires_at.unwrap_or_default()
+                    );
+                    return Ok(());
+                }
+                Lookup::NotLoopback => eprintln!(
+                    "note: admin.address {} is not on this host, so no running wisegate was asked: one running this config now holds an invalidated token (it refreshes on its next 401)",
+                    config.admin.address
+                ),
+                Lookup::NotRunning => {}
+            }
             let resolver = app::load_identity(&config)?;
             let tokens = app::token_manager(&config, &resolver).await?;
             tokens.refresh_now().await.context("refresh failed")?;
@@ -321,6 +359,62 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
                 Err(error) => Err(error.into()),
             }
         }
+    }
+}
+
+/// Before `authorize` replaces a stored lineage: says so, and asks on a terminal; when
+/// stdin is not one, only `--force` goes ahead (exit 64 otherwise).
+async fn confirm_replacing(config: &Config, force: bool) -> anyhow::Result<()> {
+    let store = app::token_store(config)?;
+    // A store that cannot be read is reported by the authorization itself.
+    let Ok(Some(lineage)) = store.load().await else {
+        return Ok(());
+    };
+    println!(
+        "The token store {} already holds a lineage (obtained {}, access token valid until {}). Authorizing again replaces it: its refresh token is no longer used, and a running wisegate switches to the new one.",
+        store.describe(),
+        rfc3339(lineage.tokens.obtained_at),
+        rfc3339(lineage.tokens.expires_at)
+    );
+    if force {
+        return Ok(());
+    }
+    if !std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+        eprintln!("wisegate: not replacing the stored lineage without --force (stdin is not a terminal): run `wisegate authorize --force` to replace it");
+        std::process::exit(i32::from(EXIT_USAGE));
+    }
+    print!("Replace it? [y/N] ");
+    std::io::Write::flush(&mut std::io::stdout())?;
+    let mut answer = String::new();
+    std::io::stdin().read_line(&mut answer)?;
+    if !matches!(answer.trim(), "y" | "Y" | "yes") {
+        anyhow::bail!("not authorized: the stored lineage is kept");
+    }
+    Ok(())
+}
+
+/// After `authorize` stored a lineage: a wisegate running this config takes it up now.
+async fn hand_over(config: &Config) {
+    match admin_client::find(config).await {
+        Ok(Lookup::Found(running)) => match running.reload().await {
+            Ok(answer) if answer.changed => println!(
+                "The running wisegate on {} (admin.address) now uses the new tokens.",
+                running.address
+            ),
+            Ok(_) => println!(
+                "The running wisegate on {} (admin.address) already uses these tokens.",
+                running.address
+            ),
+            Err(error) => eprintln!(
+                "wisegate: the tokens are stored, but {error}; send the running wisegate SIGHUP to take them up"
+            ),
+        },
+        Ok(Lookup::NotRunning) => {}
+        Ok(Lookup::NotLoopback) => println!(
+            "admin.address {} is not on this host: send a running wisegate SIGHUP to take up the new tokens.",
+            config.admin.address
+        ),
+        Err(error) => eprintln!("wisegate: the tokens are stored, but {error}"),
     }
 }
 

@@ -39,6 +39,11 @@ async fn start(setup: &Setup, args: &[&str], log: &str) -> Running {
 /// Starts `wisegate run` with the tokens already stored (the ports of an earlier start
 /// are kept), and waits until it is ready.
 async fn launch(setup: &Setup, args: &[&str], log: &str) -> Running {
+    launch_until(setup, args, log, "/readyz").await
+}
+
+/// [`launch`], waiting until the admin listener's `path` answers 200.
+async fn launch_until(setup: &Setup, args: &[&str], log: &str, path: &str) -> Running {
     let text = std::fs::read_to_string(&setup.config_path).unwrap();
     if text.contains("127.0.0.1:0") {
         let (proxy, admin) = (free_port(), free_port());
@@ -70,7 +75,7 @@ async fn launch(setup: &Setup, args: &[&str], log: &str) -> Running {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let ready = client
-            .get(format!("http://{admin}/readyz").parse().unwrap())
+            .get(format!("http://{admin}{path}").parse().unwrap())
             .await;
         if ready.is_ok_and(|r| r.status() == StatusCode::OK) {
             break;
@@ -260,7 +265,11 @@ async fn authorize_refresh_and_check_at_trace_level_leak_nothing() {
     output += &run(vec!["token".into(), "status".into()]).await;
     let last = setup.wise.current_access_token().unwrap();
     assert_ne!(first, last);
-    assert_eq!(setup.wise.token_calls().refresh_token, 2, "{output}");
+    assert_eq!(
+        setup.wise.token_calls().refresh_token,
+        1,
+        "check --online spends no refresh: {output}"
+    );
     let stored: serde_json::Value =
         serde_json::from_slice(&std::fs::read(setup.dir.path().join("state/tokens.json")).unwrap())
             .unwrap();
@@ -361,5 +370,173 @@ async fn sigterm_lets_a_refresh_in_flight_finish_and_save() {
         setup.wise.token_calls().refresh_token,
         1,
         "the saved tokens were used"
+    );
+}
+
+/// Runs the binary with `args` and `--config`; exit code and stdout + stderr.
+async fn wisegate(setup: &Setup, args: &[&str]) -> (Option<i32>, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_wisegate"))
+        .args(args)
+        .arg("--config")
+        .arg(&setup.config_path)
+        .stdin(Stdio::null())
+        .output()
+        .await
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output.status.code(), text)
+}
+
+/// A POST too large for the replay buffer: a 401 from Wise would reach the app.
+async fn large_post(proxy: SocketAddr) -> (StatusCode, serde_json::Value) {
+    let request = http::Request::post(format!("http://{proxy}/v1/transfers"))
+        .header("content-type", "application/json")
+        .body(http_body_util::Full::new(bytes::Bytes::from(vec![
+            b'x';
+            200 * 1024
+        ])))
+        .unwrap();
+    let (response, body) = common::send(request).await;
+    (response.status(), json(&body))
+}
+
+/// `token refresh` and `check --online` next to a running wisegate: the refresh is made
+/// by the running process, so its token stays valid and a large POST (beyond the replay
+/// buffer) still gets 200 without a refresh on 401; `check --online` spends no refresh.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_refresh_and_check_next_to_a_running_wisegate_keep_its_token_valid() {
+    let setup = setup(FakeWiseConfig::default()).await;
+    let running = start(&setup, &[], "warn").await;
+    let before = setup.wise.current_access_token().unwrap();
+
+    let (code, text) = wisegate(&setup, &["token", "refresh"]).await;
+    assert_eq!(code, Some(0), "{text}");
+    assert!(text.contains("Refreshed by the running wisegate"), "{text}");
+    assert_eq!(setup.wise.token_calls().refresh_token, 1, "{text}");
+    assert_ne!(setup.wise.current_access_token().unwrap(), before);
+    let (status, body) = large_post(running.proxy).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["body_len"], 200 * 1024);
+    assert_eq!(
+        setup.wise.token_calls().refresh_token,
+        1,
+        "no refresh after a 401: the proxy held the new token"
+    );
+
+    let (code, text) = wisegate(&setup, &["check", "--online"]).await;
+    assert_eq!(code, Some(0), "{text}");
+    assert!(text.contains("a wisegate runs this config"), "{text}");
+    assert_eq!(
+        setup.wise.token_calls().refresh_token,
+        1,
+        "check --online spent no refresh: {text}"
+    );
+    let (status, body) = large_post(running.proxy).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(setup.wise.token_calls().refresh_token, 1);
+}
+
+/// The token endpoints change state: POST only, naming the config's SHA-256.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_admin_token_endpoints_want_post_and_the_configs_sha256() {
+    let setup = setup(FakeWiseConfig::default()).await;
+    let running = start(&setup, &[], "warn").await;
+    let sha = Config::load(&setup.config_path).unwrap().sha256;
+    let post = |header: Option<&str>| {
+        let mut request = http::Request::post(format!("http://{}/token/refresh", running.admin));
+        if let Some(value) = header {
+            request = request.header("x-wisegate-config-sha256", value);
+        }
+        common::send(request.body(http_body_util::Full::default()).unwrap())
+    };
+    let (response, _) = get_at(running.admin, "/token/refresh").await;
+    assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(post(None).await.0.status(), StatusCode::BAD_REQUEST);
+    let (response, body) = post(Some(&"0".repeat(64))).await;
+    assert_eq!(response.status(), StatusCode::CONFLICT);
+    assert_eq!(json(&body)["error"], "config_mismatch");
+    assert_eq!(
+        setup.wise.token_calls().refresh_token,
+        0,
+        "none of these refreshed"
+    );
+    let (response, body) = post(Some(&sha)).await;
+    assert_eq!(response.status(), StatusCode::OK, "{body:?}");
+    assert_eq!(json(&body)["changed"], true);
+    assert_eq!(setup.wise.token_calls().refresh_token, 1);
+}
+
+/// Started before any authorization: `authorize --code` hands the new lineage to the
+/// running wisegate, which becomes ready at once; run again it refuses to replace the
+/// lineage without --force (stdin is not a terminal), and with --force the running
+/// process switches to the new lineage.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn authorize_hands_the_new_lineage_to_a_running_wisegate() {
+    let setup = setup(FakeWiseConfig::default()).await;
+    let running = launch_until(&setup, &[], "warn", "/healthz").await;
+    let (ready, body) = get_at(running.admin, "/readyz").await;
+    assert_eq!(ready.status(), StatusCode::SERVICE_UNAVAILABLE, "{body:?}");
+
+    let code = setup.wise.issue_code();
+    let (status, text) = wisegate(&setup, &["authorize", "--code", &code]).await;
+    assert_eq!(status, Some(0), "{text}");
+    assert!(text.contains("now uses the new tokens"), "{text}");
+    let (ready, body) = get_at(running.admin, "/readyz").await;
+    assert_eq!(ready.status(), StatusCode::OK, "{body:?}");
+    assert_eq!(
+        get_at(running.proxy, "/v1/me").await.0.status(),
+        StatusCode::OK
+    );
+
+    let code = setup.wise.issue_code();
+    let (status, text) = wisegate(&setup, &["authorize", "--code", &code]).await;
+    assert_eq!(status, Some(64), "{text}");
+    assert!(
+        text.contains("already holds a lineage") && text.contains("--force"),
+        "{text}"
+    );
+    assert_eq!(
+        setup.wise.token_calls().authorization_code,
+        1,
+        "the code was kept"
+    );
+
+    let (status, text) = wisegate(&setup, &["authorize", "--force", "--code", &code]).await;
+    assert_eq!(status, Some(0), "{text}");
+    assert!(text.contains("now uses the new tokens"), "{text}");
+    assert_eq!(
+        get_at(running.proxy, "/v1/me").await.0.status(),
+        StatusCode::OK
+    );
+    assert_eq!(
+        setup.wise.token_calls().refresh_token,
+        0,
+        "the new lineage was used as it came"
+    );
+}
+
+/// Tokens stored without a hand-over (by the library, as an older `authorize` did):
+/// SIGHUP makes the running wisegate read the store again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_takes_up_a_lineage_stored_meanwhile() {
+    let setup = setup(FakeWiseConfig::default()).await;
+    let running = launch_until(&setup, &[], "warn", "/healthz").await;
+    authorize_with_code(&Config::load(&setup.config_path).unwrap(), &setup.wise).await;
+    let (ready, _) = get_at(running.admin, "/readyz").await;
+    assert_eq!(ready.status(), StatusCode::SERVICE_UNAVAILABLE);
+    signal(&running.child, "HUP");
+    let admin = running.admin;
+    let ready = common::eventually(Duration::from_secs(10), async || {
+        get_at(admin, "/readyz").await.0.status() == StatusCode::OK
+    })
+    .await;
+    assert!(ready, "SIGHUP did not take up the stored lineage");
+    assert_eq!(
+        get_at(running.proxy, "/v1/me").await.0.status(),
+        StatusCode::OK
     );
 }
