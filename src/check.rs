@@ -1,14 +1,12 @@
 //! `wisegate check`: validates the config and every file it names, and prints a
 //! checklist an operator can act on. Credential files and a token store folder that
 //! others may read or write are warnings ([`crate::file_safety`]): `run` serves with
-//! them too, and says so. `--online` also handshakes with each upstream,
-//! refreshes the OAuth token (storing the new lineage) and makes Wise's test call
-//! (`GET /v1/authenticated/playground`) over mTLS with it.
+//! them too, and says so. `--online` also talks to Wise without changing anything
+//! ([`crate::check_online`]).
 
-use crate::app::{self, Snapshot};
+use crate::app;
 use crate::config::{Config, SecretSource};
 use crate::tls::{self, ClientIdentity};
-use http::{header, Request, StatusCode};
 use std::fmt::Write as _;
 use std::time::SystemTime;
 
@@ -23,15 +21,15 @@ pub struct Checklist {
 }
 
 impl Checklist {
-    fn ok(&mut self, what: impl AsRef<str>) {
+    pub(crate) fn ok(&mut self, what: impl AsRef<str>) {
         let _ = writeln!(self.text, "  ok    {}", what.as_ref());
     }
 
-    fn warn(&mut self, what: impl AsRef<str>) {
+    pub(crate) fn warn(&mut self, what: impl AsRef<str>) {
         let _ = writeln!(self.text, "  warn  {}", what.as_ref());
     }
 
-    fn fail(&mut self, what: impl AsRef<str>) {
+    pub(crate) fn fail(&mut self, what: impl AsRef<str>) {
         self.failures += 1;
         let _ = writeln!(self.text, "  FAIL  {}", what.as_ref());
     }
@@ -133,7 +131,7 @@ pub async fn check(config: &Config, online: bool) -> Checklist {
 
     if online {
         if let Some(identity) = identity {
-            check_online(&mut list, config, identity).await;
+            crate::check_online::check_online(&mut list, config, identity).await;
         } else {
             list.fail("online checks skipped: the client certificate is not usable");
         }
@@ -181,64 +179,6 @@ async fn check_store(list: &mut Checklist, config: &Config) {
         )),
         Ok(None) => list.fail(format!(
             "token store {name}{shared} is empty: run `wisegate authorize` once"
-        )),
-        Err(error) => list.fail(error.to_string()),
-    }
-}
-
-async fn check_online(list: &mut Checklist, config: &Config, identity: ClientIdentity) {
-    let resolver = tls::ClientCertResolver::new(identity);
-    let snapshot = match Snapshot::build(config.clone(), &resolver, 0, 0) {
-        Ok(snapshot) => snapshot,
-        Err(error) => return list.fail(error.to_string()),
-    };
-    let tokens = match app::token_manager(config, &resolver).await {
-        Ok(tokens) => tokens,
-        Err(error) => return list.fail(error.to_string()),
-    };
-    // The legacy host: any answer means TLS worked.
-    let probe = Request::get(snapshot.legacy.uri_for(None))
-        .body(crate::body::full(""))
-        .map_err(|e| e.to_string());
-    match probe {
-        Ok(request) => {
-            list.result(snapshot.legacy.send(request).await, |r| {
-                format!(
-                    "TLS with the legacy host {} works (HTTP {})",
-                    snapshot.legacy.target(),
-                    r.status().as_u16()
-                )
-            });
-        }
-        Err(error) => list.fail(error),
-    }
-    match tokens.refresh_now().await {
-        Ok(()) => list.ok(format!(
-            "token refresh over mTLS works; the new lineage is stored in {}",
-            config.oauth.token_store.display()
-        )),
-        Err(error) => return list.fail(format!("token refresh failed: {error}")),
-    }
-    let bearer = match tokens.user_bearer() {
-        Ok(bearer) => bearer,
-        Err(error) => return list.fail(error.to_string()),
-    };
-    let path = http::uri::PathAndQuery::from_static("/v1/authenticated/playground");
-    let request = Request::get(snapshot.mtls.uri_for(Some(&path)))
-        .header(header::AUTHORIZATION, bearer)
-        .body(crate::body::full(""));
-    let Ok(request) = request else {
-        return list.fail("cannot build the test request");
-    };
-    match snapshot.mtls.send(request).await {
-        Ok(response) if response.status() == StatusCode::OK => list.ok(format!(
-            "Wise's test call on the mTLS host {} answered 200 with our certificate and token",
-            snapshot.mtls.target()
-        )),
-        Ok(response) => list.fail(format!(
-            "Wise's test call on {} answered {}",
-            snapshot.mtls.target(),
-            response.status()
         )),
         Err(error) => list.fail(error.to_string()),
     }

@@ -21,7 +21,8 @@
 //! - [`slots`]: the upstream request slots, shared out per app connection and client.
 //! - [`reload`]: file watch + SIGHUP -> a new validated snapshot, swapped in atomically.
 //! - [`metrics`]: the Prometheus metrics. [`expiry`]: the daily certificate-expiry warning.
-//! - [`authorize`]: the one-time OAuth authorization step. [`check`]: `wisegate check`.
+//! - [`authorize`]: the one-time OAuth authorization step. [`check`]: `wisegate check`;
+//!   [`check_online`]: its `--online` part, which changes nothing.
 //! - [`csr`]: `wisegate csr`, the private key and CSR for Wise's Developer Hub.
 //! - [`error`]: wisegate's own answers. [`secret`]: redacting secret types.
 //!   [`file_safety`]: credential files and the token store folder others may read or write.
@@ -37,6 +38,7 @@ pub mod authorize;
 pub mod body;
 pub mod body_stall;
 pub mod check;
+pub mod check_online;
 pub mod config;
 pub mod csr;
 pub mod error;

@@ -38,14 +38,25 @@ async fn a_good_setup_passes_offline_and_online() {
         "offline means offline"
     );
 
+    let before = setup.wise.current_access_token();
     let (code, text) = check(&setup.config_path, true).await;
     assert_eq!(code, Some(0), "{text}");
-    assert!(text.contains("token refresh over mTLS works"), "{text}");
     assert!(
-        text.contains("answered 200 with our certificate and token"),
+        text.contains("accepted the client's credentials and certificate"),
         "{text}"
     );
-    assert_eq!(setup.wise.token_calls().refresh_token, 1);
+    assert!(
+        text.contains("answered 200 with our certificate and the stored user token"),
+        "{text}"
+    );
+    let calls = setup.wise.token_calls();
+    assert_eq!(calls.refresh_token, 0, "check --online spends no refresh");
+    assert_eq!(calls.client_credentials, 1, "the token endpoint was tested");
+    assert_eq!(
+        setup.wise.current_access_token(),
+        before,
+        "the user's token still works"
+    );
     let playground = setup
         .wise
         .requests()
@@ -90,4 +101,49 @@ async fn an_invalid_config_exits_64() {
     let (code, text) = check(&setup.config_path, false).await;
     assert_eq!(code, Some(64), "{text}");
     assert!(text.contains(":1: environment"), "{text}");
+}
+
+/// Before `authorize`: the client certificate is still tested on the mTLS host (the
+/// token endpoint and Wise's test call), the legacy host is no failure, and no log line
+/// lands in the checklist.
+#[tokio::test]
+async fn online_before_authorize_tests_the_certificate_on_the_mtls_host() {
+    let setup = setup(FakeWiseConfig::default()).await;
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_wisegate"))
+        .args(["check", "--online", "--config"])
+        .arg(&setup.config_path)
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stdout.contains("answered 200 with our certificate and a client-credentials token"),
+        "{stdout}"
+    );
+    let mtls_calls: Vec<_> = setup
+        .wise
+        .requests()
+        .into_iter()
+        .filter(|r| r.path_and_query == "/v1/authenticated/playground")
+        .collect();
+    assert_eq!(mtls_calls.len(), 1, "{stdout}");
+    assert!(
+        mtls_calls[0].client_cert_der.is_some(),
+        "our certificate was presented"
+    );
+    let failures: Vec<&str> = stdout.lines().filter(|l| l.contains("FAIL")).collect();
+    assert_eq!(failures.len(), 1, "only the empty store fails: {stdout}");
+    assert!(failures[0].contains("is empty"), "{stdout}");
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.starts_with("  ok") && l.contains("legacy host")),
+        "{stdout}"
+    );
+    assert!(
+        !stderr.contains("INFO") && !stderr.contains("WARN"),
+        "a log line: {stderr}"
+    );
+    assert_eq!(setup.wise.token_calls().refresh_token, 0);
 }

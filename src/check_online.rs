@@ -1,0 +1,149 @@
+//! `wisegate check --online`: Wise itself, without changing anything. The legacy host
+//! is reached over TLS; the mTLS host is reached presenting the client certificate, and
+//! one call shows whether Wise accepted it, whether or not a user token exists yet. The
+//! token endpoint is tested by client authentication (a client-credentials grant, which
+//! leaves the user's lineage alone). Nothing is refreshed: a refresh here would
+//! invalidate the token a running wisegate holds, and its next requests would meet 401.
+
+use crate::admin_client::{self, Lookup};
+use crate::app::{self, Snapshot};
+use crate::check::Checklist;
+use crate::config::Config;
+use crate::tls::{self, ClientIdentity};
+use crate::token::bearer_header;
+use http::{header, HeaderValue, Request, StatusCode};
+use std::sync::Arc;
+use std::time::SystemTime;
+
+/// Wise's test call: answers 200 to any valid token presented over mTLS.
+const TEST_CALL: &str = "/v1/authenticated/playground";
+
+/// The online part of the checklist.
+pub async fn check_online(list: &mut Checklist, config: &Config, identity: ClientIdentity) {
+    let resolver = Arc::new(tls::ClientCertResolver::new(identity));
+    let snapshot = match Snapshot::build(config.clone(), &resolver, 0, 0) {
+        Ok(snapshot) => snapshot,
+        Err(error) => return list.fail(error.to_string()),
+    };
+    running(list, config).await;
+    legacy(list, &snapshot).await;
+
+    let oauth = match app::oauth_client(config, &resolver) {
+        Ok(oauth) => oauth,
+        Err(error) => return list.fail(error.to_string()),
+    };
+    let app_token = match oauth.client_credentials().await {
+        Ok(response) => {
+            list.ok(format!(
+                "the token endpoint {} accepted the client's credentials and certificate (a client-credentials grant: the user's tokens are untouched)",
+                config.oauth.token_url
+            ));
+            bearer_header(&response.access_token)
+        }
+        Err(error) => {
+            list.fail(format!(
+                "the token endpoint {} refused the client: {error}",
+                config.oauth.token_url
+            ));
+            None
+        }
+    };
+    let user = stored_user_token(list, config).await;
+    let (bearer, which) = match (user, app_token) {
+        (Some(user), _) => (Some(user), "the stored user token"),
+        (None, Some(app)) => (Some(app), "a client-credentials token"),
+        (None, None) => (None, "no token"),
+    };
+    test_call(list, &snapshot, bearer, which).await;
+}
+
+/// Says whether a wisegate runs on this config: nothing here changes its token.
+async fn running(list: &mut Checklist, config: &Config) {
+    match admin_client::find(config).await {
+        Ok(Lookup::Found(running)) => list.ok(format!(
+            "a wisegate runs this config (admin listener {}); these checks do not refresh its token",
+            running.address
+        )),
+        Ok(Lookup::NotRunning | Lookup::NotLoopback) => {}
+        Err(error) => list.warn(error.to_string()),
+    }
+}
+
+/// The legacy host: TLS, and the personal token when one is configured. Without one,
+/// Wise's 401 is the expected answer to a call without a credential.
+async fn legacy(list: &mut Checklist, snapshot: &Snapshot) {
+    let path = http::uri::PathAndQuery::from_static("/v1/profiles");
+    let mut request = Request::get(snapshot.legacy.uri_for(Some(&path)));
+    if let Some(bearer) = &snapshot.personal_bearer {
+        request = request.header(header::AUTHORIZATION, bearer.clone());
+    }
+    let Ok(request) = request.body(crate::body::full("")) else {
+        return list.fail("cannot build the request to the legacy host");
+    };
+    let target = snapshot.legacy.target();
+    match snapshot.legacy.send(request).await {
+        Err(error) => list.fail(error.to_string()),
+        Ok(response) => match (response.status(), snapshot.personal_bearer.is_some()) {
+            (status, true) if status.is_success() => list.ok(format!(
+                "the legacy host {target} accepted the personal token over TLS (HTTP {})",
+                status.as_u16()
+            )),
+            (StatusCode::UNAUTHORIZED, true) => list.fail(format!(
+                "the legacy host {target} refused the personal token (HTTP 401): check personal_token.token_file"
+            )),
+            (status, true) => list.warn(format!(
+                "TLS with the legacy host {target} works; GET /v1/profiles with the personal token answered HTTP {}",
+                status.as_u16()
+            )),
+            (status, false) => list.ok(format!(
+                "TLS with the legacy host {target} works (HTTP {} to a call without a credential, as expected: no personal token is configured)",
+                status.as_u16()
+            )),
+        },
+    }
+}
+
+/// The stored access token when it is still valid; else a line saying why there is
+/// none (not refreshed here: see the module docs).
+async fn stored_user_token(list: &mut Checklist, config: &Config) -> Option<HeaderValue> {
+    let store = app::token_store(config).ok()?;
+    let tokens = store.load().await.ok()??.tokens;
+    if tokens.expires_at <= SystemTime::now() {
+        list.warn("the stored access token has expired; check does not refresh it (a running wisegate refreshes its own, or run `wisegate token refresh`)");
+        return None;
+    }
+    bearer_header(&tokens.access_token)
+}
+
+/// Wise's test call on the mTLS host, presenting the client certificate.
+async fn test_call(
+    list: &mut Checklist,
+    snapshot: &Snapshot,
+    bearer: Option<HeaderValue>,
+    which: &str,
+) {
+    let path = http::uri::PathAndQuery::from_static(TEST_CALL);
+    let mut request = Request::get(snapshot.mtls.uri_for(Some(&path)));
+    let with_token = bearer.is_some();
+    if let Some(bearer) = bearer {
+        request = request.header(header::AUTHORIZATION, bearer);
+    }
+    let Ok(request) = request.body(crate::body::full("")) else {
+        return list.fail("cannot build the test request");
+    };
+    let target = snapshot.mtls.target();
+    match snapshot.mtls.send(request).await {
+        Err(error) => list.fail(error.to_string()),
+        Ok(response) if response.status() == StatusCode::OK => list.ok(format!(
+            "Wise's test call on the mTLS host {target} answered 200 with our certificate and {which}"
+        )),
+        Ok(response) if !with_token => list.warn(format!(
+            "the mTLS host {target} completed the TLS handshake with our certificate; without a token its test call answered HTTP {}",
+            response.status().as_u16()
+        )),
+        Ok(response) => list.fail(format!(
+            "Wise's test call on the mTLS host {target} with {which} answered {}",
+            response.status()
+        )),
+    }
+}
