@@ -415,11 +415,11 @@ async fn token_refresh_and_check_next_to_a_running_wisegate_keep_its_token_valid
 
     let (code, text) = wisegate(&setup, &["token", "refresh"]).await;
     assert_eq!(code, Some(0), "{text}");
-    assert!(text.contains("Refreshed by the running wisegate"), "{text}");
     assert_eq!(setup.wise.token_calls().refresh_token, 1, "{text}");
     assert_ne!(setup.wise.current_access_token().unwrap(), before);
     let (status, body) = large_post(running.proxy).await;
     assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(text.contains("Refreshed by the running wisegate"), "{text}");
     assert_eq!(body["body_len"], 200 * 1024);
     assert_eq!(
         setup.wise.token_calls().refresh_token,
