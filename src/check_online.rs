@@ -69,37 +69,40 @@ async fn running(list: &mut Checklist, config: &Config) {
     }
 }
 
-/// The legacy host: TLS, and the personal token when one is configured. Without one,
-/// Wise's 401 is the expected answer to a call without a credential.
+/// The legacy host. With a personal token: the rollback-readiness probe (one GET
+/// /v1/profiles with it), so `check` says whether a rollback would work; a refused
+/// personal token fails the check when the config sends traffic that way now
+/// (`rollback.all` or a personal-token route) and warns otherwise. Without one: TLS
+/// only, and Wise's 401 is the expected answer to a call without a credential.
 async fn legacy(list: &mut Checklist, snapshot: &Snapshot) {
-    let path = http::uri::PathAndQuery::from_static("/v1/profiles");
-    let mut request = Request::get(snapshot.legacy.uri_for(Some(&path)));
-    if let Some(bearer) = &snapshot.personal_bearer {
-        request = request.header(header::AUTHORIZATION, bearer.clone());
+    use crate::rollback_readiness::{probe, LegacyPath};
+    if snapshot.personal_bearer.is_some() {
+        let probe = probe(snapshot).await;
+        let line = format!("rollback readiness: {}: {}", probe.state.as_str(), probe.detail);
+        let in_use = snapshot.config.rollback_all
+            || snapshot
+                .config
+                .routes
+                .routes()
+                .iter()
+                .any(|route| route.mode == crate::route::Mode::PersonalToken);
+        return match probe.state {
+            LegacyPath::Available => list.ok(line),
+            LegacyPath::Refused if !in_use => list.warn(line),
+            _ => list.fail(line),
+        };
     }
-    let Ok(request) = request.body(crate::body::full("")) else {
+    let path = http::uri::PathAndQuery::from_static("/v1/profiles");
+    let Ok(request) = Request::get(snapshot.legacy.uri_for(Some(&path))).body(crate::body::full("")) else {
         return list.fail("cannot build the request to the legacy host");
     };
     let target = snapshot.legacy.target();
     match snapshot.legacy.send(request).await {
         Err(error) => list.fail(error.to_string()),
-        Ok(response) => match (response.status(), snapshot.personal_bearer.is_some()) {
-            (status, true) if status.is_success() => list.ok(format!(
-                "the legacy host {target} accepted the personal token over TLS (HTTP {})",
-                status.as_u16()
-            )),
-            (StatusCode::UNAUTHORIZED, true) => list.fail(format!(
-                "the legacy host {target} refused the personal token (HTTP 401): check personal_token.token_file"
-            )),
-            (status, true) => list.warn(format!(
-                "TLS with the legacy host {target} works; GET /v1/profiles with the personal token answered HTTP {}",
-                status.as_u16()
-            )),
-            (status, false) => list.ok(format!(
-                "TLS with the legacy host {target} works (HTTP {} to a call without a credential, as expected: no personal token is configured)",
-                status.as_u16()
-            )),
-        },
+        Ok(response) => list.ok(format!(
+            "TLS with the legacy host {target} works (HTTP {} to a call without a credential, as expected: no personal token is configured)",
+            response.status().as_u16()
+        )),
     }
 }
 

@@ -20,6 +20,7 @@
 //!   the token endpoints; [`admin_client`]: the command line's way to a running wisegate.
 //! - [`slots`]: the upstream request slots, shared out per app connection and client.
 //! - [`reload`]: file watch + SIGHUP -> a new validated snapshot, swapped in atomically.
+//! - [`rollback_readiness`]: whether the legacy path would work if ops rolled back.
 //! - [`metrics`]: the Prometheus metrics. [`expiry`]: the daily certificate-expiry warning.
 //! - [`authorize`]: the one-time OAuth authorization step. [`check`]: `wisegate check`;
 //!   [`check_online`]: its `--online` part, which changes nothing.
@@ -49,6 +50,7 @@ pub mod lanes;
 pub mod metrics;
 pub mod proxy;
 pub mod reload;
+pub mod rollback_readiness;
 pub mod route;
 pub mod sca;
 pub mod secret;
@@ -79,6 +81,8 @@ pub struct Shared {
     pub metrics: metrics::Metrics,
     pub migration: proxy::Migration,
     pub shutting_down: AtomicBool,
+    /// Whether a rollback would work: the last probe of the legacy path.
+    pub rollback_readiness: rollback_readiness::Readiness,
     /// The serving lanes, counted once at start (upstream clients are made per lane).
     pub lanes: usize,
 }
@@ -147,6 +151,7 @@ pub async fn run(
         resolver,
         migration: proxy::Migration::default(),
         shutting_down: AtomicBool::new(false),
+        rollback_readiness: rollback_readiness::Readiness::default(),
         lanes,
     });
     reload::publish(&shared, &snapshot);
@@ -161,6 +166,10 @@ pub async fn run(
     let refresher = tokio::spawn(shared.tokens.clone().keep_fresh(shutdown.clone()));
     let syncing = tokio::spawn(token::sync::keep_in_sync(
         shared.tokens.clone(),
+        shutdown.clone(),
+    ));
+    let prober = tokio::spawn(rollback_readiness::keep_probing(
+        shared.clone(),
         shutdown.clone(),
     ));
     let warner = tokio::spawn(expiry::warn_daily(
@@ -210,5 +219,6 @@ pub async fn run(
     let _ = syncing.await;
     let _ = watching.await;
     let _ = warner.await;
+    let _ = prober.await;
     Ok(())
 }

@@ -2,6 +2,7 @@
 //! names from the config (never raw paths), modes, status codes, results. Gauges that
 //! mirror state (expiry times, rollback) are set when they change or at scrape time.
 
+use crate::rollback_readiness::LegacyPath;
 use crate::route::Route;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -124,6 +125,15 @@ pub struct Metrics {
     pub token_store_up: Gauge,
     pub shadow: Family<RouteResultLabels, Counter>,
     pub fallback: Family<RouteReasonLabels, Counter>,
+    /// 1 while the last probe found the legacy path available (a rollback would work).
+    pub legacy_path_up: Gauge,
+    /// 1 for the last probe's state, 0 for the others.
+    pub legacy_path_info: Family<StateLabels, Gauge>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StateLabels {
+    pub state: &'static str,
 }
 
 impl Metrics {
@@ -143,6 +153,8 @@ impl Metrics {
             token_store_up: Gauge::default(),
             shadow: Family::default(),
             fallback: Family::default(),
+            legacy_path_up: Gauge::default(),
+            legacy_path_info: Family::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -215,6 +227,24 @@ impl Metrics {
             "Requests sent the personal-token way because the mTLS side could not be used, by route and reason",
             metrics.fallback.clone(),
         );
+        registry.register(
+            "wisegate_legacy_path_up",
+            "1 while the last probe found the legacy path (legacy host, personal token) available: a rollback would work",
+            metrics.legacy_path_up.clone(),
+        );
+        registry.register(
+            "wisegate_legacy_path_info",
+            "1 for the state of the last rollback-readiness probe (available, refused, unreachable, not_configured)",
+            metrics.legacy_path_info.clone(),
+        );
+        for state in LegacyPath::ALL {
+            metrics
+                .legacy_path_info
+                .get_or_create(&StateLabels {
+                    state: state.as_str(),
+                })
+                .set(0);
+        }
         Metrics {
             registry,
             ..metrics
@@ -263,6 +293,19 @@ impl Metrics {
                     );
                 }
             }
+        }
+    }
+
+    /// Mirrors a rollback-readiness probe's state.
+    pub fn set_legacy_path(&self, now: LegacyPath) {
+        self.legacy_path_up
+            .set(i64::from(now == LegacyPath::Available));
+        for state in LegacyPath::ALL {
+            self.legacy_path_info
+                .get_or_create(&StateLabels {
+                    state: state.as_str(),
+                })
+                .set(i64::from(state == now));
         }
     }
 

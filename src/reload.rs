@@ -109,6 +109,7 @@ impl Reloader {
         let snapshot = Arc::new(snapshot);
         shared.snapshot.store(snapshot.clone());
         publish(shared, &snapshot);
+        crate::rollback_readiness::after_reload(shared, &old, &snapshot);
         let result = if cert_rejected {
             "cert_rejected"
         } else {

@@ -87,10 +87,17 @@ pub fn json(shared: &Shared) -> Value {
     let last = shared.tokens.last_refresh();
     let identity = shared.resolver.current();
     let reasons = not_ready_reasons(shared);
+    let readiness = shared.rollback_readiness.last();
     json!({
         "ready": reasons.is_empty(),
         "reasons": reasons,
         "rollback_all": rollback,
+        "rollback_readiness": {
+            "state": readiness.as_ref().map(|p| p.state.as_str()),
+            "checked_at": readiness.as_ref().map(|p| rfc3339(p.at)),
+            "detail": readiness.as_ref().map(|p| p.detail.clone()),
+            "probe_interval_s": snapshot.config.rollback_probe_interval.map(|d| d.as_secs()),
+        },
         "config": {
             "file": snapshot.config.file.display().to_string(),
             "generation": snapshot.generation,
@@ -181,6 +188,20 @@ pub fn html(status: &Value) -> String {
             .join("; ");
         format!("<span class=\"bad\">not ready</span>: {reasons}")
     };
+    let readiness = &status["rollback_readiness"];
+    let readiness = match readiness["state"].as_str() {
+        None if readiness["probe_interval_s"].is_null() => {
+            "not probed (rollback.probe_interval = \"off\")".to_owned()
+        }
+        None => "not probed yet".to_owned(),
+        Some(state) => format!(
+            "<span class=\"{class}\">{state}</span>, checked {at}: {detail}",
+            class = if state == "available" { "ok" } else { "bad" },
+            state = escape(state),
+            at = text(&readiness["checked_at"]),
+            detail = text(&readiness["detail"]),
+        ),
+    };
     let rollback = if status["rollback_all"] == true {
         "<span class=\"bad\">ON: every route goes to the legacy host</span>"
     } else {
@@ -202,6 +223,7 @@ th {{ background: #f3f3f3; }}
 <dl>
 <dt>State</dt><dd id="ready">{ready}</dd>
 <dt>Rollback</dt><dd id="rollback">{rollback}</dd>
+<dt>Would a rollback work?</dt><dd id="rollback-readiness">{readiness}</dd>
 <dt>Config</dt><dd>{file}, generation <span id="generation">{generation}</span>, loaded {loaded}</dd>
 <dt>OAuth access token</dt><dd>expires {token} <span class="relative" data-unix="{token_unix}"></span></dd>
 <dt>Client certificate</dt><dd>{cert_file}, expires {cert} <span class="relative" data-unix="{cert_unix}"></span></dd>

@@ -539,4 +539,69 @@ async fn sighup_takes_up_a_lineage_stored_meanwhile() {
         get_at(running.proxy, "/v1/me").await.0.status(),
         StatusCode::OK
     );
+/// Rollback readiness: the probe finds the legacy path available, then refused within
+/// one interval once Wise enforces mTLS (on `/status`, JSON and HTML, and in the
+/// metrics); turning the rollback on then still applies but logs an error; and once Wise
+/// takes the personal token again the probe says available. The probe is the only
+/// request the legacy host sees.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rollback_readiness_sees_wise_enforce_mtls_before_anyone_flips() {
+    let setup = setup(FakeWiseConfig::default()).await;
+    let text = std::fs::read_to_string(&setup.config_path).unwrap();
+    let probing = format!("{text}\n[rollback]\nall = false\nprobe_interval = \"1s\"\n");
+    std::fs::write(&setup.config_path, &probing).unwrap();
+    let mut running = start(&setup, &[], "info").await;
+    let admin = running.admin;
+    let state_becomes = async |wanted: &str| {
+        common::eventually(Duration::from_secs(10), async || {
+            let status = json(&get_at(admin, "/status").await.1);
+            status["rollback_readiness"]["state"] == wanted
+        })
+        .await
+    };
+    assert!(state_becomes("available").await, "the first probe at start");
+    assert_eq!(metric(admin, "wisegate_legacy_path_up").await, 1.0);
+
+    setup.wise.set_mtls_enforced(true);
+    assert!(state_becomes("refused").await, "refused within an interval");
+    assert_eq!(metric(admin, "wisegate_legacy_path_up").await, 0.0);
+    let info = "wisegate_legacy_path_info{state=\"refused\"}";
+    assert_eq!(metric(admin, info).await, 1.0);
+    let (_, page) = get_at(admin, "/status?format=html").await;
+    let page = String::from_utf8_lossy(&page);
+    assert!(
+        page.contains("refused") && page.contains("a rollback would fail"),
+        "{page}"
+    );
+
+    // Ops flip anyway: the flip applies, and the log says what it will likely cause.
+    let text = std::fs::read_to_string(&setup.config_path).unwrap();
+    let flipped = text.replace("[rollback]\nall = false", "[rollback]\nall = true");
+    std::fs::write(&setup.config_path, flipped).unwrap();
+    signal(&running.child, "HUP");
+    common::wait_for_metric(admin, "wisegate_rollback_active", 1.0).await;
+
+    setup.wise.set_mtls_enforced(false);
+    assert!(state_becomes("available").await, "available again");
+    let legacy: Vec<String> = setup
+        .wise
+        .requests()
+        .into_iter()
+        .filter(|r| r.host == fake_wise::HostKind::Legacy)
+        .map(|r| format!("{} {}", r.method, r.path_and_query))
+        .collect();
+    assert!(
+        !legacy.is_empty() && legacy.iter().all(|r| r == "GET /v1/profiles"),
+        "only the probe reached the legacy host: {legacy:?}"
+    );
+    signal(&running.child, "TERM");
+    let _ = tokio::time::timeout(Duration::from_secs(10), running.child.wait()).await;
+    let output = running.stderr.await.unwrap();
+    assert!(
+        output.contains(
+            "rollback.all turned on although the last probe found the legacy path refused"
+        ),
+        "the flip into a refused legacy path is logged: {output}"
+    );
+    assert!(output.contains("ERROR"), "at error level: {output}");
 }

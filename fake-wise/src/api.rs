@@ -67,6 +67,17 @@ pub(crate) async fn handle(
             "invalid_request",
             "The request body broke off",
         ),
+        Some(TokenKind::Personal)
+            if shared
+                .mtls_enforced
+                .load(std::sync::atomic::Ordering::Relaxed) =>
+        {
+            oauth_error(
+                StatusCode::FORBIDDEN,
+                "access_denied",
+                "Personal tokens are no longer accepted for this client: mTLS is enforced",
+            )
+        }
         None => {
             let mut resp = oauth_error(
                 StatusCode::UNAUTHORIZED,

@@ -159,6 +159,14 @@ impl FakeWise {
         self.shared.revoke_grant();
     }
 
+    /// Wise enforces mTLS for this client from now on (`true`): the legacy host refuses
+    /// the personal token with 403, as it does once a client has moved to mTLS.
+    pub fn set_mtls_enforced(&self, enforced: bool) {
+        self.shared
+            .mtls_enforced
+            .store(enforced, std::sync::atomic::Ordering::Relaxed);
+    }
+
     /// How the token endpoint behaves from now on.
     pub fn set_token_endpoint(&self, mode: TokenEndpointMode) {
         self.shared.set_mode(mode);

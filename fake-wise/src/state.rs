@@ -84,6 +84,8 @@ pub(crate) struct Shared {
     api_in_progress: AtomicU64,
     requests: Mutex<Vec<RecordedRequest>>,
     pub sca: crate::sca::Challenges,
+    /// Wise has enforced mTLS for this client: the legacy host refuses personal tokens.
+    pub mtls_enforced: std::sync::atomic::AtomicBool,
 }
 
 /// Locks a mutex, ignoring poisoning (the data stays consistent between statements).
@@ -127,6 +129,7 @@ impl Shared {
             api_in_progress: AtomicU64::new(0),
             requests: Mutex::default(),
             sca: crate::sca::Challenges::default(),
+            mtls_enforced: std::sync::atomic::AtomicBool::new(false),
         }
     }
 

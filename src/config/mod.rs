@@ -62,6 +62,8 @@ pub struct Config {
     pub personal_token: Option<PersonalTokenConfig>,
     pub limits: Limits,
     pub rollback_all: bool,
+    /// How often the legacy path is probed (rollback readiness); `None`: "off".
+    pub rollback_probe_interval: Option<std::time::Duration>,
     pub routes: RouteTable,
     pub log: Log,
 }

@@ -108,6 +108,7 @@ pub struct RawLimits {
 pub struct RawRollback {
     #[serde(default)]
     pub all: bool,
+    pub probe_interval: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -312,6 +312,10 @@ pub fn validate(file: &Path, raw: RawConfig) -> Result<Config, Vec<Problem>> {
 
     let routes = routes(&mut c, raw.routes);
     let rollback_all = raw.rollback.all;
+    let rollback_probe_interval = match raw.rollback.probe_interval.as_deref() {
+        Some("off") => None,
+        other => Some(c.duration("rollback.probe_interval", other, Duration::from_secs(600))),
+    };
     let personal_route = routes
         .routes()
         .iter()
@@ -373,6 +377,7 @@ pub fn validate(file: &Path, raw: RawConfig) -> Result<Config, Vec<Problem>> {
         personal_token,
         limits,
         rollback_all,
+        rollback_probe_interval,
         routes,
         log,
     })
