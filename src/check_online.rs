@@ -78,7 +78,11 @@ async fn legacy(list: &mut Checklist, snapshot: &Snapshot) {
     use crate::rollback_readiness::{probe, LegacyPath};
     if snapshot.personal_bearer.is_some() {
         let probe = probe(snapshot).await;
-        let line = format!("rollback readiness: {}: {}", probe.state.as_str(), probe.detail);
+        let line = format!(
+            "rollback readiness: {}: {}",
+            probe.state.as_str(),
+            probe.detail
+        );
         let in_use = snapshot.config.rollback_all
             || snapshot
                 .config
@@ -93,7 +97,9 @@ async fn legacy(list: &mut Checklist, snapshot: &Snapshot) {
         };
     }
     let path = http::uri::PathAndQuery::from_static("/v1/profiles");
-    let Ok(request) = Request::get(snapshot.legacy.uri_for(Some(&path))).body(crate::body::full("")) else {
+    let Ok(request) =
+        Request::get(snapshot.legacy.uri_for(Some(&path))).body(crate::body::full(""))
+    else {
         return list.fail("cannot build the request to the legacy host");
     };
     let target = snapshot.legacy.target();

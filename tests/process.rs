@@ -539,6 +539,8 @@ async fn sighup_takes_up_a_lineage_stored_meanwhile() {
         get_at(running.proxy, "/v1/me").await.0.status(),
         StatusCode::OK
     );
+}
+
 /// Rollback readiness: the probe finds the legacy path available, then refused within
 /// one interval once Wise enforces mTLS (on `/status`, JSON and HTML, and in the
 /// metrics); turning the rollback on then still applies but logs an error; and once Wise
