@@ -158,6 +158,14 @@ fn metrics(shared: &Shared) -> Response<ProxyBody> {
         let up = i64::from(shared.tokens.store_trouble().is_none());
         metrics.token_store_up.set(up);
     }
+    metrics
+        .ready
+        .set(i64::from(not_ready_reasons(shared).is_empty()));
+    let refused = shared
+        .tokens
+        .last_refresh()
+        .is_some_and(|o| o.grant_refused);
+    metrics.authorization_required.set(i64::from(refused));
     let cert = shared.resolver.current().not_after_unix();
     metrics
         .client_cert_expiry

@@ -125,6 +125,10 @@ pub struct Metrics {
     pub token_store_up: Gauge,
     pub shadow: Family<RouteResultLabels, Counter>,
     pub fallback: Family<RouteReasonLabels, Counter>,
+    /// 1 while `/readyz` answers 200 (set at scrape time).
+    pub ready: Gauge,
+    /// 1 while Wise has refused the grant and a person must run `wisegate authorize`.
+    pub authorization_required: Gauge,
     /// 1 while the last probe found the legacy path available (a rollback would work).
     pub legacy_path_up: Gauge,
     /// 1 for the last probe's state, 0 for the others.
@@ -153,6 +157,8 @@ impl Metrics {
             token_store_up: Gauge::default(),
             shadow: Family::default(),
             fallback: Family::default(),
+            ready: Gauge::default(),
+            authorization_required: Gauge::default(),
             legacy_path_up: Gauge::default(),
             legacy_path_info: Family::default(),
             registry: Registry::default(),
@@ -226,6 +232,16 @@ impl Metrics {
             "wisegate_fallback",
             "Requests sent the personal-token way because the mTLS side could not be used, by route and reason",
             metrics.fallback.clone(),
+        );
+        registry.register(
+            "wisegate_ready",
+            "1 while /readyz answers 200 (config loaded, client certificate valid, the modes' credentials usable)",
+            metrics.ready.clone(),
+        );
+        registry.register(
+            "wisegate_authorization_required",
+            "1 while Wise refuses the grant (revoked, email changed, enhanced security): a person must run wisegate authorize",
+            metrics.authorization_required.clone(),
         );
         registry.register(
             "wisegate_legacy_path_up",

@@ -195,3 +195,27 @@ fn split_series(series: &str) -> (String, Vec<String>) {
         .collect();
     (name.to_owned(), labels)
 }
+
+/// `wisegate_ready` follows `/readyz`, and `wisegate_authorization_required` turns 1
+/// once Wise refuses the grant, so alerts need no probe of their own.
+#[tokio::test]
+async fn readiness_and_a_refused_grant_are_metrics() {
+    let extra = "[limits]\nmin_refresh_interval_on_401 = \"1ms\"\n";
+    let h = Harness::with_extra(extra).await;
+    assert_eq!(metric(h.admin, "wisegate_ready").await, 1.0);
+    assert_eq!(
+        metric(h.admin, "wisegate_authorization_required").await,
+        0.0
+    );
+    h.wise.revoke_grant();
+    let (response, _) = get_at(h.proxy, "/v1/me").await;
+    assert_ne!(
+        response.status(),
+        200,
+        "the revoked grant's token is refused"
+    );
+    assert_eq!(
+        metric(h.admin, "wisegate_authorization_required").await,
+        1.0
+    );
+}
