@@ -8,7 +8,9 @@
 //! (plus up to a tenth of it as jitter, so that replicas spread out and the probe never
 //! runs more often than the interval). The probe never carries an app's request, and its
 //! result never affects readiness: it is shown on `/status`, in
-//! `wisegate_legacy_path_up` and `wisegate_legacy_path_info{state}`.
+//! `wisegate_legacy_path_up` and `wisegate_legacy_path_info{state}`. It says what it is
+//! in its `User-Agent` ([`PROBE_USER_AGENT`]), so that Wise's logs (and the test double)
+//! can tell it from app traffic.
 
 use crate::app::Snapshot;
 use crate::upstream::UpstreamError;
@@ -20,6 +22,13 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
+
+/// The probe's `User-Agent`.
+pub const PROBE_USER_AGENT: &str = concat!(
+    "wisegate/",
+    env!("CARGO_PKG_VERSION"),
+    " (rollback readiness probe)"
+);
 
 /// What the last probe found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -97,6 +106,7 @@ async fn ask(snapshot: &Snapshot, bearer: http::HeaderValue) -> (LegacyPath, Str
     let path = http::uri::PathAndQuery::from_static("/v1/profiles");
     let request = Request::get(snapshot.legacy.uri_for(Some(&path)))
         .header(header::AUTHORIZATION, bearer)
+        .header(header::USER_AGENT, PROBE_USER_AGENT)
         .body(crate::body::full(""));
     let Ok(request) = request else {
         return (LegacyPath::Unreachable, "cannot build the probe".to_owned());

@@ -177,7 +177,8 @@ impl FakeWise {
         self.shared.token_calls()
     }
 
-    /// Every API request on the mTLS and legacy hosts (not token calls), oldest first.
+    /// Every API request on the mTLS and legacy hosts (not token calls, nor wisegate's
+    /// rollback-readiness probes: see [`FakeWise::probes`]), oldest first.
     pub fn requests(&self) -> Vec<RecordedRequest> {
         self.shared.requests()
     }
@@ -186,6 +187,11 @@ impl FakeWise {
     /// is still coming): what holds a request slot of the client right now.
     pub fn api_requests_in_progress(&self) -> u64 {
         self.shared.api_requests_in_progress()
+    }
+
+    /// How many rollback-readiness probes wisegate sent (they are not in `requests`).
+    pub fn probes(&self) -> u64 {
+        self.shared.probes()
     }
 
     /// Forgets the recorded requests.

@@ -86,6 +86,8 @@ pub(crate) struct Shared {
     pub sca: crate::sca::Challenges,
     /// Wise has enforced mTLS for this client: the legacy host refuses personal tokens.
     pub mtls_enforced: std::sync::atomic::AtomicBool,
+    /// wisegate's rollback-readiness probes seen (not in `requests`).
+    probes: AtomicU64,
 }
 
 /// Locks a mutex, ignoring poisoning (the data stays consistent between statements).
@@ -130,6 +132,7 @@ impl Shared {
             requests: Mutex::default(),
             sca: crate::sca::Challenges::default(),
             mtls_enforced: std::sync::atomic::AtomicBool::new(false),
+            probes: AtomicU64::new(0),
         }
     }
 
@@ -257,8 +260,22 @@ impl Shared {
         self.api_in_progress.load(Ordering::SeqCst)
     }
 
+    /// Records an API request; wisegate's rollback-readiness probes (known by their
+    /// User-Agent) are only counted, so that `requests()` is what the app's traffic
+    /// brought.
     pub(crate) fn record(&self, request: RecordedRequest) {
+        let probe = request.headers.iter().any(|(name, value)| {
+            name == "user-agent" && value.contains("(rollback readiness probe)")
+        });
+        if probe {
+            self.probes.fetch_add(1, Ordering::SeqCst);
+            return;
+        }
         lock(&self.requests).push(request);
+    }
+
+    pub(crate) fn probes(&self) -> u64 {
+        self.probes.load(Ordering::SeqCst)
     }
 
     pub(crate) fn requests(&self) -> Vec<RecordedRequest> {
