@@ -239,11 +239,48 @@ fn the_binary_exits_64_naming_the_file_line_and_key() {
     );
 }
 
+/// A copy of config.example.toml is what a new user starts from: it must send every
+/// request the OAuth way and need no personal token, its routes being examples only.
 #[test]
-fn the_example_config_is_valid() {
+fn the_example_config_is_valid_has_no_routes_and_needs_no_personal_token() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config.example.toml");
     let config = Config::load(&path).unwrap_or_else(|error| panic!("{error}"));
-    assert_eq!(config.routes.routes().len(), 2);
+    assert!(config.routes.routes().is_empty(), "example routes are live");
+    assert!(config.personal_token.is_none(), "[personal_token] is live");
+    assert!(!config.rollback_all);
+}
+
+/// The commented-out examples stay correct: uncommented, they parse.
+#[test]
+fn the_example_configs_commented_routes_are_valid_when_uncommented() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config.example.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let keys = [
+        "[[route]]",
+        "[personal_token]",
+        "token_file =",
+        "name =",
+        "path =",
+        "methods =",
+        "mode =",
+    ];
+    let uncommented: String = text
+        .lines()
+        .map(|line| match line.strip_prefix("# ") {
+            Some(rest) if keys.iter().any(|key| rest.starts_with(key)) => rest,
+            _ => line,
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    let config = Config::parse(&path, &uncommented).unwrap_or_else(|error| panic!("{error}"));
+    let names: Vec<_> = config
+        .routes
+        .routes()
+        .iter()
+        .map(|r| r.name.as_str())
+        .collect();
+    assert_eq!(names, ["profile-webhooks", "application-webhooks"]);
+    assert!(config.personal_token.is_some());
 }
 
 #[test]
