@@ -121,6 +121,74 @@ fn unknown_keys_are_refused_with_their_line() {
     assert!(error.to_string().contains("client_idd"), "{error}");
 }
 
+/// The 1-based line of the first line of `text` that starts with `start`.
+fn line_of(text: &str, start: &str) -> usize {
+    text.lines().position(|l| l.starts_with(start)).unwrap() + 1
+}
+
+#[test]
+fn every_unknown_key_is_reported_with_its_section_and_line_beside_the_value_problems() {
+    let text = GOOD
+        .replace("[oauth]\n", "[oauth]\nclinet_id = \"typo\"\n")
+        .replace("[mtls]\n", "[mtls]\nclient_id = \"misplaced\"\n")
+        .replace(
+            "name = \"profile-webhooks\"\n",
+            "name = \"profile-webhooks\"\nnmae = \"x\"\n",
+        )
+        .replace("mode = \"personal_token\"", "mode = \"personal\"")
+        + "\n[logg]\nlevel = \"debug\"\n";
+    let error = Config::parse(Path::new("w.toml"), &text).unwrap_err();
+    let message = error.to_string();
+    assert_eq!(error.problems.len(), 5, "{message}");
+    for expected in [
+        format!(
+            "w.toml:{}: oauth.clinet_id: is not a config key: did you mean `client_id`?",
+            line_of(&text, "clinet_id")
+        ),
+        format!(
+            "w.toml:{}: mtls.client_id: is not a key here: did you mean `oauth.client_id`?",
+            line_of(&text, "client_id = \"misplaced")
+        ),
+        format!(
+            "w.toml:{}: route[0].nmae: is not a config key: did you mean `name`?",
+            line_of(&text, "nmae")
+        ),
+        format!(
+            "w.toml:{}: route[0].mode: `personal` is not a mode",
+            line_of(&text, "mode = ")
+        ),
+        format!(
+            "w.toml:{}: logg: is not a config key: did you mean `log`?",
+            line_of(&text, "[logg]")
+        ),
+    ] {
+        assert!(
+            message.contains(&expected),
+            "missing {expected:?} in\n{message}"
+        );
+    }
+    // Reported in file order.
+    let lines: Vec<_> = error.problems.iter().map(|p| p.line.unwrap()).collect();
+    assert!(lines.windows(2).all(|w| w[0] <= w[1]), "{message}");
+    // Without a close key, the keys of the section are listed.
+    let text = GOOD.to_owned() + "\n[limits]\ncolour = \"blue\"\n";
+    let message = refusal(&text);
+    assert!(
+        message
+            .contains("limits.colour: is not a config key; the keys here are: max_header_bytes,"),
+        "{message}"
+    );
+}
+
+#[test]
+fn an_unknown_key_is_reported_beside_a_wrong_type() {
+    let text = GOOD.replace("[oauth]\n", "[oauth]\nclinet_id = \"typo\"\n")
+        + "\n[listen]\nthreads = \"two\"\n";
+    let error = Config::parse(Path::new("w.toml"), &text).unwrap_err();
+    assert_eq!(error.problems.len(), 2, "{error}");
+    assert!(error.to_string().contains("oauth.clinet_id"), "{error}");
+}
+
 #[test]
 fn personal_token_routes_need_a_personal_token() {
     let text = GOOD.replace(

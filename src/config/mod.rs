@@ -1,10 +1,12 @@
-//! Configuration: the TOML file read into [`raw::RawConfig`] (serde, unknown keys
-//! refused), then validated into a typed [`Config`]. Validation reports every problem it
-//! finds at once, each with the file, line and key, so a broken config is fixed in one go.
-//! Relative paths are resolved against the config file's folder.
+//! Configuration: the TOML file read into [`raw::RawConfig`] (serde), then validated
+//! into a typed [`Config`]. Every problem is reported at once, unknown keys
+//! (`unknown.rs`) beside wrong values, each with the file, line and key, so a broken
+//! config is fixed in one go. Relative paths are resolved against the config file's
+//! folder.
 
 mod locate;
 pub mod raw;
+mod unknown;
 mod validate;
 
 use crate::route::RouteTable;
@@ -354,26 +356,39 @@ impl Config {
 
     /// Validates config text as if it had been read from `file`.
     pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigError> {
-        let raw: raw::RawConfig = toml::from_str(text).map_err(|error| ConfigError {
-            file: file.to_owned(),
-            problems: vec![Problem {
-                key: String::new(),
-                line: error.span().map(|span| locate::line_of(text, span.start)),
-                message: error.message().to_owned(),
-            }],
-        })?;
-        let mut config = validate(file, raw).map_err(|problems| ConfigError {
-            file: file.to_owned(),
-            problems: problems
-                .into_iter()
-                .map(|problem| Problem {
+        let mut problems = unknown::unknown_keys(text);
+        let refused = |mut problems: Vec<Problem>| {
+            problems.sort_by_key(|problem| problem.line.unwrap_or(usize::MAX));
+            ConfigError {
+                file: file.to_owned(),
+                problems,
+            }
+        };
+        let raw: raw::RawConfig = match toml::from_str(text) {
+            Ok(raw) => raw,
+            Err(error) => {
+                problems.push(Problem {
+                    key: String::new(),
+                    line: error.span().map(|span| locate::line_of(text, span.start)),
+                    message: error.message().to_owned(),
+                });
+                return Err(refused(problems));
+            }
+        };
+        match validate(file, raw) {
+            Ok(mut config) if problems.is_empty() => {
+                config.sha256 = sha256_hex(text.as_bytes());
+                Ok(config)
+            }
+            Ok(_) => Err(refused(problems)),
+            Err(invalid) => {
+                problems.extend(invalid.into_iter().map(|problem| Problem {
                     line: locate::line_of_key(text, &problem.key),
                     ..problem
-                })
-                .collect(),
-        })?;
-        config.sha256 = sha256_hex(text.as_bytes());
-        Ok(config)
+                }));
+                Err(refused(problems))
+            }
+        }
     }
 
     /// The folder relative paths in this config are resolved against.

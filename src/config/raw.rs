@@ -1,11 +1,12 @@
 //! The config file as written: serde types that mirror the TOML one to one. Nothing is
-//! checked here beyond the shape (`deny_unknown_fields` catches typos); `validate.rs`
-//! turns this into a typed [`crate::config::Config`].
+//! checked here beyond the shape; `validate.rs` turns this into a typed
+//! [`crate::config::Config`]. Unknown keys are ignored by serde and reported, all of
+//! them with their sections, by `unknown.rs`, whose list of known keys is these types'
+//! fields.
 
 use serde::Deserialize;
 
 #[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct RawConfig {
     pub environment: Option<String>,
     #[serde(default)]
@@ -28,7 +29,6 @@ pub struct RawConfig {
 }
 
 #[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct RawListen {
     pub address: Option<String>,
     #[serde(default)]
@@ -38,7 +38,6 @@ pub struct RawListen {
 }
 
 #[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct RawAdmin {
     pub address: Option<String>,
     #[serde(default)]
@@ -46,7 +45,6 @@ pub struct RawAdmin {
 }
 
 #[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct RawUpstream {
     pub mtls_url: Option<String>,
     pub legacy_url: Option<String>,
@@ -54,14 +52,12 @@ pub struct RawUpstream {
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct RawMtls {
     pub cert_file: Option<String>,
     pub key_file: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct RawOAuth {
     pub client_id: Option<String>,
     pub client_secret_file: Option<String>,
@@ -78,14 +74,12 @@ pub struct RawOAuth {
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct RawPersonalToken {
     pub token_file: Option<String>,
     pub sca_key_file: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct RawLimits {
     pub max_header_bytes: Option<u64>,
     pub max_body_bytes: Option<u64>,
@@ -104,7 +98,6 @@ pub struct RawLimits {
 }
 
 #[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct RawRollback {
     #[serde(default)]
     pub all: bool,
@@ -112,14 +105,12 @@ pub struct RawRollback {
 }
 
 #[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct RawLog {
     pub format: Option<String>,
     pub level: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct RawRoute {
     pub name: Option<String>,
     pub path: Option<String>,
