@@ -190,6 +190,21 @@ fn an_unknown_key_is_reported_beside_a_wrong_type() {
 }
 
 #[test]
+fn an_empty_or_blank_client_id_is_refused() {
+    for blank in ["\"\"", "\"  \""] {
+        let text = GOOD.replace("client_id = \"yourapp\"", &format!("client_id = {blank}"));
+        let message = refusal(&text);
+        assert!(
+            message.contains(&format!(
+                "w.toml:{}: oauth.client_id: must not be empty",
+                line_of(&text, "client_id")
+            )),
+            "{blank}: {message}"
+        );
+    }
+}
+
+#[test]
 fn personal_token_routes_need_a_personal_token() {
     let text = GOOD.replace(
         "[personal_token]\ntoken_file = \"secrets/personal_token\"\n",

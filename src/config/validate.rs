@@ -40,6 +40,16 @@ impl Checker<'_> {
         value
     }
 
+    /// A required text: absent, empty or only spaces is a problem.
+    fn text(&mut self, key: &str, value: Option<String>, hint: &str) -> Option<String> {
+        let value = self.required(key, value, hint)?;
+        if value.trim().is_empty() {
+            self.problem(key, format!("must not be empty: {hint}"));
+            return None;
+        }
+        Some(value)
+    }
+
     fn path(&mut self, key: &str, value: Option<&str>) -> Option<PathBuf> {
         let value = value?;
         if value.trim().is_empty() {
@@ -409,7 +419,7 @@ fn oauth(
         };
     };
     let client_id = c
-        .required(
+        .text(
             "oauth.client_id",
             raw.client_id,
             "the client id Wise gave you",
@@ -434,7 +444,7 @@ fn oauth(
         }
     };
     let redirect_uri = c
-        .required(
+        .text(
             "oauth.redirect_uri",
             raw.redirect_uri,
             "the redirect URL registered with Wise, exactly as registered",
