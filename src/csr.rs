@@ -12,7 +12,8 @@
 //! - An existing file is never replaced without `force`; with `force` the new file is
 //!   written beside it and renamed over it, so a failure leaves the old one intact.
 //! - The CSR is written first and removed again if the key cannot be written: a run
-//!   either leaves a matching key + CSR pair or nothing new.
+//!   either leaves a matching key + CSR pair or nothing new (but the folders it made).
+//! - Missing folders are made, the key's with mode 0700.
 //! - The key is never printed, logged or put in an error message; its PEM text is
 //!   zeroed when dropped.
 
@@ -100,7 +101,15 @@ pub enum CsrError {
     SamePath { file: PathBuf },
     #[error("{file} already exists: choose another path, or pass --force to replace it (a replaced key is gone for good, and so is the certificate issued for it)")]
     Exists { file: PathBuf },
-    #[error("cannot write {file}: {error}: check that its folder exists and is writable")]
+    #[error(
+        "cannot create the folder {folder} for {file}: {error}: check the path and its permissions"
+    )]
+    Folder {
+        folder: PathBuf,
+        file: PathBuf,
+        error: std::io::Error,
+    },
+    #[error("cannot write {file}: {error}: check that its folder is writable")]
     Write {
         file: PathBuf,
         error: std::io::Error,
@@ -173,6 +182,9 @@ pub fn create(request: &CsrRequest) -> Result<(), CsrError> {
     let (key_pair, key_pem) = generate_key(request.key_type)?;
     let csr_pem = signing_request(&org, country.as_deref(), &key_pair)?;
 
+    // The key's folder first, so that a folder both share is the key's: 0700.
+    create_folder(&request.key_out, 0o700)?;
+    create_folder(&request.csr_out, 0o755)?;
     write_file(&request.csr_out, csr_pem.as_bytes(), 0o644, request.force)?;
     if let Err(error) = write_file(&request.key_out, key_pem.as_bytes(), 0o600, request.force) {
         // A CSR without its key is useless and would only mislead.
@@ -247,6 +259,27 @@ fn signing_request(org: &str, country: Option<&str>, key: &KeyPair) -> Result<St
         .serialize_request(key)
         .and_then(|csr| csr.pem())
         .map_err(failed)
+}
+
+/// Creates the missing folders above `file` with `mode` (a fresh checkout has no
+/// `tls/`); folders that exist are left as they are.
+fn create_folder(file: &Path, mode: u32) -> Result<(), CsrError> {
+    use std::os::unix::fs::DirBuilderExt;
+    let Some(folder) = file.parent().filter(|f| !f.as_os_str().is_empty()) else {
+        return Ok(());
+    };
+    if folder.is_dir() {
+        return Ok(());
+    }
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(mode)
+        .create(folder)
+        .map_err(|error| CsrError::Folder {
+            folder: folder.to_owned(),
+            file: file.to_owned(),
+            error,
+        })
 }
 
 /// Writes `bytes` to a new file with `mode`. Without `replace` the file must not exist

@@ -262,9 +262,34 @@ fn bad_arguments_exit_64_and_write_nothing() {
     assert!(!both.exists());
 }
 
+/// A fresh checkout has no tls/ folder: it is made, the key's folder 0700.
+#[test]
+fn missing_folders_are_made_the_keys_with_mode_0700() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("tls/private/client.key");
+    let csr = dir.path().join("requests/client.csr");
+    let output = wisegate_csr(&[
+        "--org",
+        "Acme",
+        "--key-type",
+        "ec256",
+        "--key-out",
+        key.to_str().unwrap(),
+        "--csr-out",
+        csr.to_str().unwrap(),
+    ]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert!(key.is_file() && csr.is_file());
+    assert_eq!(mode(key.parent().unwrap()), 0o700);
+    assert_eq!(mode(&dir.path().join("tls")), 0o700);
+    assert_eq!(mode(&key), 0o600);
+}
+
 #[test]
 fn an_unwritable_folder_exits_1_naming_the_file() {
     let dir = tempfile::tempdir().unwrap();
+    // A file where a folder should be: unwritable even for root.
+    std::fs::write(dir.path().join("missing"), "").unwrap();
     let key = dir.path().join("missing/client.key");
     let csr = dir.path().join("client.csr");
     let output = wisegate_csr(&[
