@@ -16,6 +16,7 @@ use rustls::{ClientConfig, RootCertStore, SignatureScheme};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use x509_parser::certificate::X509Certificate;
 
 /// What can go wrong loading TLS material; each names the file(s) and what to do.
 #[derive(Debug, thiserror::Error)]
@@ -35,6 +36,8 @@ pub enum TlsError {
     UnsupportedKey { file: PathBuf, message: String },
     #[error("the certificate in {file} cannot be parsed: {message}")]
     BadCertificate { file: PathBuf, message: String },
+    #[error("the certificate in {file} cannot be used as a TLS client certificate: {message}")]
+    UnusableCertificate { file: PathBuf, message: String },
     #[error("the client certificate in {file} expired {days} days ago: get a new one from Wise's Developer Hub (`wisegate csr`)")]
     Expired { file: PathBuf, days: u64 },
     #[error("{file} adds no trust anchor: {message}")]
@@ -72,7 +75,13 @@ impl ClientIdentity {
                 message: other.to_string(),
             },
         })?;
-        let not_after = not_after(cert_file, &chain[0])?;
+        let (_, leaf) = x509_parser::parse_x509_certificate(&chain[0]).map_err(|error| {
+            TlsError::BadCertificate {
+                file: cert_file.to_owned(),
+                message: error.to_string(),
+            }
+        })?;
+        let not_after = not_after(&leaf);
         let signing_key = provider()
             .key_provider
             .load_private_key(key)
@@ -80,16 +89,19 @@ impl ClientIdentity {
                 file: key_file.to_owned(),
                 message: error.to_string(),
             })?;
-        let certified = CertifiedKey::new(chain, signing_key);
-        match certified.keys_match() {
-            Ok(()) | Err(rustls::Error::InconsistentKeys(rustls::InconsistentKeys::Unknown)) => {}
-            Err(_) => {
+        // The public keys (SubjectPublicKeyInfo) compared here rather than by rustls'
+        // `keys_match`, which also needs webpki to accept the certificate and so called
+        // a v1 certificate with the very same key a mismatch.
+        if let Some(spki) = signing_key.public_key() {
+            if spki.as_ref() != leaf.public_key().raw {
                 return Err(TlsError::KeyMismatch {
                     cert_file: cert_file.to_owned(),
                     key_file: key_file.to_owned(),
-                })
+                });
             }
         }
+        usable_as_client_certificate(cert_file, &chain[0], &leaf)?;
+        let certified = CertifiedKey::new(chain, signing_key);
         Ok(ClientIdentity {
             key: Arc::new(certified),
             not_after,
@@ -145,14 +157,32 @@ pub fn load_certificates(file: &Path) -> Result<Vec<CertificateDer<'static>>, Tl
     Ok(certificates)
 }
 
-fn not_after(file: &Path, leaf: &CertificateDer<'_>) -> Result<SystemTime, TlsError> {
-    let (_, parsed) =
-        x509_parser::parse_x509_certificate(leaf).map_err(|error| TlsError::BadCertificate {
-            file: file.to_owned(),
-            message: error.to_string(),
-        })?;
-    let seconds = parsed.validity().not_after.timestamp();
-    Ok(UNIX_EPOCH + Duration::from_secs(u64::try_from(seconds).unwrap_or(0)))
+fn not_after(leaf: &X509Certificate<'_>) -> SystemTime {
+    let seconds = leaf.validity().not_after.timestamp();
+    UNIX_EPOCH + Duration::from_secs(u64::try_from(seconds).unwrap_or(0))
+}
+
+/// Refuses a leaf certificate that a webpki-verifying server (rustls', and so
+/// fake-wise's) rejects in the handshake whatever the key: above all an X.509 v1
+/// certificate, which is what `openssl x509 -req` makes without extensions.
+fn usable_as_client_certificate(
+    file: &Path,
+    der: &CertificateDer<'_>,
+    leaf: &X509Certificate<'_>,
+) -> Result<(), TlsError> {
+    let Err(error) = rustls::server::ParsedCertificate::try_from(der) else {
+        return Ok(());
+    };
+    let version = leaf.version().0 + 1;
+    let message = if version < 3 {
+        format!("it is an X.509 v{version} certificate, and TLS servers that verify with webpki (as rustls does) refuse anything but v3 ({error}). The key matches: have the CSR signed again as a v3 certificate (the one Wise's Developer Hub issues is; with openssl, `x509 -req` with `-extfile` or `-copy_extensions copy`)")
+    } else {
+        format!("{error}: use the certificate Wise issued for your CSR")
+    };
+    Err(TlsError::UnusableCertificate {
+        file: file.to_owned(),
+        message,
+    })
 }
 
 /// Public web roots plus, when given, the certificates in `ca_file` (Wise's CA).
