@@ -214,6 +214,9 @@ async fn json_logs_at_trace_level_carry_the_access_line_and_no_secret() {
     assert_eq!(first["route"], "default");
     assert_eq!(first["mode"], "oauth_mtls");
     assert_eq!(first["status"], 200);
+    // Whole microseconds, not a float such as 0.37723900000000005 ms.
+    assert!(first["duration_us"].is_u64(), "{first}");
+    assert!(first.get("duration_ms").is_none(), "{first}");
     assert_eq!(first["correlation_id"], correlation);
     assert!(first["trace_id"].as_str().is_some_and(|t| !t.is_empty()));
     assert_eq!(access[1]["fields"]["mode"], "personal_token");

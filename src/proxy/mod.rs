@@ -81,7 +81,7 @@ pub async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> Response
             route = log.route(),
             mode = log.mode,
             status = response.status().as_u16(),
-            duration_ms = elapsed.as_secs_f64() * 1000.0,
+            duration_us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX),
             upstream = upstream.unwrap_or("-"),
             trace_id = header_text(response.headers(), "x-trace-id").unwrap_or_default(),
             correlation_id = correlation.as_ref().and_then(|v| v.to_str().ok()).unwrap_or_default(),
