@@ -112,7 +112,7 @@ pub async fn authorize<R: AsyncBufRead + Unpin>(
         redis.ping().await?;
     }
     let (code, profile_id) = match code {
-        Some(code) => (code, None),
+        Some(given) => given_code(&given)?,
         None => {
             let state = format!("{:032x}", rand::rng().random::<u128>());
             let url = authorize_url(config, &state);
@@ -239,10 +239,38 @@ async fn read_pasted<R: AsyncBufRead + Unpin>(input: R) -> Result<Redirect, Auth
         if line.is_empty() {
             continue;
         }
-        let query = line.split_once('?').map_or(line, |(_, query)| query);
-        return Ok(parse_redirect(query.split('#').next().unwrap_or_default()));
+        return Ok(pasted_redirect(line));
     }
     Err(AuthorizeError::NoCode)
+}
+
+/// The redirect's parameters from a pasted URL (or just its query).
+fn pasted_redirect(text: &str) -> Redirect {
+    let query = text.split_once('?').map_or(text, |(_, query)| query);
+    parse_redirect(query.split('#').next().unwrap_or_default())
+}
+
+/// `--code`: the code itself, or the whole redirect URL pasted as the browser showed it
+/// (its `code` and `profileId` are taken). This run sent no `state`, so there is none
+/// to check the URL's against.
+fn given_code(given: &str) -> Result<(String, Option<String>), AuthorizeError> {
+    let given = given.trim();
+    let redirect_url = ["http://", "https://", "?"]
+        .iter()
+        .any(|start| given.starts_with(start))
+        || ["code=", "error="].iter().any(|name| given.contains(name));
+    if !redirect_url {
+        return Ok((given.to_owned(), None));
+    }
+    let redirect = pasted_redirect(given);
+    if let Some(error) = redirect.error {
+        return Err(AuthorizeError::Denied {
+            error,
+            description: redirect.error_description,
+        });
+    }
+    let code = redirect.code.filter(|code| !code.is_empty());
+    Ok((code.ok_or(AuthorizeError::NoCode)?, redirect.profile_id))
 }
 
 #[cfg(test)]
@@ -257,6 +285,23 @@ mod tests {
         assert!(loopback_callback("http://localhost/cb").is_some());
         assert!(loopback_callback("https://www.yourapp.com").is_none());
         assert!(loopback_callback("http://10.0.0.1/cb").is_none());
+    }
+
+    #[test]
+    fn a_given_code_may_be_the_whole_redirect_url() {
+        let (code, profile) = given_code(" abc-123 ").unwrap();
+        assert_eq!((code.as_str(), profile), ("abc-123", None));
+        let (code, profile) =
+            given_code("https://www.yourapp.com/?code=a%2Bb&state=s&profileId=42#x").unwrap();
+        assert_eq!((code.as_str(), profile.as_deref()), ("a+b", Some("42")));
+        assert!(matches!(
+            given_code("https://www.yourapp.com/?state=s"),
+            Err(AuthorizeError::NoCode)
+        ));
+        assert!(matches!(
+            given_code("https://www.yourapp.com/?error=access_denied"),
+            Err(AuthorizeError::Denied { .. })
+        ));
     }
 
     #[test]

@@ -141,6 +141,41 @@ async fn the_callback_listener_catches_the_redirect_and_checks_state() {
     assert_eq!(proxied_status(config).await, StatusCode::OK);
 }
 
+/// `--code` takes the whole redirect URL as the browser showed it, not only the code.
+#[tokio::test]
+async fn the_binary_takes_the_whole_redirect_url_as_code() {
+    let Setup {
+        wise,
+        client_ca: _,
+        server_ca: _,
+        dir: _dir,
+        config_path: path,
+    } = setup(FakeWiseConfig::default()).await;
+    let url = format!(
+        "https://www.yourapp.com/?code={}&state=from-an-earlier-run&profileId=777",
+        wise.issue_code()
+    );
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_wisegate"))
+        .args(["authorize", "--config"])
+        .arg(&path)
+        .args(["--code", &url])
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(stdout.contains("profileId: 777"), "{stdout}");
+    assert_eq!(wise.token_calls().authorization_code, 1);
+    assert_eq!(
+        proxied_status(Config::load(&path).unwrap()).await,
+        StatusCode::OK
+    );
+}
+
 #[tokio::test]
 async fn a_pasted_redirect_with_the_wrong_state_is_refused() {
     let Setup {
