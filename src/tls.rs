@@ -64,11 +64,19 @@ impl ClientIdentity {
     /// [`ClientIdentity::check_current`]'s business: a running wisegate whose certificate
     /// expired must still answer, with 502s that say so.
     pub fn load(cert_file: &Path, key_file: &Path) -> Result<ClientIdentity, TlsError> {
-        let chain = load_certificates(cert_file)?;
+        let chain = load_certificates(cert_file).map_err(|error| match error {
+            TlsError::Read { file, message } => TlsError::Read {
+                file,
+                message: format!(
+                    "{message}; mtls.cert_file names the PEM certificate Wise issued for your CSR"
+                ),
+            },
+            other => other,
+        })?;
         let key = PrivateKeyDer::from_pem_file(key_file).map_err(|error| match error {
             rustls::pki_types::pem::Error::Io(io) => TlsError::Read {
                 file: key_file.to_owned(),
-                message: io.to_string(),
+                message: format!("{io}; mtls.key_file names the private key you made the CSR with"),
             },
             other => TlsError::NoKey {
                 file: key_file.to_owned(),

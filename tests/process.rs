@@ -608,3 +608,16 @@ async fn rollback_readiness_sees_wise_enforce_mtls_before_anyone_flips() {
     );
     assert!(output.contains("ERROR"), "at error level: {output}");
 }
+
+/// A missing certificate at start names the file and the key that names it.
+#[tokio::test]
+async fn a_missing_certificate_at_start_names_mtls_cert_file() {
+    let setup = setup(FakeWiseConfig::default()).await;
+    let cert = setup.dir.path().join("client.crt");
+    std::fs::remove_file(&cert).unwrap();
+    let config = setup.config_path.to_str().unwrap();
+    let (code, _, stderr) = wisegate(&["run", "--config", config]).await;
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains(&cert.display().to_string()), "{stderr}");
+    assert!(stderr.contains("mtls.cert_file"), "{stderr}");
+}
