@@ -175,11 +175,21 @@ async fn check_store(list: &mut Checklist, config: &Config) {
             }
         }
         Ok(None) if seeded => list.ok(format!(
-            "token store {name}{shared} is empty and will be seeded from oauth.refresh_token_file"
+            "token store {name}{shared} {} and will be seeded from oauth.refresh_token_file",
+            no_tokens(config)
         )),
         Ok(None) => list.fail(format!(
-            "token store {name}{shared} is empty: run `wisegate authorize` once"
+            "token store {name}{shared} {}: run `wisegate authorize` once",
+            no_tokens(config)
         )),
         Err(error) => list.fail(error.to_string()),
+    }
+}
+
+/// Why a store holds no lineage: a file store that was never written is not "empty".
+fn no_tokens(config: &Config) -> &'static str {
+    match config.oauth.token_store.file() {
+        Some(file) if !file.exists() => "does not exist yet (no tokens)",
+        _ => "holds no tokens",
     }
 }

@@ -621,3 +621,22 @@ async fn a_missing_certificate_at_start_names_mtls_cert_file() {
     assert!(stderr.contains(&cert.display().to_string()), "{stderr}");
     assert!(stderr.contains("mtls.cert_file"), "{stderr}");
 }
+
+/// Before the first `authorize` the token store file does not exist: `check` says so
+/// rather than calling it empty.
+#[tokio::test]
+async fn check_says_a_token_store_that_was_never_written_does_not_exist_yet() {
+    let setup = setup(FakeWiseConfig::default()).await;
+    let config = setup.config_path.to_str().unwrap();
+    let (code, stdout, stderr) = wisegate(&["check", "--config", config]).await;
+    assert_eq!(code, Some(1), "{stdout}{stderr}");
+    let store = setup.dir.path().join("state/tokens.json");
+    assert!(
+        stdout.contains(&format!(
+            "FAIL  token store {} does not exist yet (no tokens): run `wisegate authorize` once",
+            store.display()
+        )),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("empty"), "{stdout}");
+}
