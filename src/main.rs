@@ -43,6 +43,8 @@ enum LogFormatArg {
 enum Command {
     /// Serve: the app-facing listener and the admin listener.
     Run {
+        /// The config file (TOML; see config.example.toml). Relative paths in it are
+        /// relative to its folder.
         #[arg(long, env = "WISEGATE_CONFIG")]
         config: PathBuf,
     },
@@ -51,6 +53,8 @@ enum Command {
     /// Changes: the token store (a lineage already there is replaced, after asking; a
     /// wisegate running this config is handed the new lineage through its admin listener).
     Authorize {
+        /// The config file (TOML; see config.example.toml). Relative paths in it are
+        /// relative to its folder.
         #[arg(long, env = "WISEGATE_CONFIG")]
         config: PathBuf,
         /// A code already obtained from Wise's redirect.
@@ -70,6 +74,8 @@ enum Command {
     ///
     /// Changes nothing, also with --online: it never refreshes the token.
     Check {
+        /// The config file (TOML; see config.example.toml). Relative paths in it are
+        /// relative to its folder.
         #[arg(long, env = "WISEGATE_CONFIG")]
         config: PathBuf,
         /// Also talk to Wise, changing nothing: TLS with the legacy host, the client
@@ -127,6 +133,8 @@ impl From<KeyTypeArg> for wisegate::csr::KeyType {
 enum TokenAction {
     /// Show the stored token's expiry (never the token).
     Status {
+        /// The config file (TOML; see config.example.toml). Relative paths in it are
+        /// relative to its folder.
         #[arg(long, env = "WISEGATE_CONFIG")]
         config: PathBuf,
     },
@@ -136,6 +144,8 @@ enum TokenAction {
     /// a wisegate running this config (admin.address on this host), that process
     /// refreshes, so it keeps a valid token; otherwise this command refreshes itself.
     Refresh {
+        /// The config file (TOML; see config.example.toml). Relative paths in it are
+        /// relative to its folder.
         #[arg(long, env = "WISEGATE_CONFIG")]
         config: PathBuf,
     },

@@ -640,3 +640,35 @@ async fn check_says_a_token_store_that_was_never_written_does_not_exist_yet() {
     );
     assert!(!stdout.contains("empty"), "{stdout}");
 }
+
+/// Every command that reads a config says what `--config` is in its `--help`.
+#[tokio::test]
+async fn every_config_option_is_described_in_help() {
+    for command in [
+        &["run"][..],
+        &["authorize"],
+        &["check"],
+        &["token", "status"],
+        &["token", "refresh"],
+    ] {
+        let output = Command::new(env!("CARGO_BIN_EXE_wisegate"))
+            .args(command)
+            .arg("--help")
+            .output()
+            .await
+            .unwrap();
+        let help = String::from_utf8_lossy(&output.stdout);
+        let lines: Vec<&str> = help.lines().collect();
+        let at = lines
+            .iter()
+            .position(|line| line.contains("--config <CONFIG>"))
+            .unwrap_or_else(|| panic!("{command:?}: no --config in\n{help}"));
+        // On the option's line, or the next one (clap's long help).
+        assert!(
+            lines[at..lines.len().min(at + 2)]
+                .iter()
+                .any(|line| line.contains("The config file")),
+            "{command:?}: --config has no description:\n{help}"
+        );
+    }
+}
