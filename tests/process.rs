@@ -609,6 +609,22 @@ async fn rollback_readiness_sees_wise_enforce_mtls_before_anyone_flips() {
     assert!(output.contains("ERROR"), "at error level: {output}");
 }
 
+/// Runs the binary with exactly `args`; exit code, stdout and stderr.
+async fn wisegate_bare(args: &[&str]) -> (Option<i32>, String, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_wisegate"))
+        .args(args)
+        .env_remove("WISEGATE_CONFIG")
+        .stdin(Stdio::null())
+        .output()
+        .await
+        .unwrap();
+    (
+        output.status.code(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
 /// A missing certificate at start names the file and the key that names it.
 #[tokio::test]
 async fn a_missing_certificate_at_start_names_mtls_cert_file() {
@@ -616,7 +632,7 @@ async fn a_missing_certificate_at_start_names_mtls_cert_file() {
     let cert = setup.dir.path().join("client.crt");
     std::fs::remove_file(&cert).unwrap();
     let config = setup.config_path.to_str().unwrap();
-    let (code, _, stderr) = wisegate(&["run", "--config", config]).await;
+    let (code, _, stderr) = wisegate_bare(&["run", "--config", config]).await;
     assert_eq!(code, Some(1), "{stderr}");
     assert!(stderr.contains(&cert.display().to_string()), "{stderr}");
     assert!(stderr.contains("mtls.cert_file"), "{stderr}");
@@ -628,7 +644,7 @@ async fn a_missing_certificate_at_start_names_mtls_cert_file() {
 async fn check_says_a_token_store_that_was_never_written_does_not_exist_yet() {
     let setup = setup(FakeWiseConfig::default()).await;
     let config = setup.config_path.to_str().unwrap();
-    let (code, stdout, stderr) = wisegate(&["check", "--config", config]).await;
+    let (code, stdout, stderr) = wisegate_bare(&["check", "--config", config]).await;
     assert_eq!(code, Some(1), "{stdout}{stderr}");
     let store = setup.dir.path().join("state/tokens.json");
     assert!(
@@ -651,13 +667,8 @@ async fn every_config_option_is_described_in_help() {
         &["token", "status"],
         &["token", "refresh"],
     ] {
-        let output = Command::new(env!("CARGO_BIN_EXE_wisegate"))
-            .args(command)
-            .arg("--help")
-            .output()
-            .await
-            .unwrap();
-        let help = String::from_utf8_lossy(&output.stdout);
+        let args: Vec<&str> = command.iter().copied().chain(["--help"]).collect();
+        let (_, help, _) = wisegate_bare(&args).await;
         let lines: Vec<&str> = help.lines().collect();
         let at = lines
             .iter()
