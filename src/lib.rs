@@ -83,6 +83,8 @@ pub struct Shared {
     pub shutting_down: AtomicBool,
     /// Whether a rollback would work: the last probe of the legacy path.
     pub rollback_readiness: rollback_readiness::Readiness,
+    /// The last config reload's outcome (none yet: the config of the start).
+    pub last_reload: arc_swap::ArcSwapOption<reload::LastReload>,
     /// The serving lanes, counted once at start (upstream clients are made per lane).
     pub lanes: usize,
 }
@@ -152,6 +154,7 @@ pub async fn run(
         migration: proxy::Migration::default(),
         shutting_down: AtomicBool::new(false),
         rollback_readiness: rollback_readiness::Readiness::default(),
+        last_reload: arc_swap::ArcSwapOption::empty(),
         lanes,
     });
     reload::publish(&shared, &snapshot);

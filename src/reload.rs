@@ -25,6 +25,17 @@ use tokio_util::sync::CancellationToken;
 /// How long a burst of file events is left to settle before one reload.
 const SETTLE: Duration = Duration::from_millis(250);
 
+/// The last reload's outcome, for `/status`: a rejected reload leaves the old config
+/// running, which otherwise looks exactly like nothing happened.
+#[derive(Debug, Clone)]
+pub struct LastReload {
+    pub at: std::time::SystemTime,
+    /// `success`, `failure` or `cert_rejected` (the metric's `result`).
+    pub result: &'static str,
+    /// Why it was rejected: file, line and key (config values, never secrets).
+    pub error: Option<String>,
+}
+
 /// Applies config changes; one reload at a time.
 #[derive(Debug)]
 pub struct Reloader {
@@ -57,6 +68,11 @@ impl Reloader {
                 .config_reloads
                 .get_or_create(&ResultLabels::of("failure"))
                 .inc();
+            shared.last_reload.store(Some(Arc::new(LastReload {
+                at: std::time::SystemTime::now(),
+                result: "failure",
+                error: Some(message),
+            })));
             false
         };
         let text = match std::fs::read_to_string(&self.file) {
@@ -120,6 +136,11 @@ impl Reloader {
             .config_reloads
             .get_or_create(&ResultLabels::of(result))
             .inc();
+        shared.last_reload.store(Some(Arc::new(LastReload {
+            at: std::time::SystemTime::now(),
+            result,
+            error: cert_rejected.then(|| "the new client certificate or key was refused; the old one stays in use (the log says why)".to_owned()),
+        })));
         let sha256 = &snapshot.config.sha256;
         tracing::warn!(generation, %sha256, file = %self.file.display(), "config applied");
         for (route, (before, after)) in changes {

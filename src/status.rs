@@ -88,6 +88,7 @@ pub fn json(shared: &Shared) -> Value {
     let identity = shared.resolver.current();
     let reasons = not_ready_reasons(shared);
     let readiness = shared.rollback_readiness.last();
+    let reload = shared.last_reload.load_full();
     json!({
         "ready": reasons.is_empty(),
         "reasons": reasons,
@@ -103,6 +104,11 @@ pub fn json(shared: &Shared) -> Value {
             "generation": snapshot.generation,
             "sha256": snapshot.config.sha256,
             "loaded_at": rfc3339(snapshot.loaded_at),
+            "last_reload": reload.map(|r| json!({
+                "at": rfc3339(r.at),
+                "result": r.result,
+                "error": r.error,
+            })),
         },
         "routes": routes,
         "token": {
@@ -202,6 +208,16 @@ pub fn html(status: &Value) -> String {
             detail = text(&readiness["detail"]),
         ),
     };
+    let reload = &status["config"]["last_reload"];
+    let reload = match reload["result"].as_str() {
+        None => "none since start".to_owned(),
+        Some("success") => format!("applied {}", text(&reload["at"])),
+        Some(_) => format!(
+            "<span class=\"bad\">rejected</span> {}: {} (the config above stays in force)",
+            text(&reload["at"]),
+            text(&reload["error"])
+        ),
+    };
     let rollback = if status["rollback_all"] == true {
         "<span class=\"bad\">ON: every route goes to the legacy host</span>"
     } else {
@@ -225,6 +241,7 @@ th {{ background: #f3f3f3; }}
 <dt>Rollback</dt><dd id="rollback">{rollback}</dd>
 <dt>Would a rollback work?</dt><dd id="rollback-readiness">{readiness}</dd>
 <dt>Config</dt><dd>{file}, generation <span id="generation">{generation}</span>, loaded {loaded}</dd>
+<dt>Last reload</dt><dd id="last-reload">{reload}</dd>
 <dt>OAuth access token</dt><dd>expires {token} <span class="relative" data-unix="{token_unix}"></span></dd>
 <dt>Client certificate</dt><dd>{cert_file}, expires {cert} <span class="relative" data-unix="{cert_unix}"></span></dd>
 </dl>

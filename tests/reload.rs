@@ -141,6 +141,16 @@ async fn config_changes_apply_under_load_without_a_failed_request() {
         "legacy",
         "the last good config still serves"
     );
+    // /status says the last reload was rejected, and why, not only that all is well.
+    let status = json(&get_at(admin, "/status").await.1);
+    let last = &status["config"]["last_reload"];
+    assert_eq!(last["result"], "failure", "{status}");
+    assert!(
+        last["error"].as_str().is_some_and(|e| e.contains("bogus")),
+        "{status}"
+    );
+    let (_, page) = get_at(admin, "/status?format=html").await;
+    assert!(String::from_utf8_lossy(&page).contains("rejected"));
     map.publish(&base);
     delays.push(observed(proxy, &setup.wise, "/v1/transfers/x", HostKind::Mtls).await);
 
