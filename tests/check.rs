@@ -134,7 +134,7 @@ async fn online_before_authorize_tests_the_certificate_on_the_mtls_host() {
     );
     let failures: Vec<&str> = stdout.lines().filter(|l| l.contains("FAIL")).collect();
     assert_eq!(failures.len(), 1, "only the empty store fails: {stdout}");
-    assert!(failures[0].contains("is empty"), "{stdout}");
+    assert!(failures[0].contains("does not exist yet"), "{stdout}");
     assert!(
         stdout
             .lines()
