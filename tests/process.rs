@@ -672,7 +672,7 @@ async fn every_config_option_is_described_in_help() {
         let lines: Vec<&str> = help.lines().collect();
         let at = lines
             .iter()
-            .position(|line| line.contains("--config <CONFIG>"))
+            .position(|line| line.trim_start().starts_with("--config <CONFIG>"))
             .unwrap_or_else(|| panic!("{command:?}: no --config in\n{help}"));
         // On the option's line, or the next one (clap's long help).
         assert!(

@@ -146,7 +146,9 @@ async fn config_changes_apply_under_load_without_a_failed_request() {
     let last = &status["config"]["last_reload"];
     assert_eq!(last["result"], "failure", "{status}");
     assert!(
-        last["error"].as_str().is_some_and(|e| e.contains("bogus")),
+        last["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("wisegate.toml:")),
         "{status}"
     );
     let (_, page) = get_at(admin, "/status?format=html").await;
