@@ -27,6 +27,20 @@ pub struct FakeWiseConfig {
     /// How much of each API request's body [`RecordedRequest::body`] keeps (64 KiB):
     /// enough to assert on what arrived, bounded so that large uploads cost no memory.
     pub recorded_body_limit: usize,
+    /// The ports the three listeners bind on 127.0.0.1 (all 0: any free port). Fixed
+    /// ports let a rehearsal's `wisegate.toml` stay valid across restarts.
+    pub ports: ListenPorts,
+}
+
+/// The ports of the three listeners; 0 picks a free one.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ListenPorts {
+    /// The mTLS API host.
+    pub mtls: u16,
+    /// The legacy host.
+    pub legacy: u16,
+    /// The authorize page.
+    pub authorize: u16,
 }
 
 impl Default for FakeWiseConfig {
@@ -42,6 +56,7 @@ impl Default for FakeWiseConfig {
             sca_public_key_pem: None,
             http_versions: HttpVersions::default(),
             recorded_body_limit: 64 * 1024,
+            ports: ListenPorts::default(),
         }
     }
 }

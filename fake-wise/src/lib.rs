@@ -51,7 +51,8 @@ use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
 
 pub use config::{
-    FakeWiseConfig, HostKind, HttpVersions, RecordedRequest, TokenCalls, TokenEndpointMode,
+    FakeWiseConfig, HostKind, HttpVersions, ListenPorts, RecordedRequest, TokenCalls,
+    TokenEndpointMode,
 };
 pub use pki::{CertKeyPem, TestCa};
 
@@ -79,7 +80,8 @@ impl std::fmt::Debug for FakeWise {
 }
 
 impl FakeWise {
-    /// Starts the three listeners on `127.0.0.1:0`. `server` is the certificate and key
+    /// Starts the three listeners on `127.0.0.1` (ports from [`FakeWiseConfig::ports`],
+    /// by default any free one). `server` is the certificate and key
     /// of both TLS hosts; the mTLS host accepts client certificates issued by `client_ca_pem`.
     pub async fn start(
         config: FakeWiseConfig,
@@ -89,8 +91,11 @@ impl FakeWise {
         let versions = config.http_versions;
         let mtls_tls = TlsAcceptor::from(tls::mtls_config(server, client_ca_pem, versions)?);
         let legacy_tls = TlsAcceptor::from(tls::legacy_config(server, versions)?);
-        let bind = || TcpListener::bind((Ipv4Addr::LOCALHOST, 0));
-        let (mtls_l, legacy_l, authorize_l) = (bind().await?, bind().await?, bind().await?);
+        let bind = |port| TcpListener::bind((Ipv4Addr::LOCALHOST, port));
+        let ports = config.ports;
+        let mtls_l = bind(ports.mtls).await?;
+        let legacy_l = bind(ports.legacy).await?;
+        let authorize_l = bind(ports.authorize).await?;
         let shared = Arc::new(Shared::new(config));
         let (stop, stop_rx) = watch::channel(());
         let mut fake = FakeWise {

@@ -3,12 +3,15 @@
 //!
 //! Every function here panics when certificate generation fails: that can only happen
 //! through a bug (all inputs are fixed or plain strings), and the callers are tests.
+//! The exceptions take input from files ([`TestCa::from_pem`], [`TestCa::sign_csr`], for
+//! the `fake-wise` binary's kept folder) and return an error instead.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use rcgen::{
-    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
-    KeyUsagePurpose, SanType, PKCS_ECDSA_P256_SHA256, PKCS_RSA_SHA256,
+    BasicConstraints, CertificateParams, CertificateSigningRequestParams, DnType,
+    ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose, SanType,
+    PKCS_ECDSA_P256_SHA256, PKCS_RSA_SHA256,
 };
 use rsa::pkcs8::{EncodePrivateKey, LineEnding};
 use time::{Duration, OffsetDateTime};
@@ -67,9 +70,41 @@ impl TestCa {
         }
     }
 
+    /// A CA saved earlier with [`TestCa::cert_pem`] and [`TestCa::key_pem`], so that a
+    /// restarted double keeps trusting (and being trusted by) what it issued before.
+    pub fn from_pem(cert_pem: &str, key_pem: &str) -> Result<TestCa, rcgen::Error> {
+        let key = KeyPair::from_pem(key_pem)?;
+        Ok(TestCa {
+            issuer: Issuer::from_ca_cert_pem(cert_pem, key)?,
+            cert_pem: cert_pem.to_owned(),
+        })
+    }
+
     /// The CA certificate, PEM.
     pub fn cert_pem(&self) -> String {
         self.cert_pem.clone()
+    }
+
+    /// The CA's private key (PKCS#8 PEM): a secret, to be written with mode 0600.
+    pub fn key_pem(&self) -> String {
+        self.issuer.key().serialize_pem()
+    }
+
+    /// Signs a PEM CSR (RSA or EC, e.g. from `wisegate csr`) as Wise does: a client
+    /// certificate (clientAuth) for one year, keeping the CSR's subject but with the CN
+    /// replaced by `common_name` (Wise puts the client id there). The CSR's signature is
+    /// checked, and the extensions it asks for are ignored. Returns the certificate, PEM.
+    pub fn sign_csr(&self, csr_pem: &str, common_name: &str) -> Result<String, rcgen::Error> {
+        let mut csr = CertificateSigningRequestParams::from_pem(csr_pem)?;
+        let mut params = leaf_params(now_plus_days(365));
+        params.distinguished_name = csr.params.distinguished_name.clone();
+        params.distinguished_name.remove(DnType::CommonName);
+        params
+            .distinguished_name
+            .push(DnType::CommonName, common_name);
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        csr.params = params;
+        Ok(csr.signed_by(&self.issuer)?.pem())
     }
 
     /// A server certificate for `localhost`, `127.0.0.1` and `::1` (EC P-256).
@@ -180,6 +215,34 @@ mod tests {
             PrivateKeyDer::from_pem_slice(ck.key_pem.as_bytes()).unwrap();
         }
         CertificateDer::from_pem_slice(ca.cert_pem().as_bytes()).unwrap();
+    }
+
+    #[test]
+    fn a_reloaded_ca_signs_csrs_its_old_certificate_verifies() {
+        let ca = TestCa::new("test ca");
+        let again = TestCa::from_pem(&ca.cert_pem(), &ca.key_pem()).unwrap();
+        let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).unwrap();
+        let mut params = CertificateParams::default();
+        params
+            .distinguished_name
+            .push(DnType::OrganizationName, "Acme");
+        let csr = params.serialize_request(&key).unwrap().pem().unwrap();
+        let cert = again.sign_csr(&csr, "wisegate-test").unwrap();
+        let der = CertificateDer::from_pem_slice(cert.as_bytes()).unwrap();
+        let mut roots = rustls::RootCertStore::empty();
+        roots
+            .add(CertificateDer::from_pem_slice(ca.cert_pem().as_bytes()).unwrap())
+            .unwrap();
+        let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+            roots.into(),
+            rustls::crypto::ring::default_provider().into(),
+        )
+        .build()
+        .unwrap();
+        verifier
+            .verify_client_cert(&der, &[], rustls_pki_types::UnixTime::now())
+            .unwrap();
+        assert!(again.sign_csr("not a csr", "x").is_err());
     }
 
     #[test]
