@@ -138,6 +138,15 @@ impl FakeWise {
         format!("http://{}/oauth/authorize/", self.authorize)
     }
 
+    /// The ports it listens on (to start again on the same ones).
+    pub fn ports(&self) -> ListenPorts {
+        ListenPorts {
+            mtls: self.mtls.port(),
+            legacy: self.legacy.port(),
+            authorize: self.authorize.port(),
+        }
+    }
+
     /// The configuration it runs with.
     pub fn config(&self) -> &FakeWiseConfig {
         &self.shared.config

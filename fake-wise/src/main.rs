@@ -1,92 +1,113 @@
-//! The `fake-wise` binary: `fake-wise --dir DIR` makes a test PKI and the secrets in DIR,
-//! starts the double with the default configuration, prints where it listens, and runs
-//! until Ctrl-C.
+//! The `fake-wise` binary: `fake-wise --dir DIR` serves the double from a kept folder
+//! (its PKI and secrets made on the first start, reused after) and writes a ready
+//! `DIR/wisegate.toml`, so that wisegate's real steps can be rehearsed locally;
+//! `fake-wise sign-csr` plays Wise's Developer Hub for a CSR from `wisegate csr`.
+//! `--help` ([`cli::args::USAGE`]) says all of it.
 
-use std::path::{Path, PathBuf};
+mod cli;
+
+use std::path::Path;
 use std::process::ExitCode;
 
-use fake_wise::{FakeWise, FakeWiseConfig, TestCa};
+use cli::args::{Command, USAGE};
+use cli::wisegate_toml::Outcome;
+use cli::{folder, wisegate_toml};
+use fake_wise::{FakeWise, FakeWiseConfig, ListenPorts};
 
-const USAGE: &str = "usage: fake-wise --dir DIR\n\
-    Writes ca.pem, server.crt, server.key, client.crt, client.key, client_secret and\n\
-    personal_token into DIR, then serves the Wise double until Ctrl-C.";
-
-fn parse_args() -> Result<PathBuf, String> {
-    let mut args = std::env::args_os().skip(1);
-    let mut dir = None;
-    while let Some(arg) = args.next() {
-        match arg.to_str() {
-            Some("--dir") => dir = args.next().map(PathBuf::from),
-            Some("-h" | "--help") => {
-                println!("{USAGE}");
-                std::process::exit(0);
-            }
-            _ => return Err(format!("unknown argument {arg:?}")),
-        }
-    }
-    dir.ok_or_else(|| "--dir DIR is required".to_owned())
-}
-
-fn write(dir: &Path, name: &str, contents: &str, secret: bool) -> std::io::Result<()> {
-    let path = dir.join(name);
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(if secret { 0o600 } else { 0o644 });
-    }
-    #[cfg(not(unix))]
-    let _ = secret;
-    std::io::Write::write_all(&mut options.open(&path)?, contents.as_bytes())?;
-    #[cfg(unix)]
-    if secret {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
-    }
-    Ok(())
-}
-
-async fn run(dir: &Path) -> std::io::Result<()> {
-    std::fs::create_dir_all(dir)?;
-    let config = FakeWiseConfig::default();
-    let ca = TestCa::new("fake-wise CA");
-    let server = ca.server_cert();
-    let client = ca.client_cert("fake-wise demo");
-    write(dir, "ca.pem", &ca.cert_pem(), false)?;
-    write(dir, "server.crt", &server.cert_pem, false)?;
-    write(dir, "server.key", &server.key_pem, true)?;
-    write(dir, "client.crt", &client.cert_pem, false)?;
-    write(dir, "client.key", &client.key_pem, true)?;
-    write(dir, "client_secret", &config.client_secret, true)?;
-    write(dir, "personal_token", &config.personal_token, true)?;
-
-    let fake = FakeWise::start(config, &server, &ca.cert_pem()).await?;
+async fn serve(dir: &Path, ports: ListenPorts) -> Result<(), String> {
+    folder::private_dir(dir)?;
+    folder::private_dir(&dir.join("tls"))?;
+    let pki = folder::pki(dir)?;
+    let mut config = FakeWiseConfig {
+        ports,
+        ..FakeWiseConfig::default()
+    };
+    config.client_secret = folder::secret(dir, "client_secret", &config.client_secret)?;
+    config.personal_token = folder::secret(dir, "personal_token", &config.personal_token)?;
+    let fake = FakeWise::start(config, &pki.server, &pki.ca.cert_pem())
+        .await
+        .map_err(|e| format!("cannot listen on 127.0.0.1 (ports {ports:?}): {e}"))?;
+    let pki_note = if pki.made { "made" } else { "reused" };
     println!("mtls_url      {}", fake.mtls_url());
     println!("legacy_url    {}", fake.legacy_url());
     println!("authorize_url {}", fake.authorize_url());
     println!("client_id     {}", fake.config().client_id);
     println!("redirect_uri  {}", fake.config().redirect_uri);
-    println!("files in      {}", dir.display());
-    tokio::signal::ctrl_c().await?;
+    println!("files in      {} (test CA {pki_note})", dir.display());
+    let config_file = dir.join("wisegate.toml");
+    match wisegate_toml::write_if_absent(dir, &fake)? {
+        Outcome::Written(keys) => println!(
+            "wrote {} with {}",
+            config_file.display(),
+            keys.join(", ")
+        ),
+        Outcome::Kept(true) => println!("kept {}", config_file.display()),
+        Outcome::Kept(false) => println!(
+            "kept {}, which names other ports: restart with the ports it names, or remove it to have it written again",
+            config_file.display()
+        ),
+    }
+    let ListenPorts {
+        mtls,
+        legacy,
+        authorize,
+    } = fake.ports();
+    println!(
+        "same ports    --mtls-port {mtls} --legacy-port {legacy} --authorize-port {authorize}"
+    );
+    tokio::signal::ctrl_c()
+        .await
+        .map_err(|e| format!("cannot wait for Ctrl-C: {e}"))?;
     fake.shutdown().await;
+    Ok(())
+}
+
+fn sign_csr(dir: &Path, csr: &Path, out: &Path) -> Result<(), String> {
+    let ca = folder::load_ca(dir)?.ok_or_else(|| {
+        format!(
+            "{} holds no test CA (ca.key): start `fake-wise --dir {}` once first",
+            dir.display(),
+            dir.display()
+        )
+    })?;
+    let csr_pem = std::fs::read_to_string(csr)
+        .map_err(|e| format!("cannot read the CSR {}: {e}", csr.display()))?;
+    let client_id = FakeWiseConfig::default().client_id;
+    let cert = ca.sign_csr(&csr_pem, &client_id).map_err(|error| {
+        format!(
+            "{} is not a CSR fake-wise can sign ({error}): make it with `wisegate csr`",
+            csr.display()
+        )
+    })?;
+    folder::write_path(out, &cert, false, false)
+        .map_err(|e| format!("cannot write {}: {e}", out.display()))?;
+    println!(
+        "signed {}: client certificate CN={client_id}, valid for a year, in {}",
+        csr.display(),
+        out.display()
+    );
     Ok(())
 }
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let dir = match parse_args() {
-        Ok(dir) => dir,
+    let result = match cli::args::parse(std::env::args_os().skip(1)) {
+        Ok(Command::Help) => {
+            println!("{USAGE}");
+            Ok(())
+        }
+        Ok(Command::Serve { dir, ports }) => serve(&dir, ports).await,
+        Ok(Command::SignCsr { dir, csr, out }) => sign_csr(&dir, &csr, &out),
         Err(message) => {
             eprintln!("fake-wise: {message}");
-            eprintln!("{USAGE}");
+            eprintln!("{}", USAGE.lines().take(2).collect::<Vec<_>>().join("\n"));
             return ExitCode::from(64);
         }
     };
-    match run(&dir).await {
+    match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(err) => {
-            eprintln!("fake-wise: {err}");
+        Err(message) => {
+            eprintln!("fake-wise: {message}");
             ExitCode::FAILURE
         }
     }

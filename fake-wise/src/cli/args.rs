@@ -1,0 +1,149 @@
+//! The `fake-wise` command line, parsed by hand (two commands, a handful of options) so
+//! that the double needs no argument-parser dependency. Every error names the argument.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+use fake_wise::ListenPorts;
+
+/// `--help`'s text: the commands, the kept folder, the ports and the exit codes.
+pub const USAGE: &str = "\
+usage: fake-wise --dir DIR [--mtls-port N] [--legacy-port N] [--authorize-port N]
+       fake-wise sign-csr --dir DIR [--csr FILE] [--out FILE]
+
+A local double of Wise (mTLS API host with the token endpoint, legacy host, authorize
+page) to rehearse wisegate's real steps before touching Wise.
+
+fake-wise --dir DIR
+    Keeps its files in DIR. The first start writes a test CA (ca.pem, ca.key), the
+    hosts' certificate (server.crt, server.key), a ready client certificate
+    (client.crt, client.key), client_secret and personal_token; later starts reuse
+    them, so certificates it signed and configs naming them stay valid. Creates DIR/tls
+    for `wisegate csr`, and writes DIR/wisegate.toml with every key set for this double
+    unless that file exists (it is never overwritten). Prints its URLs and the keys it
+    set, then serves until Ctrl-C. Tokens live in memory: after a restart, run
+    `wisegate authorize` again.
+  --mtls-port N, --legacy-port N, --authorize-port N
+    Listen on these ports of 127.0.0.1 (default: any free port). wisegate.toml names
+    the ports of the first start: give the same three to restart without editing it.
+
+fake-wise sign-csr --dir DIR [--csr FILE] [--out FILE]
+    Signs a CSR made by `wisegate csr` (RSA or EC) with DIR's CA, as Wise's Developer
+    Hub does: a client certificate (clientAuth) valid for a year, CN = the client id.
+    Defaults: --csr DIR/tls/client.csr, --out DIR/tls/client.crt.
+
+Exit codes: 0 done, 1 failed (the message names the file), 64 bad arguments.";
+
+/// What to do.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Command {
+    /// Print [`USAGE`].
+    Help,
+    /// Serve the double from a kept folder.
+    Serve { dir: PathBuf, ports: ListenPorts },
+    /// Sign a CSR with the folder's CA.
+    SignCsr {
+        dir: PathBuf,
+        csr: PathBuf,
+        out: PathBuf,
+    },
+}
+
+/// Parses the arguments after the program name.
+pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, String> {
+    let mut args = args.into_iter().peekable();
+    let sign = args.peek().and_then(|a| a.to_str()) == Some("sign-csr");
+    if sign {
+        args.next();
+    }
+    let (mut dir, mut csr, mut out) = (None, None, None);
+    let mut ports = ListenPorts::default();
+    while let Some(arg) = args.next() {
+        let name = arg.to_string_lossy().into_owned();
+        let mut value = || args.next().ok_or_else(|| format!("{name} needs a value"));
+        match (name.as_str(), sign) {
+            ("-h" | "--help", _) => return Ok(Command::Help),
+            ("--dir", _) => dir = Some(PathBuf::from(value()?)),
+            ("--csr", true) => csr = Some(PathBuf::from(value()?)),
+            ("--out", true) => out = Some(PathBuf::from(value()?)),
+            ("--mtls-port", false) => ports.mtls = port(&name, value()?)?,
+            ("--legacy-port", false) => ports.legacy = port(&name, value()?)?,
+            ("--authorize-port", false) => ports.authorize = port(&name, value()?)?,
+            _ => return Err(format!("unknown argument `{name}` (see --help)")),
+        }
+    }
+    let dir = dir.ok_or("--dir DIR is required")?;
+    Ok(if sign {
+        Command::SignCsr {
+            csr: csr.unwrap_or_else(|| dir.join("tls/client.csr")),
+            out: out.unwrap_or_else(|| dir.join("tls/client.crt")),
+            dir,
+        }
+    } else {
+        Command::Serve { dir, ports }
+    })
+}
+
+fn port(name: &str, value: OsString) -> Result<u16, String> {
+    let text = value.to_string_lossy();
+    match text.parse::<u16>() {
+        Ok(port) if port > 0 => Ok(port),
+        _ => Err(format!("{name}: `{text}` is not a port number (1-65535)")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(args: &[&str]) -> Result<Command, String> {
+        parse(args.iter().map(OsString::from))
+    }
+
+    #[test]
+    fn serve_with_fixed_ports() {
+        let command = run(&[
+            "--dir",
+            "d",
+            "--mtls-port",
+            "9443",
+            "--authorize-port",
+            "9445",
+        ]);
+        let ports = ListenPorts {
+            mtls: 9443,
+            legacy: 0,
+            authorize: 9445,
+        };
+        assert_eq!(
+            command,
+            Ok(Command::Serve {
+                dir: "d".into(),
+                ports
+            })
+        );
+    }
+
+    #[test]
+    fn sign_csr_defaults_to_the_folder() {
+        assert_eq!(
+            run(&["sign-csr", "--dir", "d"]),
+            Ok(Command::SignCsr {
+                dir: "d".into(),
+                csr: "d/tls/client.csr".into(),
+                out: "d/tls/client.crt".into()
+            })
+        );
+    }
+
+    #[test]
+    fn errors_name_the_argument() {
+        let error = |args: &[&str]| run(args).unwrap_err();
+        assert!(error(&["--dir", "d", "--mtls-port", "x"]).contains("--mtls-port: `x`"));
+        assert!(error(&["--dir", "d", "--legacy-port", "0"]).contains("--legacy-port"));
+        assert!(error(&["--dir"]).contains("--dir needs a value"));
+        assert!(error(&["--mtls-port", "1"]).contains("--dir DIR is required"));
+        assert!(error(&["--dir", "d", "--csr", "c"]).contains("`--csr`"));
+        assert!(error(&["sign-csr", "--dir", "d", "--mtls-port", "1"]).contains("`--mtls-port`"));
+    }
+}
