@@ -117,6 +117,18 @@ async fn the_readme_rehearsal_runs_and_survives_a_restart() {
     let temp = tempfile::tempdir().unwrap();
     let dir = temp.path().join("rehearsal");
     let d = |p: &str| dir.join(p).to_string_lossy().into_owned();
+    let run = |args: &[&str]| {
+        std::process::Command::new(&binary)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let bad = run(&["--dir", &d("."), "--mtls-port", "https"]);
+    assert_eq!(bad.status.code(), Some(64));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("--mtls-port: `https`"));
+    let early = run(&["sign-csr", "--dir", &d(".")]);
+    assert_eq!(early.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&early.stderr).contains("holds no test CA"));
     let mut started = None;
     for _ in 0..5 {
         let ports = free_ports();
@@ -142,10 +154,7 @@ async fn the_readme_rehearsal_runs_and_survives_a_restart() {
     ])
     .await;
     assert!(ok, "{text}");
-    let signed = std::process::Command::new(&binary)
-        .args(["sign-csr", "--dir", &d(".")])
-        .output()
-        .unwrap();
+    let signed = run(&["sign-csr", "--dir", &d(".")]);
     assert!(signed.status.success(), "{signed:?}");
     let config = d("wisegate.toml");
     let text = authorize_and_check(&config, ports[2]).await;
@@ -165,18 +174,8 @@ async fn the_readme_rehearsal_runs_and_survives_a_restart() {
     ])
     .await;
     assert!(ok, "{text}");
-    let signed = std::process::Command::new(&binary)
-        .args([
-            "sign-csr",
-            "--dir",
-            &d("."),
-            "--csr",
-            &d("tls/ec.csr"),
-            "--out",
-            &d("tls/ec.crt"),
-        ])
-        .output()
-        .unwrap();
+    let ec = ["--csr", &d("tls/ec.csr"), "--out", &d("tls/ec.crt")];
+    let signed = run(&[&["sign-csr", "--dir", &d(".")][..], &ec].concat());
     assert!(signed.status.success(), "{signed:?}");
 
     // Restart on the same folder and ports: the CA, certificates and config still hold

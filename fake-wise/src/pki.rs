@@ -93,7 +93,8 @@ impl TestCa {
     /// Signs a PEM CSR (RSA or EC, e.g. from `wisegate csr`) as Wise does: a client
     /// certificate (clientAuth) for one year, keeping the CSR's subject but with the CN
     /// replaced by `common_name` (Wise puts the client id there). The CSR's signature is
-    /// checked, and the extensions it asks for are ignored. Returns the certificate, PEM.
+    /// checked; the extensions it asks for are not granted (a CSR asking for one rcgen
+    /// cannot read is refused; `wisegate csr` asks for none). Returns the certificate, PEM.
     pub fn sign_csr(&self, csr_pem: &str, common_name: &str) -> Result<String, rcgen::Error> {
         let mut csr = CertificateSigningRequestParams::from_pem(csr_pem)?;
         let mut params = leaf_params(now_plus_days(365));
