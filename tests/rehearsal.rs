@@ -102,9 +102,15 @@ async fn code(authorize_port: u16) -> String {
         .expect("the redirect carries a code")
 }
 
-async fn authorize_and_check(config: &str, authorize_port: u16) -> String {
+/// `wisegate authorize --code` (with `extra` arguments), then `check --online`.
+async fn authorize_and_check(config: &str, authorize_port: u16, extra: &[&str]) -> String {
     let code = code(authorize_port).await;
-    let (ok, text) = wisegate(&["authorize", "--config", config, "--code", &code]).await;
+    let args = [
+        &["authorize", "--config", config, "--code", &code][..],
+        extra,
+    ]
+    .concat();
+    let (ok, text) = wisegate(&args).await;
     assert!(ok, "{text}");
     let (ok, text) = wisegate(&["check", "--config", config, "--online"]).await;
     assert!(ok, "{text}");
@@ -157,7 +163,7 @@ async fn the_readme_rehearsal_runs_and_survives_a_restart() {
     let signed = run(&["sign-csr", "--dir", &d(".")]);
     assert!(signed.status.success(), "{signed:?}");
     let config = d("wisegate.toml");
-    let text = authorize_and_check(&config, ports[2]).await;
+    let text = authorize_and_check(&config, ports[2], &[]).await;
     assert!(text.contains("answered 200 with our certificate"), "{text}");
 
     // An EC CSR is signed too.
@@ -179,7 +185,7 @@ async fn the_readme_rehearsal_runs_and_survives_a_restart() {
     assert!(signed.status.success(), "{signed:?}");
 
     // Restart on the same folder and ports: the CA, certificates and config still hold
-    // (tokens live in fake-wise's memory, so authorize again).
+    // (tokens live in fake-wise's memory, so authorize again, replacing the stored ones).
     fake.kill().await.unwrap();
     let edited = std::fs::read_to_string(&config).unwrap() + "# edited\n";
     std::fs::write(&config, &edited).unwrap();
@@ -192,6 +198,6 @@ async fn the_readme_rehearsal_runs_and_survives_a_restart() {
         edited,
         "never overwritten"
     );
-    let text = authorize_and_check(&config, ports[2]).await;
+    let text = authorize_and_check(&config, ports[2], &["--force"]).await;
     assert!(text.contains("answered 200 with our certificate"), "{text}");
 }

@@ -22,7 +22,7 @@ fake-wise --dir DIR
     for `wisegate csr`, and writes DIR/wisegate.toml with every key set for this double
     unless that file exists (it is never overwritten). Prints its URLs and the keys it
     set, then serves until Ctrl-C. Tokens live in memory: after a restart, run
-    `wisegate authorize` again.
+    `wisegate authorize --force` again.
   --mtls-port N, --legacy-port N, --authorize-port N
     Listen on these ports of 127.0.0.1 (default: any free port). wisegate.toml names
     the ports of the first start: give the same three to restart without editing it.
