@@ -2,7 +2,7 @@
 //! library. Exit codes: 0 success, 64 invalid arguments or config, 1 anything else.
 
 use anyhow::Context;
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -26,11 +26,20 @@ const EXIT_USAGE: u8 = 64;
     about = "Plain HTTP in, OAuth 2.0 bearer + mutual TLS out to Wise"
 )]
 struct Cli {
-    /// Log format (overrides log.format in the config).
-    #[arg(long, global = true, value_enum)]
+    /// Log format before the command (`wisegate --log-format json run`), as earlier
+    /// versions took it; the commands that read a config take it too.
+    #[arg(long, value_enum, hide = true)]
     log_format: Option<LogFormatArg>,
     #[command(subcommand)]
     command: Command,
+}
+
+/// `--log-format`, for the commands that read a config (`csr` logs nothing).
+#[derive(Args)]
+struct LogArgs {
+    /// Log format (overrides log.format in the config).
+    #[arg(long, value_enum)]
+    log_format: Option<LogFormatArg>,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -47,6 +56,8 @@ enum Command {
         /// relative to its folder.
         #[arg(long, env = "WISEGATE_CONFIG")]
         config: PathBuf,
+        #[command(flatten)]
+        log: LogArgs,
     },
     /// The one-time OAuth step: get a code, exchange it, store the tokens.
     ///
@@ -57,6 +68,8 @@ enum Command {
         /// relative to its folder.
         #[arg(long, env = "WISEGATE_CONFIG")]
         config: PathBuf,
+        #[command(flatten)]
+        log: LogArgs,
         /// A code already obtained from Wise's redirect.
         #[arg(long)]
         code: Option<String>,
@@ -78,6 +91,8 @@ enum Command {
         /// relative to its folder.
         #[arg(long, env = "WISEGATE_CONFIG")]
         config: PathBuf,
+        #[command(flatten)]
+        log: LogArgs,
         /// Also talk to Wise, changing nothing: TLS with the legacy host, the client
         /// certificate on the mTLS host, the token endpoint by a client-credentials grant
         /// (the user's tokens are untouched) and Wise's test call. No refresh.
@@ -137,6 +152,8 @@ enum TokenAction {
         /// relative to its folder.
         #[arg(long, env = "WISEGATE_CONFIG")]
         config: PathBuf,
+        #[command(flatten)]
+        log: LogArgs,
     },
     /// Refresh the stored token now.
     ///
@@ -148,6 +165,8 @@ enum TokenAction {
         /// relative to its folder.
         #[arg(long, env = "WISEGATE_CONFIG")]
         config: PathBuf,
+        #[command(flatten)]
+        log: LogArgs,
     },
 }
 
@@ -208,11 +227,11 @@ fn init_logging(format: LogFormat, level: &str) {
 
 async fn dispatch(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Run { config } => {
+        Command::Run { config, log } => {
             // From here on SIGHUP means "reload", never the default "terminate", even
             // before the reload watcher listens.
             let _hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup());
-            let config = load(&config, cli.log_format)?;
+            let config = load(&config, log.log_format.or(cli.log_format))?;
             let listeners = Listeners::bind(&config).await?;
             let shutdown = CancellationToken::new();
             tokio::spawn(stop_on_signal(shutdown.clone()));
@@ -221,10 +240,11 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Authorize {
             config,
+            log,
             code,
             force,
         } => {
-            let config = load(&config, cli.log_format)?;
+            let config = load(&config, log.log_format.or(cli.log_format))?;
             confirm_replacing(&config, force).await?;
             let stdin = tokio::io::BufReader::new(tokio::io::stdin());
             let authorized =
@@ -244,9 +264,9 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Token {
-            action: TokenAction::Status { config },
+            action: TokenAction::Status { config, log },
         } => {
-            let config = load(&config, cli.log_format)?;
+            let config = load(&config, log.log_format.or(cli.log_format))?;
             let store = app::token_store(&config)?;
             match store.load().await? {
                 None => println!(
@@ -302,9 +322,9 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Token {
-            action: TokenAction::Refresh { config },
+            action: TokenAction::Refresh { config, log },
         } => {
-            let config = load(&config, cli.log_format)?;
+            let config = load(&config, log.log_format.or(cli.log_format))?;
             match admin_client::find(&config).await? {
                 Lookup::Found(running) => {
                     let answer = running.refresh().await?;
@@ -331,8 +351,12 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
             );
             Ok(())
         }
-        Command::Check { config, online } => {
-            let config = load(&config, cli.log_format)?;
+        Command::Check {
+            config,
+            log,
+            online,
+        } => {
+            let config = load(&config, log.log_format.or(cli.log_format))?;
             let list = wisegate::check::check(&config, online).await;
             print!("{}", list.text);
             if list.failures > 0 {

@@ -683,3 +683,20 @@ async fn every_config_option_is_described_in_help() {
         );
     }
 }
+
+/// `csr` writes files and logs nothing: it offers no `--log-format`; the commands that
+/// read a config take it after the command, and before it as earlier versions did.
+#[tokio::test]
+async fn log_format_is_offered_where_there_are_logs() {
+    let (_, help, _) = wisegate_bare(&["csr", "--help"]).await;
+    assert!(!help.contains("--log-format"), "{help}");
+    let (_, help, _) = wisegate_bare(&["run", "--help"]).await;
+    assert!(help.contains("--log-format"), "{help}");
+    for args in [
+        &["--log-format", "json", "check", "--help"][..],
+        &["check", "--log-format", "json", "--help"],
+    ] {
+        let (code, _, stderr) = wisegate_bare(args).await;
+        assert_eq!(code, Some(0), "{args:?}: {stderr}");
+    }
+}
