@@ -21,6 +21,24 @@ pub enum Reloaded {
     Empty,
 }
 
+/// Whether `candidate` (read from the store) is a newer lineage than `held`. A higher
+/// generation is; at the same generation (the file store's is always 0) only a
+/// different token obtained no earlier than the held one, in the store's whole seconds:
+/// a store that a failed save left behind holds the lineage before the held one, whose
+/// refresh token is spent, and must never be taken back.
+fn newer_lineage(candidate: &Held, held: &Held) -> bool {
+    let secs = |held: &Held| {
+        held.tokens
+            .obtained_at
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs())
+    };
+    candidate.generation > held.generation
+        || (candidate.generation == held.generation
+            && candidate.bearer != held.bearer
+            && secs(candidate) >= secs(held))
+}
+
 impl TokenManager {
     /// Re-reads the store and uses its lineage when it is newer than the held one. A
     /// new lineage also lifts a refused grant (the refresh schedule starts again).
@@ -33,10 +51,7 @@ impl TokenManager {
             return Ok(Reloaded::Unchanged);
         };
         let candidate = Arc::new(candidate);
-        let newer = |held: &Held| {
-            candidate.generation > held.generation
-                || (candidate.generation == held.generation && candidate.bearer != held.bearer)
-        };
+        let newer = |held: &Held| newer_lineage(&candidate, held);
         let previous = self.user.rcu(|current| match current {
             Some(current) if !newer(current) => Some(current.clone()),
             _ => Some(candidate.clone()),
@@ -53,5 +68,39 @@ impl TokenManager {
         }
         self.changed.notify_waiters();
         Ok(Reloaded::Adopted)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::secret::AccessToken;
+    use crate::token::store::TokenSet;
+    use std::time::{Duration, UNIX_EPOCH};
+
+    fn held(token: &str, obtained_s: u64, generation: u64) -> Held {
+        let at = UNIX_EPOCH + Duration::from_millis(obtained_s * 1000 + 400);
+        let tokens = TokenSet {
+            access_token: AccessToken::new(token.to_owned()),
+            expires_at: at + Duration::from_secs(43_200),
+            refresh_token: None,
+            refresh_token_expires_at: None,
+            profile_id: None,
+            obtained_at: at,
+        };
+        Held::new(tokens, generation).unwrap()
+    }
+
+    #[test]
+    fn a_store_left_behind_by_a_failed_save_is_never_taken_back() {
+        // Held: B, refreshed at t=2000. The file still holds A from t=1000.
+        assert!(!newer_lineage(&held("A", 1000, 0), &held("B", 2000, 0)));
+        // A new authorization written after B was obtained is taken.
+        assert!(newer_lineage(&held("C", 2500, 0), &held("B", 2000, 0)));
+        // The held lineage read back (whole seconds in the file) is not new.
+        assert!(!newer_lineage(&held("B", 2000, 0), &held("B", 2000, 0)));
+        // A shared store's higher generation is newer, a lower one never.
+        assert!(newer_lineage(&held("D", 1000, 8), &held("B", 2000, 7)));
+        assert!(!newer_lineage(&held("D", 3000, 6), &held("B", 2000, 7)));
     }
 }
