@@ -267,7 +267,16 @@ fn limits_config(limits: &str) -> Result<wisegate::config::Limits, String> {
 #[test]
 fn the_shares_default_to_fractions_of_the_slots_and_every_bad_value_is_reported() {
     let defaults = limits_config("").unwrap();
-    assert_eq!(defaults.max_upstream_requests_per_connection, 64);
+    assert_eq!(
+        defaults.max_upstream_requests_per_connection, 256,
+        "sidecar mode: the one app may use every slot over one connection"
+    );
+    let text = "environment = \"sandbox\"\n[listen]\naddress = \"0.0.0.0:8080\"\nallow_non_loopback = true\n[mtls]\ncert_file = \"c.crt\"\nkey_file = \"c.key\"\n[oauth]\nclient_id = \"a\"\nclient_secret_file = \"s\"\nredirect_uri = \"https://a.example\"\ntoken_store = \"t.json\"\n";
+    let gateway = Config::parse(std::path::Path::new("w.toml"), text).unwrap();
+    assert_eq!(
+        gateway.limits.max_upstream_requests_per_connection, 64,
+        "gateway mode: a quarter"
+    );
     assert_eq!(defaults.max_upstream_requests_per_client, 128);
     assert_eq!(defaults.request_body_min_rate, 1024);
     let small = limits_config("max_upstream_requests = 2").unwrap();
@@ -276,8 +285,8 @@ fn the_shares_default_to_fractions_of_the_slots_and_every_bad_value_is_reported(
             small.max_upstream_requests_per_connection,
             small.max_upstream_requests_per_client
         ),
-        (1, 1),
-        "never below one"
+        (2, 1),
+        "sidecar: every slot per connection; a share is never below one"
     );
     assert_eq!(
         limits_config("request_body_min_rate = 0")

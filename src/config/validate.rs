@@ -318,7 +318,7 @@ pub fn validate(file: &Path, raw: RawConfig) -> Result<Config, Vec<Problem>> {
         ),
         ..defaults
     };
-    slot_limits::slot_limits(&mut c, &raw.limits, &mut limits);
+    slot_limits::slot_limits(&mut c, &raw.limits, listen.is_gateway(), &mut limits);
 
     let routes = routes(&mut c, raw.routes);
     let rollback_all = raw.rollback.all;

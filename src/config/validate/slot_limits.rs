@@ -7,15 +7,22 @@ use crate::config::raw::RawLimits;
 use crate::config::Limits;
 
 /// Fills in `limits`' shares and rate floor from `raw`; `limits.max_upstream_requests`
-/// is already checked.
-pub(super) fn slot_limits(c: &mut Checker<'_>, raw: &RawLimits, limits: &mut Limits) {
+/// is already checked. In sidecar mode (`gateway` false) the one app may hold every slot
+/// over one connection (an h2c app, or a local mesh proxy multiplexing onto one) unless
+/// the key says otherwise; in gateway mode one connection gets a quarter by default.
+pub(super) fn slot_limits(
+    c: &mut Checker<'_>,
+    raw: &RawLimits,
+    gateway: bool,
+    limits: &mut Limits,
+) {
     let all = limits.max_upstream_requests;
     limits.max_upstream_requests_per_connection = share(
         c,
         "limits.max_upstream_requests_per_connection",
         raw.max_upstream_requests_per_connection,
         all,
-        4,
+        if gateway { 4 } else { 1 },
     );
     limits.max_upstream_requests_per_client = share(
         c,
