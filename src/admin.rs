@@ -238,6 +238,27 @@ fn token_answer(shared: &Shared, changed: bool) -> serde_json::Value {
     serde_json::json!({ "changed": changed, "expires_at": expires_at })
 }
 
+/// Whether the request names this host by a loopback address (`Host`, or the HTTP/2
+/// authority): 127.0.0.1, [::1] or localhost, with any port.
+fn host_is_loopback(request: &Request<Incoming>) -> bool {
+    let host = request
+        .headers()
+        .get(header::HOST)
+        .and_then(|value| value.to_str().ok())
+        .or_else(|| request.uri().authority().map(|a| a.as_str()));
+    let Some(authority) = host.and_then(|h| h.parse::<http::uri::Authority>().ok()) else {
+        return false;
+    };
+    let name = authority
+        .host()
+        .trim_start_matches('[')
+        .trim_end_matches(']');
+    name.eq_ignore_ascii_case("localhost")
+        || name
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.to_canonical().is_loopback())
+}
+
 /// Why a token call is refused, if it is: not POST, not from loopback, or not naming
 /// the config this process runs.
 fn refuse_token_call(shared: &Shared, request: &Request<Incoming>) -> Option<Response<ProxyBody>> {
@@ -255,12 +276,21 @@ fn refuse_token_call(shared: &Shared, request: &Request<Incoming>) -> Option<Res
     let loopback = request
         .extensions()
         .get::<crate::slots::AppConnection>()
-        .is_some_and(|connection| connection.peer().ip().is_loopback());
+        .is_some_and(|connection| connection.peer().ip().to_canonical().is_loopback());
     if !loopback {
         return Some(admin_error(
             StatusCode::FORBIDDEN,
             "forbidden",
             "the token endpoints answer only callers on this host (a loopback address): run the command next to wisegate",
+        ));
+    }
+    // A browser page whose name was rebound to 127.0.0.1 is a loopback peer of the same
+    // origin; it still sends its own name as Host.
+    if !host_is_loopback(request) {
+        return Some(admin_error(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "the token endpoints answer only requests addressed to this host by a loopback address (Host: 127.0.0.1, [::1] or localhost): run the command next to wisegate",
         ));
     }
     let running = shared.snapshot.load().config.sha256.clone();

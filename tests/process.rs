@@ -458,6 +458,16 @@ async fn the_admin_token_endpoints_want_post_and_the_configs_sha256() {
     };
     let (response, _) = get_at(running.admin, "/token/refresh").await;
     assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
+    // A page rebound to 127.0.0.1 (DNS rebinding) still names itself in Host.
+    let rebound = http::Request::post(format!("http://{}/token/refresh", running.admin))
+        .header("host", "pay.example.com")
+        .header("x-wisegate-config-sha256", &sha)
+        .body(http_body_util::Full::default())
+        .unwrap();
+    assert_eq!(
+        common::send(rebound).await.0.status(),
+        StatusCode::FORBIDDEN
+    );
     assert_eq!(post(None).await.0.status(), StatusCode::BAD_REQUEST);
     let (response, body) = post(Some(&"0".repeat(64))).await;
     assert_eq!(response.status(), StatusCode::CONFLICT);
