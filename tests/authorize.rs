@@ -12,6 +12,24 @@ use http_body_util::Full;
 use std::os::unix::fs::PermissionsExt;
 use wisegate::config::Config;
 
+/// Runs `wisegate authorize --code CODE`, asserts it succeeded; its stdout.
+async fn authorize_code(config: &std::path::Path, code: &str) -> String {
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_wisegate"))
+        .args(["authorize", "--config"])
+        .arg(config)
+        .args(["--code", code])
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    stdout
+}
+
 async fn proxied_status(config: Config) -> StatusCode {
     get_at(serve(config).await, "/v1/me").await.0.status()
 }
@@ -25,19 +43,7 @@ async fn the_binary_exchanges_a_code_and_stores_tokens_0600() {
         dir,
         config_path: path,
     } = setup(FakeWiseConfig::default()).await;
-    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_wisegate"))
-        .args(["authorize", "--config"])
-        .arg(&path)
-        .args(["--code", &wise.issue_code()])
-        .output()
-        .await
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let stdout = authorize_code(&path, &wise.issue_code()).await;
     assert!(stdout.contains("Authorized. Tokens stored in"), "{stdout}");
     let token = wise.current_access_token().unwrap();
     assert!(!stdout.contains(&token), "the token is never printed");
@@ -155,19 +161,7 @@ async fn the_binary_takes_the_whole_redirect_url_as_code() {
         "https://www.yourapp.com/?code={}&state=from-an-earlier-run&profileId=777",
         wise.issue_code()
     );
-    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_wisegate"))
-        .args(["authorize", "--config"])
-        .arg(&path)
-        .args(["--code", &url])
-        .output()
-        .await
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let stdout = authorize_code(&path, &url).await;
     assert!(stdout.contains("profileId: 777"), "{stdout}");
     assert_eq!(wise.token_calls().authorization_code, 1);
     assert_eq!(

@@ -10,6 +10,20 @@ use std::process::{Command, Output};
 use x509_parser::certification_request::X509CertificationRequest;
 use x509_parser::prelude::FromDer;
 
+/// `wisegate csr` for an EC P-256 key of org Acme into `key` and `csr`.
+fn ec256_csr(key: &std::path::Path, csr: &std::path::Path) -> Output {
+    wisegate_csr(&[
+        "--org",
+        "Acme",
+        "--key-type",
+        "ec256",
+        "--key-out",
+        key.to_str().unwrap(),
+        "--csr-out",
+        csr.to_str().unwrap(),
+    ])
+}
+
 fn wisegate_csr(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_wisegate"))
         .arg("csr")
@@ -200,16 +214,7 @@ fn existing_files_are_kept_without_force_and_replaced_with_it() {
     // An existing CSR is kept too.
     let other_key = dir.path().join("other.key");
     std::fs::write(&csr, "old csr").unwrap();
-    let refused = wisegate_csr(&[
-        "--org",
-        "Acme",
-        "--key-type",
-        "ec256",
-        "--key-out",
-        other_key.to_str().unwrap(),
-        "--csr-out",
-        csr.to_str().unwrap(),
-    ]);
+    let refused = ec256_csr(&other_key, &csr);
     assert!(!refused.status.success());
     assert_eq!(std::fs::read_to_string(&csr).unwrap(), "old csr");
     assert!(!other_key.exists());
@@ -268,16 +273,7 @@ fn missing_folders_are_made_the_keys_with_mode_0700() {
     let dir = tempfile::tempdir().unwrap();
     let key = dir.path().join("tls/private/client.key");
     let csr = dir.path().join("requests/client.csr");
-    let output = wisegate_csr(&[
-        "--org",
-        "Acme",
-        "--key-type",
-        "ec256",
-        "--key-out",
-        key.to_str().unwrap(),
-        "--csr-out",
-        csr.to_str().unwrap(),
-    ]);
+    let output = ec256_csr(&key, &csr);
     assert!(output.status.success(), "{}", text(&output.stderr));
     assert!(key.is_file() && csr.is_file());
     assert_eq!(mode(key.parent().unwrap()), 0o700);
@@ -292,16 +288,7 @@ fn an_unwritable_folder_exits_1_naming_the_file() {
     std::fs::write(dir.path().join("missing"), "").unwrap();
     let key = dir.path().join("missing/client.key");
     let csr = dir.path().join("client.csr");
-    let output = wisegate_csr(&[
-        "--org",
-        "Acme",
-        "--key-type",
-        "ec256",
-        "--key-out",
-        key.to_str().unwrap(),
-        "--csr-out",
-        csr.to_str().unwrap(),
-    ]);
+    let output = ec256_csr(&key, &csr);
     assert_eq!(output.status.code(), Some(1));
     assert!(text(&output.stderr).contains(&key.display().to_string()));
     assert!(!csr.exists(), "no CSR without its key");
