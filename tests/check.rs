@@ -7,18 +7,11 @@ use fake_wise::FakeWiseConfig;
 use wisegate::config::Config;
 
 async fn check(config: &std::path::Path, online: bool) -> (Option<i32>, String) {
-    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_wisegate"));
-    command.args(["check", "--config"]).arg(config);
+    let mut args = vec!["check".as_ref(), "--config".as_ref(), config.as_os_str()];
     if online {
-        command.arg("--online");
+        args.push("--online".as_ref());
     }
-    let output = command.output().await.unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    (output.status.code(), text)
+    common::wisegate_output(&args).await
 }
 
 #[tokio::test]

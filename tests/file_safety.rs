@@ -113,18 +113,7 @@ async fn too_open_setup() -> (common::Setup, Vec<(&'static str, PathBuf)>) {
 }
 
 async fn check(config: &Path) -> (Option<i32>, String) {
-    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_wisegate"))
-        .args(["check", "--config"])
-        .arg(config)
-        .output()
-        .await
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    (output.status.code(), text)
+    common::wisegate_output(&["check".as_ref(), "--config".as_ref(), config.as_os_str()]).await
 }
 
 fn expected(what: &str, file: &Path) -> String {

@@ -378,20 +378,9 @@ async fn sigterm_lets_a_refresh_in_flight_finish_and_save() {
 
 /// Runs the binary with `args` and `--config`; exit code and stdout + stderr.
 async fn wisegate(setup: &Setup, args: &[&str]) -> (Option<i32>, String) {
-    let output = Command::new(env!("CARGO_BIN_EXE_wisegate"))
-        .args(args)
-        .arg("--config")
-        .arg(&setup.config_path)
-        .stdin(Stdio::null())
-        .output()
-        .await
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    (output.status.code(), text)
+    let mut all: Vec<&std::ffi::OsStr> = args.iter().map(|arg| arg.as_ref()).collect();
+    all.extend(["--config".as_ref(), setup.config_path.as_os_str()]);
+    common::wisegate_output(&all).await
 }
 
 /// A POST too large for the replay buffer: a 401 from Wise would reach the app.

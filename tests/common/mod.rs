@@ -426,3 +426,20 @@ pub async fn hang_up_during_a_refresh(
     drop(app);
     wait_for_metric_to_be(admin, "wisegate_requests_in_flight", 0.0).await;
 }
+
+/// Runs the `wisegate` binary with `args` (stdin closed); its exit code and its stdout
+/// followed by its stderr.
+pub async fn wisegate_output(args: &[&std::ffi::OsStr]) -> (Option<i32>, String) {
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_wisegate"))
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .await
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output.status.code(), text)
+}
