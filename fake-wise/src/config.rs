@@ -3,6 +3,8 @@
 
 use std::time::Duration;
 
+use crate::token_shape::TokenShape;
+
 /// How the double is set up. `Default` gives the values the tests and the demo use.
 #[derive(Clone, Debug)]
 pub struct FakeWiseConfig {
@@ -18,6 +20,11 @@ pub struct FakeWiseConfig {
     pub access_token_lifetime: Duration,
     /// Whether a refresh returns a new refresh token, invalidating the old one (false).
     pub rotate_refresh_token: bool,
+    /// What user access tokens look like ([`TokenShape::Uuid`]).
+    pub user_token_shape: TokenShape,
+    /// What client-credentials (app) access tokens look like ([`TokenShape::Uuid`]);
+    /// Wise's are becoming JWEs of 500-800+ characters ([`TokenShape::Jwe`]).
+    pub app_token_shape: TokenShape,
     /// The profile id the authorize page hands out (12345).
     pub profile_id: u64,
     /// The RSA public key (SPKI PEM) registered for SCA signatures on `/test/sca` (none).
@@ -52,6 +59,8 @@ impl Default for FakeWiseConfig {
             personal_token: "personal-token-abcdef".to_owned(),
             access_token_lifetime: Duration::from_secs(43199),
             rotate_refresh_token: false,
+            user_token_shape: TokenShape::Uuid,
+            app_token_shape: TokenShape::Uuid,
             profile_id: 12345,
             sca_public_key_pem: None,
             http_versions: HttpVersions::default(),

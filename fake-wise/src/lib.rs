@@ -26,7 +26,7 @@
 //! - `state`: codes, tokens, counters, the request record
 //! - `tls`: rustls server configurations
 //! - `server`: accept loops, connections, dispatch
-//! - `token`: the token endpoint
+//! - `token`: the token endpoint; `token_shape`: what the access tokens look like
 //! - `api`: API calls on both hosts
 //! - `authorize`: the authorize page
 //! - `body`: response bodies, downloads, request-body hashing
@@ -41,6 +41,7 @@ mod server;
 mod state;
 mod tls;
 mod token;
+mod token_shape;
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
@@ -55,6 +56,7 @@ pub use config::{
     TokenEndpointMode,
 };
 pub use pki::{CertKeyPem, TestCa};
+pub use token_shape::{TokenShape, JWE_MIN_LENGTH};
 
 use server::Role;
 use state::Shared;
@@ -160,6 +162,11 @@ impl FakeWise {
     /// The newest user access token, if it is still valid.
     pub fn current_access_token(&self) -> Option<String> {
         self.shared.current_access_token()
+    }
+
+    /// The newest client-credentials (app) access token, if it is still valid.
+    pub fn current_app_token(&self) -> Option<String> {
+        self.shared.current_app_token()
     }
 
     /// Every user access token becomes invalid (as if another party had refreshed).

@@ -9,17 +9,19 @@ mod cli;
 use std::path::Path;
 use std::process::ExitCode;
 
-use cli::args::{Command, USAGE};
+use cli::args::{Command, TokenShapes, USAGE};
 use cli::wisegate_toml::Outcome;
 use cli::{folder, wisegate_toml};
 use fake_wise::{FakeWise, FakeWiseConfig, ListenPorts};
 
-async fn serve(dir: &Path, ports: ListenPorts) -> Result<(), String> {
+async fn serve(dir: &Path, ports: ListenPorts, tokens: TokenShapes) -> Result<(), String> {
     folder::private_dir(dir)?;
     folder::private_dir(&dir.join("tls"))?;
     let pki = folder::pki(dir)?;
     let mut config = FakeWiseConfig {
         ports,
+        user_token_shape: tokens.user,
+        app_token_shape: tokens.app,
         ..FakeWiseConfig::default()
     };
     config.client_secret = folder::secret(dir, "client_secret", &config.client_secret)?;
@@ -96,7 +98,7 @@ async fn main() -> ExitCode {
             println!("{USAGE}");
             Ok(())
         }
-        Ok(Command::Serve { dir, ports }) => serve(&dir, ports).await,
+        Ok(Command::Serve { dir, ports, tokens }) => serve(&dir, ports, tokens).await,
         Ok(Command::SignCsr { dir, csr, out }) => sign_csr(&dir, &csr, &out),
         Err(message) => {
             eprintln!("fake-wise: {message}");

@@ -10,6 +10,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use crate::config::{FakeWiseConfig, RecordedRequest, TokenCalls, TokenEndpointMode};
+use crate::token_shape::TokenShape;
 
 /// How long an authorization code stays usable.
 const CODE_LIFETIME: Duration = Duration::from_secs(30 * 60);
@@ -53,9 +54,9 @@ struct Issued {
 }
 
 impl Issued {
-    fn new(lifetime: Duration) -> Issued {
+    fn new(shape: TokenShape, lifetime: Duration) -> Issued {
         Issued {
-            token: random_uuid(),
+            token: shape.generate(),
             expires: Instant::now() + lifetime,
         }
     }
@@ -154,7 +155,10 @@ impl Shared {
         }
         let refresh = random_uuid();
         t.refresh = Some(refresh.clone());
-        let access = Issued::new(self.config.access_token_lifetime);
+        let access = Issued::new(
+            self.config.user_token_shape,
+            self.config.access_token_lifetime,
+        );
         t.user_access = Some(access.clone());
         Some(Grant {
             access_token: access.token,
@@ -171,7 +175,10 @@ impl Shared {
         if self.config.rotate_refresh_token {
             t.refresh = Some(random_uuid());
         }
-        let access = Issued::new(self.config.access_token_lifetime);
+        let access = Issued::new(
+            self.config.user_token_shape,
+            self.config.access_token_lifetime,
+        );
         t.user_access = Some(access.clone());
         Some(Grant {
             access_token: access.token,
@@ -181,7 +188,10 @@ impl Shared {
 
     /// A new app token; earlier app tokens die.
     pub(crate) fn client_credentials(&self) -> Grant {
-        let access = Issued::new(self.config.access_token_lifetime);
+        let access = Issued::new(
+            self.config.app_token_shape,
+            self.config.access_token_lifetime,
+        );
         lock(&self.tokens).app_access = Some(access.clone());
         Grant {
             access_token: access.token,
@@ -204,6 +214,15 @@ impl Shared {
     pub(crate) fn current_access_token(&self) -> Option<String> {
         let t = lock(&self.tokens);
         t.user_access
+            .as_ref()
+            .filter(|i| Instant::now() < i.expires)
+            .map(|i| i.token.clone())
+    }
+
+    /// The newest client-credentials token, if it is still valid.
+    pub(crate) fn current_app_token(&self) -> Option<String> {
+        let t = lock(&self.tokens);
+        t.app_access
             .as_ref()
             .filter(|i| Instant::now() < i.expires)
             .map(|i| i.token.clone())

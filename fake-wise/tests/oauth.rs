@@ -3,7 +3,7 @@
 mod common;
 
 use common::{basic, get, send, start, token_request};
-use fake_wise::{FakeWiseConfig, TokenEndpointMode};
+use fake_wise::{FakeWiseConfig, TokenEndpointMode, TokenShape};
 use http::{Request, StatusCode};
 
 #[tokio::test]
@@ -164,6 +164,47 @@ async fn client_credentials_give_an_app_token_without_refresh_token() {
         .await;
     assert_eq!(echo.json()["token_kind"], "app");
     assert_eq!(env.fake.current_access_token(), None);
+}
+
+/// JWE-shaped tokens of the configured lengths, for both kinds, accepted as they came.
+#[tokio::test]
+async fn tokens_can_be_long_jwe_strings_of_either_kind() {
+    let env = start(FakeWiseConfig {
+        app_token_shape: TokenShape::Jwe(812),
+        user_token_shape: TokenShape::Jwe(640),
+        ..FakeWiseConfig::default()
+    })
+    .await;
+    let cfg = env.fake.config().clone();
+    let app = env
+        .mtls(token_request(
+            &cfg,
+            "/oauth/token",
+            &[("grant_type", "client_credentials")],
+        ))
+        .await
+        .json()["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!((app.len(), app.split('.').count()), (812, 5));
+    assert_eq!(env.fake.current_app_token().as_deref(), Some(app.as_str()));
+    let code = env.fake.issue_code();
+    let form = [
+        ("grant_type", "authorization_code"),
+        ("code", code.as_str()),
+        ("redirect_uri", cfg.redirect_uri.as_str()),
+    ];
+    let user = env
+        .mtls(token_request(&cfg, "/oauth/token", &form))
+        .await
+        .json();
+    let user = user["access_token"].as_str().unwrap().to_owned();
+    assert_eq!((user.len(), user.split('.').count()), (640, 5));
+    for (token, kind) in [(app, "app"), (user, "user")] {
+        let echo = env.mtls(get("/v1/me", Some(&token))).await;
+        assert_eq!(echo.json()["token_kind"], kind);
+    }
 }
 
 #[tokio::test]

@@ -4,11 +4,12 @@
 use std::ffi::OsString;
 use std::path::PathBuf;
 
-use fake_wise::ListenPorts;
+use fake_wise::{ListenPorts, TokenShape, JWE_MIN_LENGTH};
 
 /// `--help`'s text: the commands, the kept folder, the ports and the exit codes.
 pub const USAGE: &str = "\
 usage: fake-wise --dir DIR [--mtls-port N] [--legacy-port N] [--authorize-port N]
+                 [--jwe-app-tokens N] [--jwe-user-tokens N]
        fake-wise sign-csr --dir DIR [--csr FILE] [--out FILE]
 
 A local double of Wise (mTLS API host with the token endpoint, legacy host, authorize
@@ -26,6 +27,10 @@ fake-wise --dir DIR
   --mtls-port N, --legacy-port N, --authorize-port N
     Listen on these ports of 127.0.0.1 (default: any free port). wisegate.toml names
     the ports of the first start: give the same three to restart without editing it.
+  --jwe-app-tokens N, --jwe-user-tokens N
+    Issue client-credentials (app) or user access tokens shaped like a JWE of N
+    characters (five base64url segments; N at least 480) instead of UUIDs, as Wise's
+    client-credentials tokens are becoming (500-800+ characters).
 
 fake-wise sign-csr --dir DIR [--csr FILE] [--out FILE]
     Signs a CSR made by `wisegate csr` (RSA or EC) with DIR's CA, as Wise's Developer
@@ -40,13 +45,24 @@ pub enum Command {
     /// Print [`USAGE`].
     Help,
     /// Serve the double from a kept folder.
-    Serve { dir: PathBuf, ports: ListenPorts },
+    Serve {
+        dir: PathBuf,
+        ports: ListenPorts,
+        tokens: TokenShapes,
+    },
     /// Sign a CSR with the folder's CA.
     SignCsr {
         dir: PathBuf,
         csr: PathBuf,
         out: PathBuf,
     },
+}
+
+/// What the access tokens look like (`--jwe-app-tokens`, `--jwe-user-tokens`).
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct TokenShapes {
+    pub user: TokenShape,
+    pub app: TokenShape,
 }
 
 /// Parses the arguments after the program name.
@@ -58,6 +74,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, String
     }
     let (mut dir, mut csr, mut out) = (None, None, None);
     let mut ports = ListenPorts::default();
+    let mut tokens = TokenShapes::default();
     while let Some(arg) = args.next() {
         let name = arg.to_string_lossy().into_owned();
         let mut value = || args.next().ok_or_else(|| format!("{name} needs a value"));
@@ -69,6 +86,8 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, String
             ("--mtls-port", false) => ports.mtls = port(&name, value()?)?,
             ("--legacy-port", false) => ports.legacy = port(&name, value()?)?,
             ("--authorize-port", false) => ports.authorize = port(&name, value()?)?,
+            ("--jwe-app-tokens", false) => tokens.app = jwe_length(&name, value()?)?,
+            ("--jwe-user-tokens", false) => tokens.user = jwe_length(&name, value()?)?,
             _ => return Err(format!("unknown argument `{name}` (see --help)")),
         }
     }
@@ -80,8 +99,18 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, String
             dir,
         }
     } else {
-        Command::Serve { dir, ports }
+        Command::Serve { dir, ports, tokens }
     })
+}
+
+fn jwe_length(name: &str, value: OsString) -> Result<TokenShape, String> {
+    let text = value.to_string_lossy();
+    match text.parse::<usize>() {
+        Ok(length) if (JWE_MIN_LENGTH..=65_536).contains(&length) => Ok(TokenShape::Jwe(length)),
+        _ => Err(format!(
+            "{name}: `{text}` is not a token length ({JWE_MIN_LENGTH}-65536 characters)"
+        )),
+    }
 }
 
 fn port(name: &str, value: OsString) -> Result<u16, String> {
@@ -119,8 +148,24 @@ mod tests {
             command,
             Ok(Command::Serve {
                 dir: "d".into(),
-                ports
+                ports,
+                tokens: TokenShapes::default(),
             })
+        );
+    }
+
+    #[test]
+    fn jwe_token_lengths() {
+        let command = run(&["--dir", "d", "--jwe-app-tokens", "800"]);
+        let Ok(Command::Serve { tokens, .. }) = command else {
+            panic!("{command:?}");
+        };
+        assert_eq!(tokens.app, TokenShape::Jwe(800));
+        assert_eq!(tokens.user, TokenShape::Uuid);
+        let error = run(&["--dir", "d", "--jwe-user-tokens", "40"]).unwrap_err();
+        assert!(
+            error.contains("--jwe-user-tokens: `40`") && error.contains("480"),
+            "{error}"
         );
     }
 
