@@ -3,7 +3,7 @@
 //! mirror state (expiry times, rollback) are set when they change or at scrape time.
 
 use crate::rollback_readiness::LegacyPath;
-use crate::route::Route;
+use crate::route::{Mode, Route};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -25,6 +25,14 @@ pub struct RequestLabels {
 pub struct RouteModeLabels {
     pub route: Arc<str>,
     pub mode: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ScaLabels {
+    pub route: Arc<str>,
+    pub mode: &'static str,
+    /// One of [`SCA_OUTCOMES`].
+    pub outcome: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -89,6 +97,9 @@ pub const REFRESH_RESULTS: [&str; 2] = ["success", "failure"];
 pub const RELOAD_RESULTS: [&str; 3] = ["success", "failure", "cert_rejected"];
 /// Every `result` of `wisegate_shadow_total`.
 pub const SHADOW_RESULTS: [&str; 4] = ["match", "mismatch", "error", "dropped"];
+/// Every `outcome` of `wisegate_sca_challenges_total`: wisegate signed the challenge and
+/// repeated the request, or the app got the challenge as Wise sent it.
+pub const SCA_OUTCOMES: [&str; 2] = ["signed", "passed_to_app"];
 /// Every `reason` of `wisegate_fallback_total`.
 pub const FALLBACK_REASONS: [&str; 6] = [
     "connection_lost",
@@ -125,6 +136,8 @@ pub struct Metrics {
     pub token_store_up: Gauge,
     pub shadow: Family<RouteResultLabels, Counter>,
     pub fallback: Family<RouteReasonLabels, Counter>,
+    /// SCA challenges (403, `x-2fa-approval-result: REJECTED`) from Wise.
+    pub sca_challenges: Family<ScaLabels, Counter>,
     /// 1 while `/readyz` answers 200 (set at scrape time).
     pub ready: Gauge,
     /// 1 while Wise has refused the grant and a person must run `wisegate authorize`.
@@ -157,6 +170,7 @@ impl Metrics {
             token_store_up: Gauge::default(),
             shadow: Family::default(),
             fallback: Family::default(),
+            sca_challenges: Family::default(),
             ready: Gauge::default(),
             authorization_required: Gauge::default(),
             legacy_path_up: Gauge::default(),
@@ -234,6 +248,11 @@ impl Metrics {
             metrics.fallback.clone(),
         );
         registry.register(
+            "wisegate_sca_challenges",
+            "SCA challenges from Wise (403 with x-2fa-approval-result: REJECTED), by route, mode and outcome (signed: wisegate signed and repeated the request; passed_to_app: the app got it untouched)",
+            metrics.sca_challenges.clone(),
+        );
+        registry.register(
             "wisegate_ready",
             "1 while /readyz answers 200 (config loaded, client certificate valid, the modes' credentials usable)",
             metrics.ready.clone(),
@@ -309,6 +328,25 @@ impl Metrics {
                     );
                 }
             }
+        }
+    }
+
+    /// Creates, at 0, the SCA challenge series of a route whose configured mode is
+    /// `mode`: `passed_to_app` in that mode and on the personal-token side (where
+    /// rollback and fallback send it), `signed` on the personal-token side, the only one
+    /// where wisegate signs.
+    pub fn zero_sca_counters(&self, route: &Arc<str>, mode: Mode) {
+        let series = [
+            (mode, "passed_to_app"),
+            (Mode::PersonalToken, "passed_to_app"),
+            (Mode::PersonalToken, "signed"),
+        ];
+        for (mode, outcome) in series {
+            drop(self.sca_challenges.get_or_create(&ScaLabels {
+                route: route.clone(),
+                mode: mode.as_str(),
+                outcome,
+            }));
         }
     }
 

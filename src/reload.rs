@@ -157,6 +157,14 @@ pub fn publish(shared: &Shared, snapshot: &Snapshot) {
         .rollback_active
         .set(i64::from(snapshot.config.rollback_all));
     metrics.zero_route_counters(snapshot.config.routes.routes());
+    let routes = snapshot.config.routes.routes();
+    let modes = routes
+        .iter()
+        .map(|route| route.mode)
+        .chain([Mode::OAuthMtls]);
+    for (label, mode) in snapshot.labels.iter().zip(modes) {
+        metrics.zero_sca_counters(label, mode);
+    }
     metrics.route_mode.clear();
     for (route, mode) in effective_modes(snapshot) {
         for candidate in Mode::ALL {

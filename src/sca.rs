@@ -3,9 +3,16 @@
 //! the client signs that token with the RSA key it registered (SHA256withRSA, PKCS#1
 //! v1.5, standard base64) and repeats the request with `x-2fa-approval` and
 //! `X-Signature`. The key is PEM (PKCS#8 or PKCS#1), parsed with `rustls-pki-types`.
+//!
+//! Wise accepts such signatures only on business accounts based in the US, Canada,
+//! Australia, New Zealand, Singapore and Malaysia (not on personal accounts, PSD2), and
+//! OAuth tokens clear SCA by other flows: everywhere else the challenge reaches the app
+//! untouched. Every challenge is counted in `wisegate_sca_challenges_total` ([`count`]).
 
+use crate::metrics::{Metrics, ScaLabels};
+use crate::route::Mode;
 use base64::Engine;
-use http::{HeaderMap, HeaderValue};
+use http::{HeaderMap, HeaderValue, Response, StatusCode};
 use rsa::pkcs1::DecodeRsaPrivateKey;
 use rsa::pkcs1v15::SigningKey;
 use rsa::pkcs8::DecodePrivateKey;
@@ -13,6 +20,7 @@ use rsa::signature::{SignatureEncoding, Signer};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::PrivateKeyDer;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// The registered key, ready to sign. Its `Debug` shows only the file.
 pub struct ScaSigner {
@@ -54,12 +62,17 @@ impl ScaSigner {
     }
 }
 
+/// Whether an answer is an SCA challenge: 403 with `x-2fa-approval-result: REJECTED`.
+pub fn is_challenge(status: StatusCode, headers: &HeaderMap) -> bool {
+    status == StatusCode::FORBIDDEN
+        && headers
+            .get("x-2fa-approval-result")
+            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"REJECTED"))
+}
+
 /// The one-time token of an SCA challenge, when `status`/`headers` are one.
-pub fn challenge(status: http::StatusCode, headers: &HeaderMap) -> Option<String> {
-    let rejected = headers
-        .get("x-2fa-approval-result")
-        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"REJECTED"));
-    (status == http::StatusCode::FORBIDDEN && rejected)
+pub fn challenge(status: StatusCode, headers: &HeaderMap) -> Option<String> {
+    is_challenge(status, headers)
         .then(|| {
             headers
                 .get("x-2fa-approval")?
@@ -83,5 +96,35 @@ pub fn approve(headers: &mut HeaderMap, one_time_token: &str, signature: &str) {
     ) {
         headers.insert("x-2fa-approval", token);
         headers.insert("x-signature", signature);
+    }
+}
+
+/// Marks the answer to a repeat that wisegate signed, for [`count`].
+#[derive(Debug, Clone, Copy)]
+struct Signed;
+
+/// The answer to a signed repeat, marked as such.
+pub fn mark_signed<B>(mut response: Response<B>) -> Response<B> {
+    response.extensions_mut().insert(Signed);
+    response
+}
+
+/// Counts what the answer the app gets says about SCA, on route `route` answered in
+/// `mode`: `signed` when wisegate signed a challenge on the way ([`mark_signed`]), and
+/// `passed_to_app` when the answer is itself a challenge (wisegate does not sign in this
+/// mode or has no key, the app signs by itself, the body was too large to repeat, or
+/// the signed repeat was challenged again).
+pub fn count<B>(metrics: &Metrics, route: &Arc<str>, mode: Mode, response: &Response<B>) {
+    let signed = response.extensions().get::<Signed>().is_some();
+    let passed = is_challenge(response.status(), response.headers());
+    for (outcome, happened) in [("signed", signed), ("passed_to_app", passed)] {
+        if happened {
+            let labels = ScaLabels {
+                route: route.clone(),
+                mode: mode.as_str(),
+                outcome,
+            };
+            metrics.sca_challenges.get_or_create(&labels).inc();
+        }
     }
 }

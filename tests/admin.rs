@@ -127,6 +127,17 @@ async fn counters_with_known_labels_are_exported_at_zero_from_start() {
             "wisegate_fallback_total{{route=\"transfers\",reason=\"{reason}\"}} 0"
         ));
     }
+    for route in ["transfers", "default"] {
+        for (mode, outcome) in [
+            ("oauth_mtls", "passed_to_app"),
+            ("personal_token", "passed_to_app"),
+            ("personal_token", "signed"),
+        ] {
+            expected.push(format!(
+                "wisegate_sca_challenges_total{{route=\"{route}\",mode=\"{mode}\",outcome=\"{outcome}\"}} 0"
+            ));
+        }
+    }
     for line in expected {
         assert!(
             text.lines().any(|l| l == line),

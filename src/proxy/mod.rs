@@ -233,6 +233,7 @@ async fn forward(
     }?;
     log.mode = side.as_str();
     log.sent_to = Some(side);
+    sca::count(&shared.metrics, &route, side, &response);
     // wisegate never asks for an upgrade (it strips `Upgrade`), so a 101 is a protocol
     // error: passed on, an HTTP/1.1 app got a bare 101 and a close, an h2c app a
     // `:status 101` its HTTP/2 stack must reject. (hyper handles other 1xx itself.)
@@ -343,5 +344,7 @@ async fn send_legacy(
         &signer.sign(&one_time_token),
     );
     tracing::info!("SCA challenge on the personal-token path: signed and repeated once");
-    send::send_once(&snapshot.legacy, &signed, body, bearer, limit).await
+    send::send_once(&snapshot.legacy, &signed, body, bearer, limit)
+        .await
+        .map(sca::mark_signed)
 }
