@@ -5,7 +5,7 @@
 mod common;
 
 use common::{authorize_with_code, get_at, json, metric, setup, Setup};
-use fake_wise::{FakeWiseConfig, TokenEndpointMode};
+use fake_wise::{FakeWiseConfig, TokenEndpointMode, TokenShape};
 use http::StatusCode;
 use std::net::SocketAddr;
 use std::process::Stdio;
@@ -239,33 +239,33 @@ async fn json_logs_at_trace_level_carry_the_access_line_and_no_secret() {
     assert!(!output.contains(stored["refresh_token"].as_str().unwrap()));
 }
 
+/// Runs the binary with `args` and `--config` at trace level; its stdout + stderr.
+async fn wisegate_at_trace(setup: &Setup, args: &[&str]) -> String {
+    let output = Command::new(env!("CARGO_BIN_EXE_wisegate"))
+        .args(args)
+        .arg("--config")
+        .arg(&setup.config_path)
+        .env("WISEGATE_LOG", "trace")
+        .env("RUST_LOG", "trace")
+        .output()
+        .await
+        .unwrap();
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
 #[tokio::test]
 async fn authorize_refresh_and_check_at_trace_level_leak_nothing() {
     let setup = setup(FakeWiseConfig::default()).await;
-    let run = |args: Vec<String>| {
-        let config = setup.config_path.clone();
-        async move {
-            let output = Command::new(env!("CARGO_BIN_EXE_wisegate"))
-                .args(&args)
-                .arg("--config")
-                .arg(config)
-                .env("WISEGATE_LOG", "trace")
-                .output()
-                .await
-                .unwrap();
-            format!(
-                "{}{}",
-                String::from_utf8_lossy(&output.stdout),
-                String::from_utf8_lossy(&output.stderr)
-            )
-        }
-    };
     let code = setup.wise.issue_code();
-    let mut output = run(vec!["authorize".into(), "--code".into(), code.clone()]).await;
+    let mut output = wisegate_at_trace(&setup, &["authorize", "--code", &code]).await;
     let first = setup.wise.current_access_token().unwrap();
-    output += &run(vec!["token".into(), "refresh".into()]).await;
-    output += &run(vec!["check".into(), "--online".into()]).await;
-    output += &run(vec!["token".into(), "status".into()]).await;
+    output += &wisegate_at_trace(&setup, &["token", "refresh"]).await;
+    output += &wisegate_at_trace(&setup, &["check", "--online"]).await;
+    output += &wisegate_at_trace(&setup, &["token", "status"]).await;
     let last = setup.wise.current_access_token().unwrap();
     assert_ne!(first, last);
     assert_eq!(
@@ -698,4 +698,79 @@ async fn log_format_is_offered_where_there_are_logs() {
         let (code, _, stderr) = wisegate_bare(args).await;
         assert_eq!(code, Some(0), "{args:?}: {stderr}");
     }
+}
+
+/// Tokens of JWE size (Wise's client-credentials tokens are becoming 500-800+
+/// characters), everything at trace level: a wisegate started before any authorization
+/// takes up what `authorize --code` hands over and sends the exact long tokens, through
+/// a 401 replay too; `token refresh`, `check --online` and `token status` run beside it.
+/// No 16-character piece of any token, secret or code is in any output.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn long_tokens_at_trace_level_are_handed_over_whole_and_never_logged() {
+    let setup = setup(FakeWiseConfig {
+        app_token_shape: TokenShape::Jwe(900),
+        user_token_shape: TokenShape::Jwe(700),
+        ..FakeWiseConfig::default()
+    })
+    .await;
+    let route = "\n[[route]]\nname = \"applications\"\npath = \"/v3/applications/**\"\nmode = \"oauth_client\"\n";
+    let text = std::fs::read_to_string(&setup.config_path).unwrap() + route;
+    std::fs::write(&setup.config_path, text).unwrap();
+    let mut running = launch_until(&setup, &[], "trace", "/healthz").await;
+    let code = setup.wise.issue_code();
+    let mut output = wisegate_at_trace(&setup, &["authorize", "--code", &code]).await;
+    assert!(output.contains("now uses the new tokens"), "no hand-over");
+    let handed_over = setup.wise.current_access_token().unwrap();
+    for path in ["/v1/me", "/v3/applications/7/subscriptions"] {
+        assert_eq!(get_at(running.proxy, path).await.0.status(), StatusCode::OK);
+    }
+    setup.wise.invalidate_access_tokens();
+    assert_eq!(
+        get_at(running.proxy, "/v1/me").await.0.status(),
+        StatusCode::OK,
+        "refreshed and replayed"
+    );
+    let replayed = setup.wise.current_access_token().unwrap();
+    let bearers = |wise: &fake_wise::FakeWise| -> Vec<String> {
+        wise.requests()
+            .iter()
+            .filter_map(|r| r.header("authorization"))
+            .map(|value| value.replacen("Bearer ", "", 1))
+            .collect()
+    };
+    let app = setup.wise.current_app_token().unwrap();
+    let expected = [&handed_over, &app, &handed_over, &replayed];
+    let bearers_seen = bearers(&setup.wise);
+    assert!(
+        bearers_seen.iter().eq(expected),
+        "the exact tokens arrived ({:?} characters)",
+        bearers_seen.iter().map(String::len).collect::<Vec<_>>()
+    );
+    assert_eq!((handed_over.len(), app.len()), (700, 900));
+    output += &wisegate_at_trace(&setup, &["token", "refresh"]).await;
+    output += &wisegate_at_trace(&setup, &["check", "--online"]).await;
+    output += &wisegate_at_trace(&setup, &["token", "status"]).await;
+    signal(&running.child, "TERM");
+    running.child.wait().await.unwrap();
+    output += &running.stderr.await.unwrap();
+
+    let stored: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(setup.dir.path().join("state/tokens.json")).unwrap())
+            .unwrap();
+    let config = setup.wise.config();
+    // Every token that reached Wise, `check --online`'s too, and the newest of each kind.
+    let mut secrets = bearers(&setup.wise);
+    secrets.extend([
+        setup.wise.current_access_token().unwrap(),
+        setup.wise.current_app_token().unwrap(),
+        stored["refresh_token"].as_str().unwrap().to_owned(),
+        config.client_secret.clone(),
+        config.personal_token.clone(),
+        code,
+    ]);
+    common::assert_no_piece_of(&secrets, &output);
+    assert!(
+        output.contains("TRACE"),
+        "the output really was at trace level"
+    );
 }

@@ -443,3 +443,38 @@ pub async fn wisegate_output(args: &[&std::ffi::OsStr]) -> (Option<i32>, String)
     );
     (output.status.code(), text)
 }
+
+/// Panics when `output` holds any 16-character piece of any of `secrets` (a secret
+/// shorter than that: the whole of it). Types that redact print no piece of a token,
+/// whatever its size; a line that printed part of one, cut or not, is caught. The panic
+/// names the secret by position and the line, never the text.
+pub fn assert_no_piece_of(secrets: &[String], output: &str) {
+    const PIECE: usize = 16;
+    let mut pieces = std::collections::HashSet::new();
+    for (index, secret) in secrets.iter().enumerate() {
+        assert!(!secret.is_empty(), "secret {index} is empty");
+        if secret.len() < PIECE {
+            assert!(
+                !output.contains(secret.as_str()),
+                "secret {index} is in the output"
+            );
+        }
+        for piece in secret.as_bytes().windows(PIECE) {
+            pieces.insert((piece, index));
+        }
+    }
+    let by_piece: std::collections::HashMap<&[u8], usize> = pieces.into_iter().collect();
+    if let Some((at, index)) = output
+        .as_bytes()
+        .windows(PIECE)
+        .enumerate()
+        .find_map(|(at, window)| by_piece.get(window).map(|index| (at, *index)))
+    {
+        let line = output.as_bytes()[..at]
+            .iter()
+            .filter(|b| **b == b'\n')
+            .count()
+            + 1;
+        panic!("a {PIECE}-character piece of secret {index} is in the output, line {line}");
+    }
+}
