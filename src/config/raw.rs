@@ -1,5 +1,5 @@
 //! The config file as written: serde types that mirror the TOML one to one. Nothing is
-//! checked here beyond the shape; `validate.rs` turns this into a typed
+//! checked here beyond the shape; `validate/` turns this into a typed
 //! [`crate::config::Config`]. Unknown keys are ignored by serde and reported, all of
 //! them with their sections, by `unknown.rs`, whose list of known keys is these types'
 //! fields.

@@ -1,0 +1,140 @@
+//! The `[oauth]` section: the client Wise registered (id, secret, redirect URL), where the
+//! tokens are kept (`token_store.rs`) and the token and authorization endpoints.
+
+use super::token_store::{token_store, RedisKeys};
+use super::Checker;
+use crate::config::raw::RawOAuth;
+use crate::config::{Environment, OAuth, SecretSource, TokenStoreConfig};
+use http::Uri;
+use std::path::PathBuf;
+use std::time::Duration;
+
+pub(super) fn oauth(
+    c: &mut Checker<'_>,
+    raw: Option<RawOAuth>,
+    environment: Environment,
+    mtls_url: &Uri,
+) -> OAuth {
+    let default_token_url = format!("{}/oauth/token", mtls_url.to_string().trim_end_matches('/'));
+    let Some(raw) = c.required(
+        "oauth",
+        raw,
+        "add an [oauth] section with client_id, client_secret_file, redirect_uri and token_store",
+    ) else {
+        return OAuth {
+            client_id: String::new(),
+            client_secret: SecretSource::Env(String::new()),
+            redirect_uri: String::new(),
+            token_store: TokenStoreConfig::File(PathBuf::new()),
+            refresh_token_file: None,
+            token_url: default_token_url
+                .parse()
+                .expect("URL built from a valid URL"),
+            authorize_url: environment.authorize_url().to_owned(),
+            refresh_before: Duration::from_secs(6 * 3600),
+        };
+    };
+    let client_id = c
+        .text(
+            "oauth.client_id",
+            raw.client_id,
+            "the client id Wise gave you",
+        )
+        .unwrap_or_default();
+    let client_secret = match (raw.client_secret_file, raw.client_secret_env) {
+        (Some(file), None) => SecretSource::File(
+            c.path("oauth.client_secret_file", Some(&file))
+                .unwrap_or_default(),
+        ),
+        (None, Some(var)) if !var.trim().is_empty() => SecretSource::Env(var),
+        (Some(_), Some(_)) => {
+            c.problem(
+                "oauth.client_secret_env",
+                "set either client_secret_file or client_secret_env, not both",
+            );
+            SecretSource::Env(String::new())
+        }
+        _ => {
+            c.problem("oauth.client_secret_file", "is required: the file holding your client secret (or name an environment variable in client_secret_env)");
+            SecretSource::Env(String::new())
+        }
+    };
+    let redirect_uri = c
+        .text(
+            "oauth.redirect_uri",
+            raw.redirect_uri,
+            "the redirect URL registered with Wise, exactly as registered",
+        )
+        .unwrap_or_default();
+    if !redirect_uri.is_empty()
+        && redirect_uri
+            .parse::<Uri>()
+            .map_or(true, |uri| uri.scheme().is_none())
+    {
+        c.problem(
+            "oauth.redirect_uri",
+            format!("`{redirect_uri}` is not an absolute URL"),
+        );
+    }
+    let store = c.required(
+        "oauth.token_store",
+        raw.token_store,
+        "a file where wisegate keeps the tokens, e.g. \"state/tokens.json\", or a redis:// URL shared by replicas",
+    );
+    let token_store = token_store(
+        c,
+        store.as_deref(),
+        RedisKeys {
+            password_file: raw.redis_password_file.as_deref(),
+            key_prefix: raw.redis_key_prefix.as_deref(),
+            ca_file: raw.redis_ca_file.as_deref(),
+        },
+        &client_id,
+    );
+    let token_url = match raw.token_url {
+        None => default_token_url
+            .parse()
+            .expect("URL built from a valid URL"),
+        Some(text) => match text.parse::<Uri>() {
+            Ok(uri) if uri.scheme_str() == Some("https") && uri.host().is_some() => uri,
+            _ => {
+                c.problem(
+                    "oauth.token_url",
+                    format!("`{text}` must be an https URL such as \"{default_token_url}\""),
+                );
+                default_token_url
+                    .parse()
+                    .expect("URL built from a valid URL")
+            }
+        },
+    };
+    let authorize_url = raw
+        .authorize_url
+        .unwrap_or_else(|| environment.authorize_url().to_owned());
+    if authorize_url
+        .parse::<Uri>()
+        .map_or(true, |uri| uri.host().is_none())
+    {
+        c.problem(
+            "oauth.authorize_url",
+            format!("`{authorize_url}` is not an absolute URL"),
+        );
+    }
+    OAuth {
+        client_id,
+        client_secret,
+        redirect_uri,
+        token_store,
+        refresh_token_file: c.path(
+            "oauth.refresh_token_file",
+            raw.refresh_token_file.as_deref(),
+        ),
+        token_url,
+        authorize_url,
+        refresh_before: c.duration(
+            "oauth.refresh_before",
+            raw.refresh_before.as_deref(),
+            Duration::from_secs(6 * 3600),
+        ),
+    }
+}
