@@ -10,6 +10,7 @@
 //! lineage `wisegate authorize` stored meanwhile is taken up.
 
 use crate::app::{self, Snapshot};
+use crate::config::restart::needs_restart;
 use crate::config::Config;
 use crate::metrics::{ResultLabels, RouteModeLabels};
 use crate::route::{Mode, DEFAULT_ROUTE};
@@ -84,7 +85,12 @@ impl Reloader {
             Err(error) => return reject(error.to_string()),
         };
         for setting in needs_restart(&old.config, &config) {
-            tracing::warn!("{setting} changed: it takes effect after a restart; the rest of the config applies now");
+            let key = setting.key;
+            let note = setting
+                .note
+                .map(|note| format!(" ({note})"))
+                .unwrap_or_default();
+            tracing::warn!("{key} changed: it takes effect after a restart{note}; the rest of the config applies now");
         }
 
         let mut cert_rejected = false;
@@ -217,44 +223,6 @@ fn mode_changes(old: &Snapshot, new: &Snapshot) -> Vec<(String, (String, String)
             )
         })
         .collect()
-}
-
-/// Settings read once at start.
-fn needs_restart(old: &Config, new: &Config) -> Vec<&'static str> {
-    let mut changed = Vec::new();
-    if old.listen.address != new.listen.address {
-        changed.push("listen.address");
-    }
-    if old.admin.address != new.admin.address {
-        changed.push("admin.address");
-    }
-    if old.listen.shutdown_grace != new.listen.shutdown_grace {
-        changed.push("listen.shutdown_grace");
-    }
-    if old.listen.threads != new.listen.threads {
-        changed.push("listen.threads");
-    }
-    if old.oauth.token_store != new.oauth.token_store {
-        changed.push("oauth.token_store");
-    }
-    let (a, b) = (&old.limits, &new.limits);
-    if a.max_header_bytes != b.max_header_bytes
-        || a.header_read_timeout != b.header_read_timeout
-        || a.response_write_timeout != b.response_write_timeout
-        || a.max_connections != b.max_connections
-    {
-        changed.push(
-            "limits.max_header_bytes/header_read_timeout/response_write_timeout/max_connections",
-        );
-    }
-    if a.idle_timeout != b.idle_timeout {
-        // The upstream pools take the new value; the listeners' watchdogs keep theirs.
-        changed.push("limits.idle_timeout (for app and admin connections)");
-    }
-    if old.log.format != new.log.format || old.log.level != new.log.level {
-        changed.push("log");
-    }
-    changed
 }
 
 /// The files whose change triggers a reload, as (folder, file name) pairs.

@@ -2,10 +2,11 @@
 //! into a typed [`Config`]. Every problem is reported at once, unknown keys
 //! (`unknown.rs`) beside wrong values, each with the file, line and key, so a broken
 //! config is fixed in one go. Relative paths are resolved against the config file's
-//! folder.
+//! folder. The keys a reload cannot apply are listed once, in `restart.rs`.
 
 mod locate;
 pub mod raw;
+pub mod restart;
 mod unknown;
 mod validate;
 
