@@ -13,12 +13,11 @@
 //! that header cross-site without a preflight, which nothing here answers).
 
 use crate::body::{full, ProxyBody};
-use crate::route::Mode;
+use crate::readiness::{degraded_reasons, not_ready_reasons};
 use crate::token::adopt::Reloaded;
 use crate::Shared;
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -57,67 +56,6 @@ pub async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> Response
             ),
         ),
     }
-}
-
-/// Why wisegate should not get traffic now; empty when it should.
-pub fn not_ready_reasons(shared: &Shared) -> Vec<String> {
-    let mut reasons = Vec::new();
-    if shared.shutting_down.load(Ordering::Relaxed) {
-        reasons.push("shutting down".to_owned());
-    }
-    let snapshot = shared.snapshot.load();
-    let identity = shared.resolver.current();
-    if identity.not_after <= SystemTime::now() {
-        reasons.push(format!(
-            "the client certificate {} has expired",
-            identity.cert_file.display()
-        ));
-    }
-    let modes = needed_modes(&snapshot);
-    if modes.contains(&Mode::OAuthMtls) {
-        match shared.tokens.last_refresh() {
-            Some(outcome) if outcome.grant_refused => reasons.push(format!(
-                "the OAuth grant was refused: {}",
-                outcome.error.as_deref().unwrap_or("invalid_grant")
-            )),
-            _ => {
-                if let Err(error) = shared.tokens.user_bearer() {
-                    reasons.push(error.to_string());
-                }
-            }
-        }
-    }
-    if modes.contains(&Mode::PersonalToken) && snapshot.personal_bearer.is_none() {
-        reasons.push("routes need the personal token but none is configured".to_owned());
-    }
-    reasons
-}
-
-/// What is wrong without stopping requests (yet): the shared token store cannot be
-/// reached, so no refresh happens while the held token lasts; or the file store could
-/// not be written, so the held token lives in memory only.
-pub fn degraded_reasons(shared: &Shared) -> Vec<String> {
-    let mut reasons: Vec<String> = shared.tokens.store_trouble().into_iter().collect();
-    if let Some(failure) = shared.tokens.store_failure() {
-        reasons.push(format!(
-            "{failure}: the current token is kept in memory only and a restart would lose it"
-        ));
-    }
-    reasons
-}
-
-/// The modes some request could take under the current snapshot.
-fn needed_modes(snapshot: &crate::app::Snapshot) -> Vec<Mode> {
-    if snapshot.config.rollback_all {
-        return vec![Mode::PersonalToken];
-    }
-    let mut modes = vec![Mode::OAuthMtls];
-    for route in snapshot.config.routes.routes() {
-        if !modes.contains(&route.mode) {
-            modes.push(route.mode);
-        }
-    }
-    modes
 }
 
 /// `/status`: HTML for browsers (`Accept: text/html`) or `?format=html`, else JSON.

@@ -5,6 +5,7 @@
 
 use crate::config::{Config, SecretSource, TokenStoreConfig};
 use crate::route::Mode;
+use crate::route_counts::{self, RouteCounts};
 use crate::sca::ScaSigner;
 use crate::secret::{self, ClientSecret, PersonalToken, RefreshToken, SecretFileError};
 use crate::slots::SlotBounds;
@@ -156,8 +157,9 @@ pub struct Snapshot {
     pub generation: u64,
     /// When this snapshot was built (for `/status`).
     pub loaded_at: std::time::SystemTime,
-    /// Answers by status class, per route (the default route last), for `/status`.
-    pub counts: Vec<crate::status::RouteCounts>,
+    /// Answers by status class, per route of `config.routes.all()` (the default route
+    /// last), for `/status`.
+    pub counts: Vec<RouteCounts>,
     /// The route names as metric labels, in the same order as `counts`.
     pub labels: Vec<Arc<str>>,
 }
@@ -169,7 +171,7 @@ pub struct Selected<'a> {
     pub label: &'a Arc<str>,
     /// Index into [`Snapshot::counts`].
     pub index: usize,
-    /// The effective mode, after the rollback flag.
+    /// The effective mode, after the rollback flag ([`crate::route::Route::effective`]).
     pub mode: Mode,
     pub shadow: bool,
     /// The cool-down when the route falls back to the personal token.
@@ -229,46 +231,38 @@ impl Snapshot {
             sca,
             generation,
             loaded_at: std::time::SystemTime::now(),
-            counts: crate::status::counts_for(config.routes.routes().len()),
+            counts: RouteCounts::for_table(&config.routes),
             labels: config
                 .routes
-                .routes()
+                .all()
                 .iter()
-                .map(|route| route.name.as_str())
-                .chain([crate::route::DEFAULT_ROUTE])
-                .map(Arc::from)
+                .map(|route| Arc::from(route.name.as_str()))
                 .collect(),
             config,
         })
     }
 
-    /// The route a request takes, with its migration-safety settings.
+    /// The route a request takes, with what it does now (the rollback applied).
     pub fn route(&self, method: &Method, path: &str) -> Selected<'_> {
-        let rollback = self.config.rollback_all;
-        match self.config.routes.find(method, path) {
-            Some((index, route)) => Selected {
-                label: &self.labels[index],
-                index,
-                mode: if rollback {
-                    Mode::PersonalToken
-                } else {
-                    route.mode
-                },
-                shadow: route.shadow,
-                fallback: route.fallback.filter(|_| !rollback),
-            },
-            None => Selected {
-                label: &self.labels[self.labels.len() - 1],
-                index: self.counts.len() - 1,
-                mode: if rollback {
-                    Mode::PersonalToken
-                } else {
-                    Mode::OAuthMtls
-                },
-                shadow: false,
-                fallback: None,
-            },
+        let (index, route) = self.config.routes.find(method, path);
+        let now = route.effective(self.config.rollback_all);
+        Selected {
+            label: &self.labels[index],
+            index,
+            mode: now.mode,
+            shadow: now.shadow,
+            fallback: now.fallback,
         }
+    }
+
+    /// Takes over `old`'s answer counts for the routes that kept their name.
+    pub fn carry_counts_from(&self, old: &Snapshot) {
+        route_counts::carry_over(
+            &old.config.routes,
+            &old.counts,
+            &self.config.routes,
+            &self.counts,
+        );
     }
 
     pub fn upstream(&self, mode: Mode) -> &Upstream {

@@ -83,13 +83,13 @@ async fn legacy(list: &mut Checklist, snapshot: &Snapshot) {
             probe.state.as_str(),
             probe.detail
         );
-        let in_use = snapshot.config.rollback_all
-            || snapshot
-                .config
-                .routes
-                .routes()
-                .iter()
-                .any(|route| route.mode == crate::route::Mode::PersonalToken);
+        let rollback = snapshot.config.rollback_all;
+        let in_use = snapshot
+            .config
+            .routes
+            .all()
+            .iter()
+            .any(|route| route.effective(rollback).mode == crate::route::Mode::PersonalToken);
         return match probe.state {
             LegacyPath::Available => list.ok(line),
             LegacyPath::Refused if !in_use => list.warn(line),

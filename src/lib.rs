@@ -6,7 +6,8 @@
 //! # Layout
 //!
 //! - [`config`]: the TOML file, validated into a typed [`config::Config`].
-//! - [`route`]: path patterns and the route table (method + path -> mode).
+//! - [`route`]: path patterns and the route table (method + path -> route, the default
+//!   route last) and what a route does now; [`route_counts`]: answers per route.
 //! - [`tls`]: PEM loading, the client identity and its resolver, rustls configs.
 //! - [`upstream`]: one pooled HTTP/2 + HTTP/1.1 client per upstream host.
 //! - [`token`]: the OAuth client, the token store (a file, or Redis shared by replicas)
@@ -17,7 +18,8 @@
 //!   limit.
 //! - [`server`]: the app-facing listener; [`watchdog`]: its per-connection deadlines;
 //!   [`admission`]: `max_connections`. [`admin`]: `/healthz`, `/readyz`, `/metrics`,
-//!   the token endpoints; [`admin_client`]: the command line's way to a running wisegate.
+//!   the token endpoints; [`readiness`]: what `/readyz` says; [`admin_client`]: the
+//!   command line's way to a running wisegate.
 //! - [`slots`]: the upstream request slots, shared out per app connection and client.
 //! - [`reload`]: file watch + SIGHUP -> a new validated snapshot, swapped in atomically.
 //! - [`rollback_readiness`]: whether the legacy path would work if ops rolled back.
@@ -49,9 +51,11 @@ pub mod headers;
 pub mod lanes;
 pub mod metrics;
 pub mod proxy;
+pub mod readiness;
 pub mod reload;
 pub mod rollback_readiness;
 pub mod route;
+pub mod route_counts;
 pub mod sca;
 pub mod secret;
 pub mod server;

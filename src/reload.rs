@@ -13,7 +13,7 @@ use crate::app::{self, Snapshot};
 use crate::config::restart::needs_restart;
 use crate::config::Config;
 use crate::metrics::{ResultLabels, RouteModeLabels};
-use crate::route::{Mode, DEFAULT_ROUTE};
+use crate::route::Mode;
 use crate::tls::ClientIdentity;
 use crate::Shared;
 use notify::Watcher;
@@ -125,7 +125,7 @@ impl Reloader {
         shared
             .tokens
             .set_min_refresh_interval_on_401(snapshot.config.limits.min_refresh_interval_on_401);
-        crate::status::carry_over(&old, &snapshot);
+        snapshot.carry_counts_from(&old);
         let changes = mode_changes(&old, &snapshot);
         let generation = snapshot.generation;
         let snapshot = Arc::new(snapshot);
@@ -188,22 +188,14 @@ pub fn publish(shared: &Shared, snapshot: &Snapshot) {
 
 /// Each route's effective mode (after the rollback flag), the default route included.
 pub fn effective_modes(snapshot: &Snapshot) -> BTreeMap<String, Mode> {
-    let rollback = |mode| {
-        if snapshot.config.rollback_all {
-            Mode::PersonalToken
-        } else {
-            mode
-        }
-    };
-    let mut modes: BTreeMap<String, Mode> = snapshot
+    let rollback = snapshot.config.rollback_all;
+    snapshot
         .config
         .routes
-        .routes()
+        .all()
         .iter()
-        .map(|route| (route.name.clone(), rollback(route.mode)))
-        .collect();
-    modes.insert(DEFAULT_ROUTE.to_owned(), rollback(Mode::OAuthMtls));
-    modes
+        .map(|route| (route.name.clone(), route.effective(rollback).mode))
+        .collect()
 }
 
 fn mode_changes(old: &Snapshot, new: &Snapshot) -> Vec<(String, (String, String))> {

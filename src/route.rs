@@ -2,7 +2,9 @@
 //!
 //! A pattern is a path whose segments are literals, `*` (exactly one segment) or a final
 //! `**` (the rest: zero or more segments). The first route that matches wins; a request
-//! no route matches takes the default route (`oauth_mtls`). Wise is introducing
+//! no configured route matches takes the default route (`oauth_mtls`), the table's last.
+//! What a route does now, under `rollback.all`, is [`Route::effective`]: the proxy,
+//! `/status`, the reload audit and readiness all ask it. Wise is introducing
 //! quarterly-versioned paths (`/2026Q3/...`), so a pattern written without such a prefix
 //! also matches the same path behind one. Matching allocates nothing.
 
@@ -89,6 +91,15 @@ impl Pattern {
         })
     }
 
+    /// The pattern of the default route: every path, shown as "(anything else)".
+    pub fn anything() -> Pattern {
+        Pattern {
+            source: "(anything else)".to_owned(),
+            segments: vec![Segment::Rest],
+        }
+    }
+
+    /// The pattern as written in the config (for the default route: "(anything else)").
     pub fn as_str(&self) -> &str {
         &self.source
     }
@@ -155,46 +166,93 @@ pub struct Route {
     pub fallback: Option<std::time::Duration>,
 }
 
+/// What a route does now: its mode, shadow copy and fallback once `rollback.all` is
+/// applied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Effective {
+    pub mode: Mode,
+    /// GET/HEAD copies go the other way too.
+    pub shadow: bool,
+    /// The cool-down when the route falls back to the personal token.
+    pub fallback: Option<std::time::Duration>,
+}
+
 impl Route {
+    /// The route no `[[route]]` matched: every method and path, `oauth_mtls`.
+    pub fn default_route() -> Route {
+        Route {
+            name: DEFAULT_ROUTE.to_owned(),
+            pattern: Pattern::anything(),
+            methods: Vec::new(),
+            mode: Mode::OAuthMtls,
+            shadow: false,
+            fallback: None,
+        }
+    }
+
     pub fn matches(&self, method: &Method, path: &str) -> bool {
         (self.methods.is_empty() || self.methods.contains(method)) && self.pattern.matches(path)
+    }
+
+    /// The rollback rule: with `rollback.all` every route goes the personal-token way, so
+    /// none has an mTLS side to fall back from; a shadow copy still goes the other way.
+    pub fn effective(&self, rollback_all: bool) -> Effective {
+        Effective {
+            mode: if rollback_all {
+                Mode::PersonalToken
+            } else {
+                self.mode
+            },
+            shadow: self.shadow,
+            fallback: self.fallback.filter(|_| !rollback_all),
+        }
     }
 }
 
 /// The name the default route (no `[[route]]` matched) carries in logs and metrics.
 pub const DEFAULT_ROUTE: &str = "default";
 
-/// The ordered routes of one config snapshot.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// The ordered routes of one config snapshot: the configured ones, then the default
+/// route.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RouteTable {
     routes: Vec<Route>,
 }
 
+impl Default for RouteTable {
+    fn default() -> RouteTable {
+        RouteTable::new(Vec::new())
+    }
+}
+
 impl RouteTable {
-    pub fn new(routes: Vec<Route>) -> RouteTable {
+    /// The table of the `configured` routes, with the default route added last.
+    pub fn new(configured: Vec<Route>) -> RouteTable {
+        let mut routes = configured;
+        routes.push(Route::default_route());
         RouteTable { routes }
     }
 
+    /// The configured routes, in order (the default route not among them).
     pub fn routes(&self) -> &[Route] {
+        &self.routes[..self.routes.len() - 1]
+    }
+
+    /// Every route a request can take: the configured ones, then the default route.
+    pub fn all(&self) -> &[Route] {
         &self.routes
     }
 
-    /// The route name and configured mode for a request: the first match, else the default.
-    /// The first route that matches, if any.
-    pub fn find(&self, method: &Method, path: &str) -> Option<(usize, &Route)> {
-        self.routes
+    /// The route a request takes and its index in [`RouteTable::all`]: the first
+    /// configured route that matches, else the default route (also for a target that is
+    /// not a path, such as `*`).
+    pub fn find(&self, method: &Method, path: &str) -> (usize, &Route) {
+        let index = self
+            .routes()
             .iter()
-            .enumerate()
-            .find(|(_, route)| route.matches(method, path))
-    }
-
-    pub fn select(&self, method: &Method, path: &str) -> (&str, Mode) {
-        self.routes
-            .iter()
-            .find(|route| route.matches(method, path))
-            .map_or((DEFAULT_ROUTE, Mode::OAuthMtls), |route| {
-                (route.name.as_str(), route.mode)
-            })
+            .position(|route| route.matches(method, path))
+            .unwrap_or(self.routes.len() - 1);
+        (index, &self.routes[index])
     }
 }
 
@@ -283,17 +341,48 @@ mod tests {
             },
         ]);
         let path = "/v3/profiles/7/subscriptions";
+        let select = |method: &Method, path: &str| {
+            let (_, route) = table.find(method, path);
+            (route.name.clone(), route.mode)
+        };
         assert_eq!(
-            table.select(&Method::GET, path),
-            ("hooks-read", Mode::PersonalToken)
+            select(&Method::GET, path),
+            ("hooks-read".to_owned(), Mode::PersonalToken)
         );
         assert_eq!(
-            table.select(&Method::POST, path),
-            ("apps", Mode::OAuthClient)
+            select(&Method::POST, path),
+            ("apps".to_owned(), Mode::OAuthClient)
         );
         assert_eq!(
-            table.select(&Method::GET, "/v1/me"),
-            (DEFAULT_ROUTE, Mode::OAuthMtls)
+            select(&Method::GET, "/v1/me"),
+            (DEFAULT_ROUTE.to_owned(), Mode::OAuthMtls)
         );
+        assert_eq!(table.find(&Method::GET, "/v1/me").0, 2);
+        assert_eq!(table.routes().len(), 2);
+        assert_eq!(table.all().last(), Some(&Route::default_route()));
+    }
+
+    #[test]
+    fn the_rollback_sends_every_route_the_personal_token_way_without_fallback() {
+        let route = Route {
+            name: "transfers".into(),
+            pattern: pattern("/v1/transfers/**"),
+            methods: vec![],
+            mode: Mode::OAuthMtls,
+            shadow: true,
+            fallback: Some(std::time::Duration::from_secs(30)),
+        };
+        let now = route.effective(false);
+        assert_eq!(
+            (now.mode, now.shadow, now.fallback),
+            (Mode::OAuthMtls, true, route.fallback)
+        );
+        let rolled_back = route.effective(true);
+        assert_eq!(
+            (rolled_back.mode, rolled_back.shadow, rolled_back.fallback),
+            (Mode::PersonalToken, true, None)
+        );
+        let default = Route::default_route().effective(true);
+        assert_eq!(default.mode, Mode::PersonalToken);
     }
 }

@@ -5,36 +5,11 @@
 //! generation and when it was loaded; readiness. Both views are rendered from the one
 //! JSON value.
 
-use crate::admin::not_ready_reasons;
-use crate::app::Snapshot;
-use crate::route::{Mode, DEFAULT_ROUTE};
+use crate::readiness::not_ready_reasons;
+use crate::route_counts::RouteCounts;
 use crate::Shared;
 use serde_json::{json, Value};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
-
-/// Answers per status class (1xx..5xx) of one route.
-#[derive(Debug, Default)]
-pub struct RouteCounts([AtomicU64; 5]);
-
-impl RouteCounts {
-    pub fn record(&self, status: u16) {
-        let class = usize::from(status / 100).clamp(1, 5) - 1;
-        self.0[class].fetch_add(1, Ordering::Relaxed);
-    }
-
-    /// Carries the counts of a route over into a new snapshot.
-    pub fn add_from(&self, other: &RouteCounts) {
-        for (mine, theirs) in self.0.iter().zip(&other.0) {
-            mine.fetch_add(theirs.load(Ordering::Relaxed), Ordering::Relaxed);
-        }
-    }
-
-    fn to_json(&self) -> Value {
-        let n = |i: usize| self.0[i].load(Ordering::Relaxed);
-        json!({"1xx": n(0), "2xx": n(1), "3xx": n(2), "4xx": n(3), "5xx": n(4)})
-    }
-}
 
 fn unix(time: SystemTime) -> u64 {
     time.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
@@ -44,16 +19,20 @@ fn rfc3339(time: SystemTime) -> String {
     humantime::format_rfc3339_seconds(time).to_string()
 }
 
+fn responses(counts: &RouteCounts) -> Value {
+    let [c1, c2, c3, c4, c5] = counts.by_class();
+    json!({"1xx": c1, "2xx": c2, "3xx": c3, "4xx": c4, "5xx": c5})
+}
+
 /// The status as JSON.
 pub fn json(shared: &Shared) -> Value {
     let snapshot = shared.snapshot.load_full();
     let open = shared.migration.breakers.open();
     let rollback = snapshot.config.rollback_all;
-    let effective = |mode: Mode| if rollback { Mode::PersonalToken } else { mode };
-    let mut routes: Vec<Value> = snapshot
+    let routes: Vec<Value> = snapshot
         .config
         .routes
-        .routes()
+        .all()
         .iter()
         .enumerate()
         .map(|(index, route)| {
@@ -62,27 +41,17 @@ pub fn json(shared: &Shared) -> Value {
                 "path": route.pattern.as_str(),
                 "methods": route.methods.iter().map(|m| m.as_str()).collect::<Vec<_>>(),
                 "mode": route.mode.as_str(),
-                "effective_mode": effective(route.mode).as_str(),
+                "effective_mode": route.effective(rollback).mode.as_str(),
                 "shadow": route.shadow,
                 "fallback": route.fallback.map(|cooldown| json!({
                     "cooldown_s": cooldown.as_secs(),
                     "open": open.contains_key(&route.name),
                     "probe_in_s": open.get(&route.name),
                 })),
-                "responses": snapshot.counts[index].to_json(),
+                "responses": responses(&snapshot.counts[index]),
             })
         })
         .collect();
-    routes.push(json!({
-        "name": DEFAULT_ROUTE,
-        "path": "(anything else)",
-        "methods": [],
-        "mode": Mode::OAuthMtls.as_str(),
-        "effective_mode": effective(Mode::OAuthMtls).as_str(),
-        "shadow": false,
-        "fallback": null,
-        "responses": snapshot.counts[snapshot.counts.len() - 1].to_json(),
-    }));
     let token = shared.tokens.status();
     let last = shared.tokens.last_refresh();
     let identity = shared.resolver.current();
@@ -268,32 +237,6 @@ for (const el of document.querySelectorAll('.relative')) {{
         cert = text(&status["client_certificate"]["expires_at"]),
         cert_unix = text(&status["client_certificate"]["expires_unix"]),
     )
-}
-
-/// Per-route counts for a snapshot: one per route, plus the default route last.
-pub fn counts_for(snapshot_routes: usize) -> Vec<RouteCounts> {
-    (0..=snapshot_routes)
-        .map(|_| RouteCounts::default())
-        .collect()
-}
-
-/// Carries counts over from `old` to `new` for routes that kept their name.
-pub fn carry_over(old: &Snapshot, new: &Snapshot) {
-    let names = |s: &Snapshot| -> Vec<String> {
-        s.config
-            .routes
-            .routes()
-            .iter()
-            .map(|r| r.name.clone())
-            .chain([DEFAULT_ROUTE.to_owned()])
-            .collect()
-    };
-    let old_names = names(old);
-    for (index, name) in names(new).iter().enumerate() {
-        if let Some(previous) = old_names.iter().position(|n| n == name) {
-            new.counts[index].add_from(&old.counts[previous]);
-        }
-    }
 }
 
 /// `/status` of a wisegate running with admin listener `admin` (a wildcard address is
