@@ -19,7 +19,6 @@ use crate::Shared;
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use std::sync::Arc;
-use std::time::SystemTime;
 
 /// The header a caller of the token endpoints names its config's SHA-256 in: a process
 /// running another config (or another version of it) refuses with 409.
@@ -83,12 +82,12 @@ fn status(shared: &Shared, request: &Request<Incoming>) -> Response<ProxyBody> {
 
 /// Refreshes the gauges that mirror state, then renders every metric.
 fn metrics(shared: &Shared) -> Response<ProxyBody> {
-    let unix = |time: SystemTime| {
-        time.duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs())
-    };
     let metrics = &shared.metrics;
-    let expiry = shared.tokens.status().expires_at.map_or(0, unix);
+    let expiry = shared
+        .tokens
+        .status()
+        .expires_at
+        .map_or(0, crate::timestamps::unix_seconds);
     metrics
         .token_expiry
         .set(i64::try_from(expiry).unwrap_or(i64::MAX));
@@ -172,7 +171,7 @@ fn token_answer(shared: &Shared, changed: bool) -> serde_json::Value {
         .tokens
         .status()
         .expires_at
-        .map(|at| humantime::format_rfc3339_seconds(at).to_string());
+        .map(crate::timestamps::rfc3339);
     serde_json::json!({ "changed": changed, "expires_at": expires_at })
 }
 

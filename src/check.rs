@@ -6,12 +6,11 @@
 
 use crate::app;
 use crate::config::{Config, SecretSource};
+use crate::expiry;
+use crate::timestamps::rfc3339;
 use crate::tls::{self, ClientIdentity};
 use std::fmt::Write as _;
 use std::time::SystemTime;
-
-/// Days before expiry from which the certificate is flagged.
-const CERT_WARNING_DAYS: u64 = 30;
 
 /// The checklist being written.
 #[derive(Default)]
@@ -68,18 +67,16 @@ pub async fn check(config: &Config, online: bool) -> Checklist {
                 "client certificate {} and key {} match, valid until {}",
                 config.mtls.cert_file.display(),
                 config.mtls.key_file.display(),
-                humantime::format_rfc3339_seconds(identity.not_after)
+                rfc3339(identity.not_after)
             )
         },
     );
-    if let Some(identity) = &identity {
-        let days = identity
-            .not_after
-            .duration_since(SystemTime::now())
-            .map_or(0, |d| d.as_secs() / 86_400);
-        if days < CERT_WARNING_DAYS {
-            list.warn(format!("the client certificate expires in {days} days: make a new CSR with `wisegate csr` and upload it"));
-        }
+    // The threshold of the daily warning a running wisegate logs.
+    let soon = identity
+        .as_ref()
+        .and_then(|identity| expiry::warning_due(identity.not_after, SystemTime::now(), None));
+    if let Some(days) = soon {
+        list.warn(format!("the client certificate expires in {days} days: make a new CSR with `wisegate csr` and upload it"));
     }
     if let Some(ca) = &config.upstream.ca_file {
         list.result(tls::load_certificates(ca), |certs| {
@@ -166,7 +163,7 @@ async fn check_store(list: &mut Checklist, config: &Config) {
             };
             list.ok(format!(
                 "token store {name}{shared} holds a lineage{generation}; access token {state} until {}",
-                humantime::format_rfc3339_seconds(tokens.expires_at)
+                rfc3339(tokens.expires_at)
             ));
             if tokens.refresh_token.is_none() {
                 list.fail(format!(

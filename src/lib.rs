@@ -24,6 +24,7 @@
 //! - [`reload`]: file watch + SIGHUP -> a new validated snapshot, swapped in atomically.
 //! - [`rollback_readiness`]: whether the legacy path would work if ops rolled back.
 //! - [`metrics`]: the Prometheus metrics. [`expiry`]: the daily certificate-expiry warning.
+//!   [`timestamps`]: Unix seconds and RFC 3339, as wisegate writes times.
 //! - [`authorize`]: the one-time OAuth authorization step. [`check`]: `wisegate check`;
 //!   [`check_online`]: its `--online` part, which changes nothing.
 //! - [`csr`]: `wisegate csr`, the private key and CSR for Wise's Developer Hub.
@@ -61,6 +62,7 @@ pub mod secret;
 pub mod server;
 pub mod slots;
 pub mod status;
+pub mod timestamps;
 pub mod tls;
 pub mod token;
 pub mod upstream;

@@ -53,10 +53,6 @@ macro_rules! secret_type {
             pub fn expose(&self) -> &str {
                 &self.0
             }
-
-            pub fn is_empty(&self) -> bool {
-                self.0.is_empty()
-            }
         }
 
         impl fmt::Debug for $name {

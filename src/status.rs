@@ -7,17 +7,9 @@
 
 use crate::readiness::not_ready_reasons;
 use crate::route_counts::RouteCounts;
+use crate::timestamps::{rfc3339, unix_seconds as unix};
 use crate::Shared;
 use serde_json::{json, Value};
-use std::time::{SystemTime, UNIX_EPOCH};
-
-fn unix(time: SystemTime) -> u64 {
-    time.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
-}
-
-fn rfc3339(time: SystemTime) -> String {
-    humantime::format_rfc3339_seconds(time).to_string()
-}
 
 fn responses(counts: &RouteCounts) -> Value {
     let [c1, c2, c3, c4, c5] = counts.by_class();

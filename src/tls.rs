@@ -137,10 +137,7 @@ impl ClientIdentity {
 
     /// Seconds since the epoch at which the certificate expires (for metrics).
     pub fn not_after_unix(&self) -> u64 {
-        self.not_after
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or(Duration::ZERO)
-            .as_secs()
+        crate::timestamps::unix_seconds(self.not_after)
     }
 }
 

@@ -391,9 +391,4 @@ impl Config {
             }
         }
     }
-
-    /// The folder relative paths in this config are resolved against.
-    pub fn base_dir(&self) -> &Path {
-        self.file.parent().unwrap_or(Path::new("."))
-    }
 }
