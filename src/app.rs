@@ -152,7 +152,7 @@ pub struct Snapshot {
     pub legacy: Upstream,
     /// `Bearer <personal token>`, when `[personal_token]` is configured.
     pub personal_bearer: Option<HeaderValue>,
-    /// Signs SCA challenges on the personal-token path, when `sca_key_file` is set.
+    /// Signs SCA challenges on the legacy host, when `sca_key_file` is set.
     pub sca: Option<ScaSigner>,
     pub generation: u64,
     /// When this snapshot was built (for `/status`).

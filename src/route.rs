@@ -161,7 +161,7 @@ pub struct Route {
     pub mode: Mode,
     /// GET/HEAD: also send a copy the other way and compare (`shadow = true`).
     pub shadow: bool,
-    /// OAuth routes: go the personal-token way when the mTLS side cannot be used; the
+    /// OAuth routes: go to the legacy host when the mTLS host cannot be used; the
     /// cool-down after repeated failures (`fallback = true`, `fallback_cooldown`).
     pub fallback: Option<std::time::Duration>,
 }
@@ -194,8 +194,8 @@ impl Route {
         (self.methods.is_empty() || self.methods.contains(method)) && self.pattern.matches(path)
     }
 
-    /// The rollback rule: with `rollback.all` every route goes the personal-token way, so
-    /// none has an mTLS side to fall back from; a shadow copy still goes the other way.
+    /// The rollback rule: with `rollback.all` every route goes to the legacy host, so
+    /// none has an mTLS host to fall back from; a shadow copy still goes to the other host.
     pub fn effective(&self, rollback_all: bool) -> Effective {
         Effective {
             mode: if rollback_all {

@@ -65,7 +65,7 @@ pub struct Config {
     pub personal_token: Option<PersonalTokenConfig>,
     pub limits: Limits,
     pub rollback_all: bool,
-    /// How often the legacy path is probed (rollback readiness); `None`: "off".
+    /// How often the legacy host is probed (rollback readiness); `None`: "off".
     pub rollback_probe_interval: Option<std::time::Duration>,
     pub routes: RouteTable,
     pub log: Log,
@@ -225,7 +225,7 @@ impl fmt::Display for RedisUrl {
 #[derive(Debug, Clone)]
 pub struct PersonalTokenConfig {
     pub token_file: PathBuf,
-    /// The RSA key registered with Wise for SCA signatures on the personal-token path.
+    /// The RSA key registered with Wise for SCA signatures on the legacy host.
     pub sca_key_file: Option<PathBuf>,
 }
 

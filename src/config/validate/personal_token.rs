@@ -1,4 +1,4 @@
-//! The `[personal_token]` section: the personal API token the legacy side sends, and the
+//! The `[personal_token]` section: the personal API token sent to the legacy host, and the
 //! key that signs SCA challenges on that side.
 
 use super::Checker;

@@ -1,6 +1,6 @@
 //! The `[rollback]` section (`all`, `probe_interval`), and the check across sections that
-//! whatever sends requests the personal-token way (the rollback, a personal-token route,
-//! a fallback, a shadow copy of an OAuth route) has a `[personal_token]` to send.
+//! whatever sends requests to the legacy host (the rollback, a personal-token route, a
+//! fallback, a shadow copy of an OAuth route) has a `[personal_token]` to send.
 
 use super::Checker;
 use crate::config::raw::RawRollback;
@@ -17,7 +17,7 @@ pub(super) fn rollback(c: &mut Checker<'_>, raw: &RawRollback) -> (bool, Option<
     (raw.all, probe_interval)
 }
 
-/// A problem on the first key that sends requests the personal-token way when there is
+/// A problem on the first key that sends requests to the legacy host when there is
 /// no personal token to send.
 pub(super) fn personal_token_needed(
     c: &mut Checker<'_>,
@@ -32,7 +32,7 @@ pub(super) fn personal_token_needed(
         .routes()
         .iter()
         .position(|r| r.mode == Mode::PersonalToken);
-    // Shadow copies of OAuth routes and fallbacks go the personal-token way too.
+    // Shadow copies of OAuth routes and fallbacks go to the legacy host too.
     let legacy_use = routes
         .routes()
         .iter()
