@@ -1,6 +1,7 @@
-//! Micro-benchmarks of the per-request steps of the proxy path: route selection, the
-//! request rewrite (hop-by-hop stripping, credential swap, upstream URI) and the metric
-//! bookkeeping, each with realistic inputs.
+//! Micro-benchmarks of the per-request steps of the proxy path, each calling the
+//! function the proxy calls, with realistic inputs: the route lookup
+//! (`RouteTable::find` and `Route::effective`, as `Snapshot::route` runs them), the
+//! guard and the request-head rewrite, and the metric bookkeeping.
 //!
 //! `cargo bench --bench hot_path -- --warm-up-time 1 --measurement-time 3`
 
@@ -13,6 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use wisegate::headers::strip_hop_by_hop;
 use wisegate::metrics::{Metrics, RequestLabels, RouteModeLabels};
+use wisegate::proxy::{guard, rewrite};
 use wisegate::route::{Mode, Pattern, Route, RouteTable};
 use wisegate::upstream::{Upstream, UpstreamSettings};
 
@@ -188,8 +190,9 @@ fn rewrite(c: &mut Criterion) {
     let _entered = runtime.enter();
     let upstream = upstream();
     let headers = app_headers();
-    let bearer = HeaderValue::from_static("Bearer eyJhbGciOiJSUzI1NiJ9.bench-access-token");
     let uri = Uri::from_static("/v3/profiles/12345/transfers/987654/payments?type=BALANCE");
+    let mut request = Request::post(uri.clone()).body(()).expect("bench request");
+    *request.headers_mut() = headers.clone();
 
     let mut group = c.benchmark_group("rewrite");
     group.bench_function("strip_hop_by_hop/12 headers", |b| {
@@ -202,44 +205,16 @@ fn rewrite(c: &mut Criterion) {
     group.bench_function("Upstream::uri_for", |b| {
         b.iter(|| black_box(upstream.uri_for(black_box(uri.path_and_query()))))
     });
-    // The rewrite as src/proxy.rs does it today: strip, drop Host and the app's
-    // Authorization, new URI, then a copy of method, URI and headers for the request that
-    // is sent (kept so a 401 can be replayed), with the bearer inserted into the copy.
-    group.bench_function("request rewrite, with the head copy (as today)", |b| {
-        b.iter_batched(
-            || headers.clone(),
-            |mut headers| {
-                strip_hop_by_hop(&mut headers);
-                headers.remove(header::HOST);
-                headers.remove(header::AUTHORIZATION);
-                let uri = upstream.uri_for(uri.path_and_query());
-                let mut request = Request::new(());
-                *request.method_mut() = Method::POST.clone();
-                *request.uri_mut() = uri.clone();
-                *request.headers_mut() = headers.clone();
-                request
-                    .headers_mut()
-                    .insert(header::AUTHORIZATION, bearer.clone());
-                black_box((request, uri, headers))
-            },
-            BatchSize::SmallInput,
-        )
+    // As src/proxy/mod.rs runs them per request: the guard, then the rewrite of the
+    // request head for the upstream (hop-by-hop stripping, Host and the app's
+    // Authorization removed, cookies joined, the upstream URI).
+    group.bench_function("guard::check", |b| {
+        b.iter(|| black_box(guard::check(black_box(&request), 1 << 20)))
     });
-    // The same rewrite moving the head into the request (no copy): what a streamed,
-    // non-replayable request needs.
-    group.bench_function("request rewrite, head moved (proposed)", |b| {
+    group.bench_function("rewrite::head/12 headers", |b| {
         b.iter_batched(
-            || headers.clone(),
-            |mut headers| {
-                strip_hop_by_hop(&mut headers);
-                headers.remove(header::HOST);
-                headers.insert(header::AUTHORIZATION, bearer.clone());
-                let mut request = Request::new(());
-                *request.method_mut() = Method::POST;
-                *request.uri_mut() = upstream.uri_for(uri.path_and_query());
-                *request.headers_mut() = headers;
-                black_box(request)
-            },
+            || request.clone().into_parts().0,
+            |parts| black_box(rewrite::head(parts, upstream.authority())),
             BatchSize::SmallInput,
         )
     });

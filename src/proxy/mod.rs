@@ -4,12 +4,11 @@
 //! stream the answer back. One access log line and one set of metrics per request.
 
 mod fallback;
-mod guard;
-pub(crate) mod rewrite;
+pub mod guard;
+pub mod rewrite;
 mod send;
 mod shadow;
 
-pub use rewrite::rewrite;
 pub use send::{RequestHead, REPLAY_BUFFER_BYTES};
 
 /// Migration-safety state that outlives config snapshots: fallback breakers and the

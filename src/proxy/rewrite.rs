@@ -3,12 +3,10 @@
 //! authority; hop-by-hop headers, `Host` and the app's `Authorization` go (the route's
 //! credential is added when sending), and several `cookie` fields become one.
 
-use super::guard;
 use super::send::RequestHead;
-use crate::error::ProxyError;
 use crate::headers::{join_cookies, strip_hop_by_hop};
 use http::uri::{Authority, PathAndQuery, Scheme};
-use http::{header, Request, Uri};
+use http::{header, Uri};
 
 /// `https://<authority><path and query>`; `/` when the request had no path.
 pub fn upstream_uri(authority: &Authority, path_and_query: Option<&PathAndQuery>) -> Uri {
@@ -35,17 +33,4 @@ pub fn head(mut parts: http::request::Parts, authority: &Authority) -> RequestHe
         headers: parts.headers,
         connection: parts.extensions.get().copied(),
     }
-}
-
-/// The whole step for one request: refused (see the guard), or its upstream head and
-/// body. `authority` is the upstream's `host[:port]`.
-pub fn rewrite<B>(
-    request: Request<B>,
-    limit: u64,
-    authority: &str,
-) -> Result<(RequestHead, B), ProxyError> {
-    guard::check(&request, limit)?;
-    let authority = Authority::try_from(authority).map_err(|_| ProxyError::AbsoluteForm)?;
-    let (parts, body) = request.into_parts();
-    Ok((head(parts, &authority), body))
 }
