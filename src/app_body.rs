@@ -5,15 +5,13 @@
 //! why it failed and when it last moved (the upstream timeout counts from there, so a long
 //! upload that keeps moving is not taken for a silent Wise). Its trailers never go on.
 
-use crate::body::{stream, BoxError, ProxyBody, WithoutTrailers};
+use crate::body::{stream, BoxError, Progress, ProxyBody, WithoutTrailers};
 use crate::body_stall::{BodyStalled, BodyTooSlow, Sender, StallGuard};
 use http_body_util::combinators::MapErr;
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
-use tokio::time::Instant;
 
 /// An error of the app's request body (broken chunking, a reset): the app's fault, which
 /// wisegate answers with 400 rather than blaming the upstream.
@@ -68,17 +66,14 @@ pub struct AppBodyWatch(Arc<Watched>);
 #[derive(Debug)]
 struct Watched {
     failure: OnceLock<AppBodyFailure>,
-    started: Instant,
-    /// Nanoseconds after `started` when the last part was handed on.
-    moved_at: AtomicU64,
+    progress: Progress,
 }
 
 impl AppBodyWatch {
     fn new() -> AppBodyWatch {
         AppBodyWatch(Arc::new(Watched {
             failure: OnceLock::new(),
-            started: Instant::now(),
-            moved_at: AtomicU64::new(0),
+            progress: Progress::new(),
         }))
     }
 
@@ -86,17 +81,9 @@ impl AppBodyWatch {
         self.0.failure.get()
     }
 
-    /// When the last part of the body was handed to the upstream client (when streaming
-    /// began, before the first).
-    pub fn last_moved(&self) -> Instant {
-        self.0.started + Duration::from_nanos(self.0.moved_at.load(Ordering::Relaxed))
-    }
-
-    fn moved(&self) {
-        let since = self.0.started.elapsed().as_nanos();
-        self.0
-            .moved_at
-            .store(u64::try_from(since).unwrap_or(u64::MAX), Ordering::Relaxed);
+    /// When the body last handed a part to the upstream client, for that client.
+    pub fn progress(&self) -> &Progress {
+        &self.0.progress
     }
 }
 
@@ -109,7 +96,7 @@ pub fn from_app(body: AppIncoming, limit: u64) -> (ProxyBody, AppBodyWatch) {
     // Without trailers: see [`WithoutTrailers`].
     let body = http_body_util::Limited::new(WithoutTrailers(body), limit)
         .map_frame(move |frame| {
-            moved.moved();
+            moved.0.progress.moved();
             frame
         })
         .map_err(move |error| {

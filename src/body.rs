@@ -1,11 +1,16 @@
 //! The one body type wisegate sends and answers with, and small constructors for it.
 //! Streamed bodies (the app's request, Wise's response) and complete ones (wisegate's own
-//! answers, token requests) are boxed into the same [`ProxyBody`].
+//! answers, token requests) are boxed into the same [`ProxyBody`]. [`Progress`] tells
+//! when a streamed body last moved, for whoever sends it (the upstream client) without
+//! knowing whose body it is.
 
 use bytes::Bytes;
 use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, Full};
 use std::error::Error as StdError;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+use tokio::time::Instant;
 
 /// Any boxed error a body can fail with.
 pub type BoxError = Box<dyn StdError + Send + Sync>;
@@ -26,6 +31,44 @@ where
     B::Error: Into<BoxError>,
 {
     body.map_err(Into::into).boxed_unsync()
+}
+
+/// When a streamed body last handed a part on: the body marks it, its sender reads it
+/// (the upstream client counts `upstream_timeout` from there, so a long upload that keeps
+/// moving is not taken for a silent upstream).
+#[derive(Debug)]
+pub struct Progress {
+    started: Instant,
+    /// Nanoseconds after `started` when the last part was handed on.
+    moved_at: AtomicU64,
+}
+
+impl Progress {
+    /// Progress starting now: until the first part, the body last moved now.
+    pub fn new() -> Progress {
+        Progress {
+            started: Instant::now(),
+            moved_at: AtomicU64::new(0),
+        }
+    }
+
+    /// When the last part was handed on (when streaming began, before the first).
+    pub fn last_moved(&self) -> Instant {
+        self.started + Duration::from_nanos(self.moved_at.load(Ordering::Relaxed))
+    }
+
+    /// Marks a part handed on now.
+    pub fn moved(&self) {
+        let since = self.started.elapsed().as_nanos();
+        self.moved_at
+            .store(u64::try_from(since).unwrap_or(u64::MAX), Ordering::Relaxed);
+    }
+}
+
+impl Default for Progress {
+    fn default() -> Progress {
+        Progress::new()
+    }
 }
 
 /// `body` without its trailers: the body ends where its trailers would begin. The app's

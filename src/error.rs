@@ -77,8 +77,6 @@ impl ProxyError {
                 UpstreamError::Tls { .. } => "upstream_tls_failed",
                 UpstreamError::Timeout { .. } => "upstream_timeout",
                 UpstreamError::Busy { .. } | UpstreamError::ShareBusy { .. } => "upstream_busy",
-                UpstreamError::BodyTooLarge => "body_too_large",
-                UpstreamError::AppBody { .. } => "bad_request_body",
                 UpstreamError::Other { .. } => "upstream_failed",
                 UpstreamError::ConnectionLost { .. } => "upstream_connection_lost",
             },
@@ -103,15 +101,12 @@ impl ProxyError {
             | ProxyError::BadHost { .. }
             | ProxyError::TransferCodingRefused
             | ProxyError::AmbiguousFraming
-            | ProxyError::BadRequestBody { .. }
-            | ProxyError::Upstream(UpstreamError::AppBody { .. }) => StatusCode::BAD_REQUEST,
+            | ProxyError::BadRequestBody { .. } => StatusCode::BAD_REQUEST,
             ProxyError::RequestBodyTimeout(_) | ProxyError::RequestBodyTooSlow(_) => {
                 StatusCode::REQUEST_TIMEOUT
             }
             ProxyError::ClientCertExpired { .. } => StatusCode::BAD_GATEWAY,
-            ProxyError::BodyTooLarge { .. } | ProxyError::Upstream(UpstreamError::BodyTooLarge) => {
-                StatusCode::PAYLOAD_TOO_LARGE
-            }
+            ProxyError::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ProxyError::Upstream(UpstreamError::Timeout { .. }) => StatusCode::GATEWAY_TIMEOUT,
             ProxyError::Upstream(UpstreamError::Busy { .. } | UpstreamError::ShareBusy { .. }) => {
                 StatusCode::SERVICE_UNAVAILABLE
@@ -147,7 +142,6 @@ impl ProxyError {
                 | ProxyError::RequestBodyTimeout(_)
                 | ProxyError::RequestBodyTooSlow(_)
                 | ProxyError::BodyTooLarge { .. }
-                | ProxyError::Upstream(UpstreamError::BodyTooLarge | UpstreamError::AppBody { .. })
         )
     }
 }

@@ -3,13 +3,13 @@
 //! flight are bounded (`limits.max_upstream_requests`): over HTTP/1.1 each one holds a
 //! connection, and without a bound a burst opens as many mTLS connections as requests.
 //! Failures are classified here into [`UpstreamError`], whose messages say what failed
-//! and where.
+//! and where. What is sent is the caller's: a request body that fails is the caller's to
+//! explain (it knows whose body it was), so nothing here looks inside it.
 
-use crate::app_body::AppBodyWatch;
-use crate::body::ProxyBody;
+use crate::body::{Progress, ProxyBody};
 use crate::slots::{AppConnection, Full, Slot, SlotBounds, Slots};
 use bytes::Bytes;
-use http::uri::{Authority, PathAndQuery};
+use http::uri::{Authority, PathAndQuery, Scheme};
 use http::{Request, Response, Uri};
 use hyper::body::Incoming;
 use hyper_rustls::HttpsConnector;
@@ -50,10 +50,6 @@ pub enum UpstreamError {
         limit: usize,
         seconds: u64,
     },
-    #[error("the request body is larger than limits.max_body_bytes")]
-    BodyTooLarge,
-    #[error("{detail}")]
-    AppBody { detail: String },
     #[error("the exchange with {target} failed: {detail}")]
     Other { target: String, detail: String },
     /// The connection broke (reset, broken pipe, closed) before any answer: the request
@@ -199,7 +195,7 @@ impl Upstream {
 
     /// The upstream URI for a path and query, kept byte for byte.
     pub fn uri_for(&self, path_and_query: Option<&PathAndQuery>) -> Uri {
-        crate::proxy::rewrite::upstream_uri(&self.authority, path_and_query)
+        uri(&self.authority, path_and_query)
     }
 
     /// Sends a request (its URI made by [`Upstream::uri_for`]) and waits for the response
@@ -211,15 +207,15 @@ impl Upstream {
         self.send_watched(request, None, None).await
     }
 
-    /// Like [`Upstream::send`]; with `streamed`, the watch of the app's body being
-    /// streamed, `upstream_timeout` counts from the body's last part (a long upload that
-    /// keeps moving is not a silent upstream; a stalled app is `request_body_timeout`'s
+    /// Like [`Upstream::send`]; with `streamed`, the progress of a body being streamed,
+    /// `upstream_timeout` counts from the body's last part (a long upload that keeps
+    /// moving is not a silent upstream; a stalled app is `request_body_timeout`'s
     /// business, which validation keeps shorter). `from`: the app connection the request
     /// came on, whose share of the slots it takes.
     pub async fn send_watched(
         &self,
         request: Request<ProxyBody>,
-        streamed: Option<&AppBodyWatch>,
+        streamed: Option<&Progress>,
         from: Option<&AppConnection>,
     ) -> Result<Response<UpstreamBody>, UpstreamError> {
         let mut deadline = tokio::time::Instant::now() + self.timeout;
@@ -232,7 +228,7 @@ impl Upstream {
         let answered = loop {
             match tokio::time::timeout_at(deadline, &mut response).await {
                 Ok(answered) => break answered,
-                Err(_) => match streamed.map(|watch| watch.last_moved() + self.timeout) {
+                Err(_) => match streamed.map(|progress| progress.last_moved() + self.timeout) {
                     Some(later) if later > deadline => deadline = later,
                     _ => {
                         return Err(UpstreamError::Timeout {
@@ -291,17 +287,6 @@ impl Upstream {
         let mut causes = Vec::new();
         collect_causes(error, &mut causes);
         for cause in &causes {
-            if cause
-                .downcast_ref::<http_body_util::LengthLimitError>()
-                .is_some()
-            {
-                return UpstreamError::BodyTooLarge;
-            }
-            if let Some(app) = cause.downcast_ref::<crate::app_body::ClientBodyError>() {
-                return UpstreamError::AppBody {
-                    detail: app.to_string(),
-                };
-            }
             if let Some(tls) = cause.downcast_ref::<rustls::Error>() {
                 return classify_tls(target, tls);
             }
@@ -356,6 +341,20 @@ impl Upstream {
             UpstreamError::Other { target, detail }
         }
     }
+}
+
+/// `https://<authority><path and query>`, the path and query kept byte for byte; `/`
+/// when there is none.
+pub fn uri(authority: &Authority, path_and_query: Option<&PathAndQuery>) -> Uri {
+    let mut parts = http::uri::Parts::default();
+    parts.scheme = Some(Scheme::HTTPS);
+    parts.authority = Some(authority.clone());
+    parts.path_and_query = Some(
+        path_and_query
+            .cloned()
+            .unwrap_or_else(|| PathAndQuery::from_static("/")),
+    );
+    Uri::from_parts(parts).unwrap_or_else(|_| Uri::from_static("/"))
 }
 
 /// Alerts a server sends when it does not accept the client certificate.

@@ -5,21 +5,9 @@
 
 use super::send::RequestHead;
 use crate::headers::{join_cookies, strip_hop_by_hop};
-use http::uri::{Authority, PathAndQuery, Scheme};
-use http::{header, Uri};
-
-/// `https://<authority><path and query>`; `/` when the request had no path.
-pub fn upstream_uri(authority: &Authority, path_and_query: Option<&PathAndQuery>) -> Uri {
-    let mut parts = http::uri::Parts::default();
-    parts.scheme = Some(Scheme::HTTPS);
-    parts.authority = Some(authority.clone());
-    parts.path_and_query = Some(
-        path_and_query
-            .cloned()
-            .unwrap_or_else(|| PathAndQuery::from_static("/")),
-    );
-    Uri::from_parts(parts).unwrap_or_else(|_| Uri::from_static("/"))
-}
+use crate::upstream;
+use http::uri::Authority;
+use http::header;
 
 /// Rewrites the parts of an accepted request for `authority`.
 pub fn head(mut parts: http::request::Parts, authority: &Authority) -> RequestHead {
@@ -28,7 +16,7 @@ pub fn head(mut parts: http::request::Parts, authority: &Authority) -> RequestHe
     parts.headers.remove(header::AUTHORIZATION);
     join_cookies(&mut parts.headers);
     RequestHead {
-        uri: upstream_uri(authority, parts.uri.path_and_query()),
+        uri: upstream::uri(authority, parts.uri.path_and_query()),
         method: parts.method,
         headers: parts.headers,
         connection: parts.extensions.get().copied(),

@@ -90,14 +90,12 @@ impl AppBody {
     }
 }
 
-/// Maps an upstream failure to wisegate's answer, naming the app's part where it is the
-/// app's fault.
+/// Maps an upstream failure to wisegate's answer: the app's fault when its streamed body
+/// failed (the watch saw it fail before the upstream client did), else the upstream's.
 fn answer(limit: u64, watch: Option<&AppBodyWatch>) -> impl Fn(UpstreamError) -> ProxyError + '_ {
-    move |error| match (watch.and_then(AppBodyWatch::failure), error) {
-        (Some(failure), _) => app_body_error(failure.clone(), limit),
-        (None, UpstreamError::BodyTooLarge) => ProxyError::BodyTooLarge { limit },
-        (None, UpstreamError::AppBody { detail }) => ProxyError::BadRequestBody { detail },
-        (None, other) => ProxyError::Upstream(other),
+    move |error| match watch.and_then(AppBodyWatch::failure) {
+        Some(failure) => app_body_error(failure.clone(), limit),
+        None => ProxyError::Upstream(error),
     }
 }
 
@@ -141,7 +139,7 @@ pub async fn send_once(
             upstream
                 .send_watched(
                     head.request(bearer, streamed),
-                    Some(&watch),
+                    Some(watch.progress()),
                     head.connection.as_ref(),
                 )
                 .await
