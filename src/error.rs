@@ -53,96 +53,109 @@ pub enum ProxyError {
     Credential(#[from] CredentialError),
 }
 
+/// How wisegate answers one error: the status, the kind carried in the body and in
+/// `x-wisegate-error`, and whether the app's connection closes after it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Answer {
+    pub status: StatusCode,
+    pub kind: &'static str,
+    /// After a refused or broken request the connection's framing cannot be trusted.
+    pub closes: bool,
+}
+
+/// Closes the app's connection after the answer.
+const CLOSE: bool = true;
+/// Keeps the app's connection open.
+const KEEP: bool = false;
+
 impl ProxyError {
+    /// The one table of every error's answer.
+    pub fn answer(&self) -> Answer {
+        use StatusCode as S;
+        let (status, kind, closes) = match self {
+            ProxyError::ConnectRefused => (S::METHOD_NOT_ALLOWED, "connect_refused", CLOSE),
+            ProxyError::AbsoluteForm => (S::BAD_REQUEST, "absolute_form_refused", CLOSE),
+            ProxyError::BodyTooLarge { .. } => (S::PAYLOAD_TOO_LARGE, "body_too_large", CLOSE),
+            ProxyError::AmbiguousFraming => (S::BAD_REQUEST, "ambiguous_framing", CLOSE),
+            ProxyError::AsteriskForm => (S::BAD_REQUEST, "asterisk_form_refused", CLOSE),
+            ProxyError::MethodRefused { .. } => (S::METHOD_NOT_ALLOWED, "method_refused", CLOSE),
+            ProxyError::BadHost { .. } => (S::BAD_REQUEST, "bad_host", CLOSE),
+            ProxyError::TransferCodingRefused => (S::BAD_REQUEST, "transfer_coding_refused", CLOSE),
+            ProxyError::TooManyHeaderFields { .. } => (
+                S::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                "too_many_header_fields",
+                CLOSE,
+            ),
+            ProxyError::UpstreamProtocol { .. } => {
+                (S::BAD_GATEWAY, "upstream_protocol_error", KEEP)
+            }
+            ProxyError::BadRequestBody { .. } => (S::BAD_REQUEST, "bad_request_body", CLOSE),
+            ProxyError::RequestBodyTimeout(_) => {
+                (S::REQUEST_TIMEOUT, "request_body_timeout", CLOSE)
+            }
+            ProxyError::RequestBodyTooSlow(_) => {
+                (S::REQUEST_TIMEOUT, "request_body_too_slow", CLOSE)
+            }
+            ProxyError::ClientCertExpired { .. } => {
+                (S::BAD_GATEWAY, "client_certificate_expired", KEEP)
+            }
+            ProxyError::Upstream(error) => {
+                let (status, kind) = upstream_answer(error);
+                (status, kind, KEEP)
+            }
+            ProxyError::Credential(error) => (S::SERVICE_UNAVAILABLE, credential_kind(error), KEEP),
+        };
+        Answer {
+            status,
+            kind,
+            closes,
+        }
+    }
+
     /// The snake_case kind carried in the body and in `x-wisegate-error`.
     pub fn kind(&self) -> &'static str {
-        match self {
-            ProxyError::ConnectRefused => "connect_refused",
-            ProxyError::AbsoluteForm => "absolute_form_refused",
-            ProxyError::BodyTooLarge { .. } => "body_too_large",
-            ProxyError::AmbiguousFraming => "ambiguous_framing",
-            ProxyError::AsteriskForm => "asterisk_form_refused",
-            ProxyError::MethodRefused { .. } => "method_refused",
-            ProxyError::BadHost { .. } => "bad_host",
-            ProxyError::TransferCodingRefused => "transfer_coding_refused",
-            ProxyError::TooManyHeaderFields { .. } => "too_many_header_fields",
-            ProxyError::UpstreamProtocol { .. } => "upstream_protocol_error",
-            ProxyError::BadRequestBody { .. } => "bad_request_body",
-            ProxyError::RequestBodyTimeout(_) => "request_body_timeout",
-            ProxyError::RequestBodyTooSlow(_) => "request_body_too_slow",
-            ProxyError::ClientCertExpired { .. } => "client_certificate_expired",
-            ProxyError::Upstream(error) => match error {
-                UpstreamError::Connect { .. } => "upstream_unreachable",
-                UpstreamError::ClientCertRejected { .. } => "client_certificate_rejected",
-                UpstreamError::Tls { .. } => "upstream_tls_failed",
-                UpstreamError::Timeout { .. } => "upstream_timeout",
-                UpstreamError::Busy { .. } | UpstreamError::ShareBusy { .. } => "upstream_busy",
-                UpstreamError::Other { .. } => "upstream_failed",
-                UpstreamError::ConnectionLost { .. } => "upstream_connection_lost",
-            },
-            ProxyError::Credential(error) => match error {
-                CredentialError::NotAuthorized { .. } => "not_authorized",
-                CredentialError::TokenUnavailable { .. } => "token_unavailable",
-                CredentialError::ClientTokenUnavailable { .. } => "client_token_unavailable",
-                CredentialError::PersonalTokenMissing { .. } => "personal_token_missing",
-            },
-        }
+        self.answer().kind
     }
 
     pub fn status(&self) -> StatusCode {
-        match self {
-            ProxyError::ConnectRefused | ProxyError::MethodRefused { .. } => {
-                StatusCode::METHOD_NOT_ALLOWED
-            }
-            ProxyError::TooManyHeaderFields { .. } => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-            ProxyError::UpstreamProtocol { .. } => StatusCode::BAD_GATEWAY,
-            ProxyError::AbsoluteForm
-            | ProxyError::AsteriskForm
-            | ProxyError::BadHost { .. }
-            | ProxyError::TransferCodingRefused
-            | ProxyError::AmbiguousFraming
-            | ProxyError::BadRequestBody { .. } => StatusCode::BAD_REQUEST,
-            ProxyError::RequestBodyTimeout(_) | ProxyError::RequestBodyTooSlow(_) => {
-                StatusCode::REQUEST_TIMEOUT
-            }
-            ProxyError::ClientCertExpired { .. } => StatusCode::BAD_GATEWAY,
-            ProxyError::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            ProxyError::Upstream(UpstreamError::Timeout { .. }) => StatusCode::GATEWAY_TIMEOUT,
-            ProxyError::Upstream(UpstreamError::Busy { .. } | UpstreamError::ShareBusy { .. }) => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
-            ProxyError::Upstream(_) => StatusCode::BAD_GATEWAY,
-            ProxyError::Credential(_) => StatusCode::SERVICE_UNAVAILABLE,
-        }
+        self.answer().status
     }
 
     pub fn into_response(self) -> Response<ProxyBody> {
-        let mut response = error_response(self.status(), self.kind(), &self.to_string());
-        // After a refused or broken request the connection's framing cannot be trusted.
-        if self.closes_connection() {
+        let answer = self.answer();
+        let mut response = error_response(answer.status, answer.kind, &self.to_string());
+        if answer.closes {
             response
                 .headers_mut()
                 .insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
         response
     }
+}
 
-    fn closes_connection(&self) -> bool {
-        matches!(
-            self,
-            ProxyError::AbsoluteForm
-                | ProxyError::ConnectRefused
-                | ProxyError::AsteriskForm
-                | ProxyError::MethodRefused { .. }
-                | ProxyError::BadHost { .. }
-                | ProxyError::TransferCodingRefused
-                | ProxyError::TooManyHeaderFields { .. }
-                | ProxyError::AmbiguousFraming
-                | ProxyError::BadRequestBody { .. }
-                | ProxyError::RequestBodyTimeout(_)
-                | ProxyError::RequestBodyTooSlow(_)
-                | ProxyError::BodyTooLarge { .. }
-        )
+/// The status and kind of a failure upstream (the app's connection stays open).
+fn upstream_answer(error: &UpstreamError) -> (StatusCode, &'static str) {
+    use StatusCode as S;
+    match error {
+        UpstreamError::Connect { .. } => (S::BAD_GATEWAY, "upstream_unreachable"),
+        UpstreamError::ClientCertRejected { .. } => (S::BAD_GATEWAY, "client_certificate_rejected"),
+        UpstreamError::Tls { .. } => (S::BAD_GATEWAY, "upstream_tls_failed"),
+        UpstreamError::Timeout { .. } => (S::GATEWAY_TIMEOUT, "upstream_timeout"),
+        UpstreamError::Busy { .. } | UpstreamError::ShareBusy { .. } => {
+            (S::SERVICE_UNAVAILABLE, "upstream_busy")
+        }
+        UpstreamError::Other { .. } => (S::BAD_GATEWAY, "upstream_failed"),
+        UpstreamError::ConnectionLost { .. } => (S::BAD_GATEWAY, "upstream_connection_lost"),
+    }
+}
+
+/// The kind of a missing credential (answered 503: the app's request was fine).
+fn credential_kind(error: &CredentialError) -> &'static str {
+    match error {
+        CredentialError::NotAuthorized { .. } => "not_authorized",
+        CredentialError::TokenUnavailable { .. } => "token_unavailable",
+        CredentialError::ClientTokenUnavailable { .. } => "client_token_unavailable",
+        CredentialError::PersonalTokenMissing { .. } => "personal_token_missing",
     }
 }
 
@@ -185,5 +198,20 @@ mod tests {
         assert_eq!(body["error"], "absolute_form_refused");
         assert!(body["message"].as_str().unwrap().contains("absolute-form"));
         assert_eq!(body["error_description"], body["message"]);
+    }
+
+    #[test]
+    fn a_refused_request_closes_the_connection_and_an_upstream_failure_does_not() {
+        let refused = ProxyError::BodyTooLarge { limit: 10 }.into_response();
+        assert_eq!(refused.status(), StatusCode::PAYLOAD_TOO_LARGE);
+        assert_eq!(refused.headers()[header::CONNECTION], "close");
+        let timeout = ProxyError::Upstream(UpstreamError::Timeout {
+            target: "wise:443".into(),
+            seconds: 30,
+        });
+        assert_eq!(timeout.kind(), "upstream_timeout");
+        let response = timeout.into_response();
+        assert_eq!(response.status(), StatusCode::GATEWAY_TIMEOUT);
+        assert!(response.headers().get(header::CONNECTION).is_none());
     }
 }
