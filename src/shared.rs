@@ -1,0 +1,61 @@
+//! The state every request and every background task reads: the current config
+//! [`Snapshot`] (swapped whole on reload) and the parts that outlive snapshots (the
+//! token manager, the client certificate, the metrics, the migration-safety state).
+
+use crate::app::{self, BuildError, Snapshot};
+use crate::config::Config;
+use crate::metrics::Metrics;
+use crate::proxy::Migration;
+use crate::rollback_readiness::Readiness;
+use crate::tls::ClientCertResolver;
+use crate::token::TokenManager;
+use arc_swap::{ArcSwap, ArcSwapOption};
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+/// State shared by every request: the current snapshot and the long-lived parts.
+#[derive(Debug)]
+pub struct Shared {
+    pub snapshot: ArcSwap<Snapshot>,
+    pub tokens: Arc<TokenManager>,
+    pub resolver: Arc<ClientCertResolver>,
+    pub metrics: Metrics,
+    pub migration: Migration,
+    pub shutting_down: AtomicBool,
+    /// Whether a rollback would work: the last probe of the legacy path.
+    pub rollback_readiness: Readiness,
+    /// The last config reload's outcome (none yet: the config of the start).
+    pub last_reload: ArcSwapOption<crate::reload::LastReload>,
+    /// The serving lanes, counted once at start (upstream clients are made per lane).
+    pub lanes: usize,
+}
+
+impl Shared {
+    /// Builds everything from `config` (failing on bad certificates, keys, secrets or
+    /// store) for `lanes` serving lanes; also returns the first snapshot.
+    pub async fn build(
+        config: Config,
+        lanes: usize,
+    ) -> Result<(Arc<Shared>, Arc<Snapshot>), BuildError> {
+        let resolver = app::load_identity(&config)?;
+        let tokens = Arc::new(app::token_manager(&config, &resolver).await?);
+        let snapshot = Arc::new(Snapshot::build(config, &resolver, 1, lanes)?);
+        let mut metrics = Metrics::new(tokens.refresh_counter())
+            .with_unauthorized_counter(tokens.unauthorized_without_refresh_counter());
+        if tokens.store().is_shared() {
+            metrics = metrics.with_token_store_gauge();
+        }
+        let shared = Arc::new(Shared {
+            snapshot: ArcSwap::new(snapshot.clone()),
+            metrics,
+            tokens,
+            resolver,
+            migration: Migration::default(),
+            shutting_down: AtomicBool::new(false),
+            rollback_readiness: Readiness::default(),
+            last_reload: ArcSwapOption::empty(),
+            lanes,
+        });
+        Ok((shared, snapshot))
+    }
+}
