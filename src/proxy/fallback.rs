@@ -1,19 +1,13 @@
 //! Automatic fallback for OAuth routes with `fallback = true`: when nothing could be sent
 //! on the mTLS side (connection refused, TLS handshake or client certificate rejected, no
 //! usable OAuth token), the request goes the personal-token way instead, whatever its
-//! method, since nothing reached Wise. After [`THRESHOLD`] consecutive failures the route
-//! goes straight to the legacy path for its cool-down; then one request probes the mTLS
-//! side while the others keep going the legacy way, so it neither flaps nor hammers.
+//! method, since nothing reached Wise. The route's breaker
+//! ([`super::migration::Breakers`]) sends it straight to the legacy path for a cool-down
+//! after repeated failures.
 
 use crate::error::ProxyError;
 use crate::token::CredentialError;
 use crate::upstream::UpstreamError;
-use std::collections::HashMap;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
-
-/// Consecutive mTLS failures that open a route's breaker.
-pub const THRESHOLD: u32 = 3;
 
 /// Why a request may go the personal-token way (the `reason` label), or `None` when it
 /// must not. A connection that broke before any answer is ambiguous (the request may
@@ -34,131 +28,5 @@ pub fn reason(error: &ProxyError, idempotent: bool) -> Option<&'static str> {
             | CredentialError::ClientTokenUnavailable { .. },
         ) => Some("token"),
         _ => None,
-    }
-}
-
-#[derive(Debug, Default)]
-struct Breaker {
-    failures: u32,
-    open_until: Option<Instant>,
-}
-
-/// Per-route breakers, kept across reloads (keyed by route name).
-#[derive(Debug, Default)]
-pub struct Breakers(Mutex<HashMap<String, Breaker>>);
-
-/// Where a fallback route's request goes first.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Decision {
-    /// Try the mTLS side (normal, or the probe after a cool-down).
-    Mtls,
-    /// The breaker is open: straight to the legacy side.
-    Legacy,
-}
-
-impl Breakers {
-    pub fn decide(&self, route: &str, cooldown: Duration) -> Decision {
-        let mut map = self
-            .0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let Some(breaker) = map.get_mut(route) else {
-            return Decision::Mtls;
-        };
-        match breaker.open_until {
-            Some(until) if Instant::now() < until => Decision::Legacy,
-            Some(_) => {
-                // This request probes; the others keep to the legacy side meanwhile.
-                breaker.open_until = Some(Instant::now() + cooldown);
-                Decision::Mtls
-            }
-            None => Decision::Mtls,
-        }
-    }
-
-    pub fn success(&self, route: &str) {
-        let mut map = self
-            .0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some(breaker) = map.remove(route) {
-            if breaker.open_until.is_some() {
-                tracing::warn!(%route, "the mTLS side answers again: route back on OAuth + mTLS");
-            }
-        }
-    }
-
-    pub fn failure(&self, route: &str, cooldown: Duration) {
-        let mut map = self
-            .0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let breaker = map.entry(route.to_owned()).or_default();
-        breaker.failures += 1;
-        if breaker.failures >= THRESHOLD {
-            if breaker.open_until.is_none() {
-                tracing::warn!(%route, failures = breaker.failures, cooldown_s = cooldown.as_secs(), "the mTLS side keeps failing: route goes straight to the personal-token way, probing again after the cool-down");
-            }
-            breaker.open_until = Some(Instant::now() + cooldown);
-        }
-    }
-
-    /// Routes whose breaker is open, with the seconds until the next probe (for `/status`).
-    pub fn open(&self) -> HashMap<String, u64> {
-        let map = self
-            .0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let now = Instant::now();
-        map.iter()
-            .filter_map(|(route, b)| {
-                b.open_until.map(|until| {
-                    (
-                        route.clone(),
-                        until.saturating_duration_since(now).as_secs(),
-                    )
-                })
-            })
-            .collect()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn opens_after_the_threshold_and_probes_once_after_the_cooldown() {
-        let breakers = Breakers::default();
-        let cooldown = Duration::from_millis(0);
-        for _ in 0..THRESHOLD - 1 {
-            breakers.failure("r", Duration::from_secs(60));
-            assert_eq!(
-                breakers.decide("r", Duration::from_secs(60)),
-                Decision::Mtls
-            );
-        }
-        breakers.failure("r", Duration::from_secs(60));
-        assert_eq!(
-            breakers.decide("r", Duration::from_secs(60)),
-            Decision::Legacy
-        );
-        // An elapsed cool-down lets one probe through and re-arms for the others.
-        breakers.failure("q", cooldown);
-        breakers.failure("q", cooldown);
-        breakers.failure("q", cooldown);
-        assert_eq!(
-            breakers.decide("q", Duration::from_secs(60)),
-            Decision::Mtls
-        );
-        assert_eq!(
-            breakers.decide("q", Duration::from_secs(60)),
-            Decision::Legacy
-        );
-        breakers.success("q");
-        assert_eq!(
-            breakers.decide("q", Duration::from_secs(60)),
-            Decision::Mtls
-        );
     }
 }

@@ -50,8 +50,14 @@ impl RequestHead {
     }
 }
 
-/// The app's body: kept whole (sendable any number of times) or streaming (once).
-pub enum AppBody {
+/// The app's body: kept whole (sendable any number of times) or streaming (once), with
+/// the most it may be (`limits.max_body_bytes`).
+pub struct AppBody {
+    state: BodyState,
+    limit: u64,
+}
+
+enum BodyState {
     Kept(Bytes),
     Streaming(Option<AppIncoming>),
 }
@@ -76,17 +82,23 @@ impl AppBody {
             .exact()
             .is_some_and(|n| n <= REPLAY_BUFFER_BYTES.min(limit));
         if !(keep && small) {
-            return Ok(AppBody::Streaming(Some(body)));
+            return Ok(AppBody {
+                state: BodyState::Streaming(Some(body)),
+                limit,
+            });
         }
         let kept = Limited::new(body, REPLAY_BUFFER_BYTES as usize)
             .collect()
             .await
             .map_err(|error| app_body_error(AppBodyFailure::of(&error), limit))?;
-        Ok(AppBody::Kept(kept.to_bytes()))
+        Ok(AppBody {
+            state: BodyState::Kept(kept.to_bytes()),
+            limit,
+        })
     }
 
     pub fn is_kept(&self) -> bool {
-        matches!(self, AppBody::Kept(_))
+        matches!(self.state, BodyState::Kept(_))
     }
 }
 
@@ -118,10 +130,10 @@ pub async fn send_once(
     head: &RequestHead,
     body: &mut AppBody,
     bearer: HeaderValue,
-    limit: u64,
 ) -> Result<Response<UpstreamBody>, ProxyError> {
-    match body {
-        AppBody::Kept(bytes) => upstream
+    let limit = body.limit;
+    match &mut body.state {
+        BodyState::Kept(bytes) => upstream
             .send_watched(
                 head.request(bearer, full(bytes.clone())),
                 None,
@@ -129,7 +141,7 @@ pub async fn send_once(
             )
             .await
             .map_err(answer(limit, None)),
-        AppBody::Streaming(incoming) => {
+        BodyState::Streaming(incoming) => {
             let Some(incoming) = incoming.take() else {
                 return Err(ProxyError::BadRequestBody {
                     detail: "the request body was already sent".into(),
@@ -157,10 +169,9 @@ pub async fn send_with_user_token(
     head: &RequestHead,
     body: &mut AppBody,
     bearer: HeaderValue,
-    limit: u64,
     tokens: &Arc<TokenManager>,
 ) -> Result<Response<UpstreamBody>, ProxyError> {
-    let first = send_once(upstream, head, body, bearer.clone(), limit).await?;
+    let first = send_once(upstream, head, body, bearer.clone()).await?;
     if first.status() != StatusCode::UNAUTHORIZED {
         return Ok(first);
     }
@@ -182,5 +193,5 @@ pub async fn send_with_user_token(
         _ => tokens.replace_rejected(&bearer).await?,
     };
     tracing::info!("Wise answered 401; replaying once with the refreshed token");
-    send_once(upstream, head, body, fresh, limit).await
+    send_once(upstream, head, body, fresh).await
 }

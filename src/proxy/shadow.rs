@@ -1,30 +1,16 @@
 //! Shadow comparison for routes with `shadow = true`: for GET and HEAD, once the primary
 //! answer is in, a copy goes the other way (personal token + legacy host for an OAuth
 //! route, and the reverse), off the request's critical path and bounded: at most
-//! [`MAX_IN_FLIGHT`] copies at once, further ones are dropped and counted. Status classes
+//! [`super::migration::MAX_SHADOWS_IN_FLIGHT`] copies at once, further ones are dropped and counted. Status classes
 //! are compared; each mismatch is logged with both `x-trace-id`s.
 
 use super::send::RequestHead;
+use super::side::Side;
 use crate::app::Snapshot;
 use crate::metrics::RouteResultLabels;
-use crate::route::Mode;
 use crate::Shared;
 use http::{Method, StatusCode};
 use std::sync::Arc;
-use tokio::sync::Semaphore;
-
-/// Shadow copies in flight at most.
-pub const MAX_IN_FLIGHT: usize = 16;
-
-/// The bound on copies in flight.
-#[derive(Debug)]
-pub struct ShadowPermits(Arc<Semaphore>);
-
-impl Default for ShadowPermits {
-    fn default() -> Self {
-        ShadowPermits(Arc::new(Semaphore::new(MAX_IN_FLIGHT)))
-    }
-}
 
 /// Whether a request of `method` is shadowed at all.
 pub fn applies(method: &Method) -> bool {
@@ -34,8 +20,8 @@ pub fn applies(method: &Method) -> bool {
 /// What the primary exchange was, for the comparison.
 pub struct Primary {
     pub route: Arc<str>,
-    /// The side it went: `PersonalToken` for the legacy host, else the mTLS host.
-    pub side: Mode,
+    /// The side the answer came from; the copy goes to the other.
+    pub side: Side,
     pub status: StatusCode,
     pub trace_id: Option<String>,
 }
@@ -47,23 +33,17 @@ fn count(shared: &Shared, route: &str, result: &str) {
 
 /// Sends the copy the other way in the background.
 pub fn spawn(shared: Arc<Shared>, snapshot: Arc<Snapshot>, head: RequestHead, primary: Primary) {
-    let Ok(permit) = shared
-        .migration
-        .shadow_permits
-        .0
-        .clone()
-        .try_acquire_owned()
-    else {
+    let Some(permit) = shared.migration.shadow_permits.try_acquire() else {
         count(&shared, &primary.route, "dropped");
         return;
     };
     tokio::spawn(async move {
-        let to_legacy = primary.side != Mode::PersonalToken;
-        let (upstream, bearer) = if to_legacy {
-            (&snapshot.legacy, snapshot.personal_bearer.clone())
-        } else {
-            (&snapshot.mtls, shared.tokens.user_bearer().ok())
+        let side = primary.side.other();
+        let bearer = match side {
+            Side::Legacy => snapshot.personal_bearer.clone(),
+            Side::Mtls => shared.tokens.user_bearer().ok(),
         };
+        let upstream = side.upstream(&snapshot);
         let Some(bearer) = bearer else {
             count(&shared, &primary.route, "error");
             return;
