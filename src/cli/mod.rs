@@ -1,0 +1,27 @@
+//! The binary's own code, one module per subcommand group, so that `main.rs` is only the
+//! exit codes and each command reads from the top: [`args`] is the grammar (clap),
+//! [`dispatch`] reads the config and starts logging for the command, [`serve`] `run`, [`authorize`] `authorize`, [`token`] `token status` and `token
+//! refresh`, [`check`] `check` and `csr`. What they do is the library's; this is
+//! arguments, logging and what gets printed.
+
+pub mod args;
+pub mod authorize;
+pub mod check;
+pub mod dispatch;
+pub mod serve;
+pub mod token;
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Invalid arguments or config (sysexits' EX_USAGE).
+pub const EXIT_USAGE: u8 = 64;
+
+/// A time as RFC 3339, to the second.
+pub fn rfc3339(time: SystemTime) -> String {
+    let seconds = time
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    humantime::format_rfc3339_seconds(UNIX_EPOCH + std::time::Duration::from_secs(seconds))
+        .to_string()
+}
