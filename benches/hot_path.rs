@@ -225,7 +225,7 @@ fn bookkeeping(c: &mut Criterion) {
     let metrics = Metrics::new(Family::default());
     let route: Arc<str> = Arc::from("transfers");
     let mut group = c.benchmark_group("metrics");
-    // As src/proxy/mod.rs does it per request: the route name shared with the snapshot
+    // As src/proxy/access.rs does it per request: the route name shared with the snapshot
     // (`Arc<str>`), the mode a `&'static str`, the status a `u16` (no String), then a
     // hashed lookup in each family.
     group.bench_function("per-request labels + lookups", |b| {
