@@ -15,6 +15,7 @@ pub mod group;
 mod held;
 pub mod lock;
 pub mod manager;
+pub mod redis_connection;
 pub mod redis_store;
 pub mod rejection;
 pub mod schedule;

@@ -13,24 +13,16 @@
 //!
 //! Every operation records whether Redis answered: [`RedisStore::trouble`] is what
 //! readiness reports as degraded. A failed operation drops the connection; the next one
-//! connects anew. Never a password in a message: the store is named by its redacted URL.
-//!
-//! `oauth.redis_password_file` is read again at every connect, so a rotated password (a
-//! Kubernetes Secret updated in place) is used from the next connection on, no restart.
+//! connects anew ([`super::redis_connection`]: the URL, the password file read again at
+//! every connect, TLS, the kept connection).
 
+use super::redis_connection::RedisConnection;
 use super::store::{Lineage, StoreError, TokenSet};
 use crate::config::RedisStoreConfig;
 use crate::secret::{AccessToken, RefreshToken};
-use arc_swap::ArcSwapOption;
-use redis::aio::MultiplexedConnection;
-use redis::{AsyncConnectionConfig, IntoConnectionInfo};
 use serde::{Deserialize, Serialize};
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
-
-/// How long connecting, and each command, may take before Redis counts as unreachable.
-pub const REDIS_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// The key names of one lineage.
 #[derive(Debug, Clone)]
@@ -115,31 +107,16 @@ fn encode(tokens: &TokenSet) -> String {
     serde_json::to_string(&shared).unwrap_or_default()
 }
 
-/// What is wrong with the URL, for messages.
-fn url_problem(error: &redis::RedisError) -> String {
-    format!(
-        "the URL is not usable ({}): fix oauth.token_store",
-        error.detail().unwrap_or_else(|| error.category())
-    )
-}
-
 /// The shared store. Cheap to share behind an `Arc`; one multiplexed connection.
 pub struct RedisStore {
-    /// The URL's settings (with the URL's password, if it has one).
-    info: redis::ConnectionInfo,
-    password_file: Option<PathBuf>,
-    ca_pem: Option<Vec<u8>>,
-    name: String,
+    connection: RedisConnection,
     keys: Keys,
-    /// The kept connection and its number (counted up with each new one).
-    connection: tokio::sync::Mutex<(u64, Option<MultiplexedConnection>)>,
-    trouble: ArcSwapOption<String>,
 }
 
 impl std::fmt::Debug for RedisStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RedisStore")
-            .field("store", &self.name)
+            .field("store", &self.name())
             .field("keys", &self.keys.tokens)
             .finish_non_exhaustive()
     }
@@ -153,56 +130,15 @@ impl RedisStore {
         config: &RedisStoreConfig,
         ca_pem: Option<Vec<u8>>,
     ) -> Result<RedisStore, StoreError> {
-        let name = config.url.redacted().to_owned();
-        let info = config
-            .url
-            .expose()
-            .into_connection_info()
-            .map_err(|error| StoreError::Unusable {
-                store: name.clone(),
-                message: url_problem(&error),
-            })?;
-        let store = RedisStore {
-            info,
-            password_file: config.password_file.clone(),
-            ca_pem,
-            name,
+        Ok(RedisStore {
+            connection: RedisConnection::open(config, ca_pem)?,
             keys: Keys::new(&config.key_prefix),
-            connection: tokio::sync::Mutex::new((0, None)),
-            trouble: ArcSwapOption::empty(),
-        };
-        store.client().map_err(|message| StoreError::Unusable {
-            store: store.name.clone(),
-            message,
-        })?;
-        Ok(store)
-    }
-
-    /// A client with the password as the password file says now.
-    fn client(&self) -> Result<redis::Client, String> {
-        let mut info = self.info.clone();
-        if let Some(file) = &self.password_file {
-            let password = crate::secret::read_file("the Redis password", file)
-                .map_err(|error| format!("oauth.redis_password_file: {error}"))?;
-            let settings = info.redis_settings().clone().set_password(password.trim());
-            info = info.set_redis_settings(settings);
-        }
-        match &self.ca_pem {
-            Some(root_cert) => redis::Client::build_with_tls(
-                info,
-                redis::TlsCertificates {
-                    client_tls: None,
-                    root_cert: Some(root_cert.clone()),
-                },
-            ),
-            None => redis::Client::open(info),
-        }
-        .map_err(|error| url_problem(&error))
+        })
     }
 
     /// The URL without its password, for messages.
     pub fn name(&self) -> &str {
-        &self.name
+        self.connection.name()
     }
 
     pub fn keys(&self) -> &Keys {
@@ -211,50 +147,12 @@ impl RedisStore {
 
     /// Why the last operation failed, while Redis has not answered since.
     pub fn trouble(&self) -> Option<Arc<String>> {
-        self.trouble.load_full()
+        self.connection.trouble()
     }
 
     /// Records that Redis could not be used (e.g. the subscription dropped).
     pub fn mark_unreachable(&self, message: &str) {
-        let _ = self.failed(&message);
-    }
-
-    /// The shared connection, connecting when there is none: the connection, its number,
-    /// and whether it was made now.
-    async fn connection(&self) -> Result<(MultiplexedConnection, u64, bool), StoreError> {
-        let mut slot = self.connection.lock().await;
-        if let (number, Some(connection)) = &*slot {
-            return Ok((connection.clone(), *number, false));
-        }
-        let config = AsyncConnectionConfig::new()
-            .set_connection_timeout(Some(REDIS_TIMEOUT))
-            .set_response_timeout(Some(REDIS_TIMEOUT));
-        let client = self.client().map_err(|message| self.failed(&message))?;
-        let connection = client
-            .get_multiplexed_async_connection_with_config(&config)
-            .await
-            .map_err(|error| self.failed(&error))?;
-        let number = slot.0 + 1;
-        *slot = (number, Some(connection.clone()));
-        Ok((connection, number, true))
-    }
-
-    /// Drops connection `number` if it is still the kept one (not one made since).
-    async fn forget(&self, number: u64) {
-        let mut slot = self.connection.lock().await;
-        if slot.0 == number {
-            slot.1 = None;
-        }
-    }
-
-    /// Marks the store unreachable and turns `error` into a [`StoreError`].
-    fn failed(&self, error: &dyn std::fmt::Display) -> StoreError {
-        let error = StoreError::Unreachable {
-            store: self.name.clone(),
-            message: error.to_string(),
-        };
-        self.trouble.store(Some(Arc::new(error.to_string())));
-        error
+        self.connection.mark_unreachable(message);
     }
 
     /// Runs one command on the shared connection, keeping the health record. A kept
@@ -266,7 +164,7 @@ impl RedisStore {
         &self,
         command: redis::Cmd,
     ) -> Result<T, StoreError> {
-        let (mut connection, mut number, fresh) = self.connection().await?;
+        let (mut connection, mut number, fresh) = self.connection.connection().await?;
         let mut result: redis::RedisResult<T> = command.query_async(&mut connection).await;
         if !fresh
             && result
@@ -274,22 +172,20 @@ impl RedisStore {
                 .is_err_and(redis::RedisError::is_connection_dropped)
         {
             tracing::debug!("the kept Redis connection was closed; sending again on a new one");
-            self.forget(number).await;
-            let (mut connection, again, _) = self.connection().await?;
+            self.connection.forget(number).await;
+            let (mut connection, again, _) = self.connection.connection().await?;
             number = again;
             result = command.query_async(&mut connection).await;
         }
         match result {
             Ok(value) => {
-                if self.trouble.load().is_some() {
-                    self.trouble.store(None);
-                }
+                self.connection.answered();
                 Ok(value)
             }
             Err(error) => {
                 // Whatever broke, the next operation starts from a fresh connection.
-                self.forget(number).await;
-                Err(self.failed(&error))
+                self.connection.forget(number).await;
+                Err(self.connection.failed(&error))
             }
         }
     }
@@ -316,7 +212,7 @@ impl RedisStore {
 
     fn decode(&self, tokens: &str, generation: &str) -> Result<Lineage, StoreError> {
         let corrupt = |message: String| StoreError::CorruptShared {
-            store: self.name.clone(),
+            store: self.name().to_owned(),
             key: self.keys.tokens.clone(),
             message,
         };
@@ -371,17 +267,7 @@ impl RedisStore {
 
     /// A subscription to the update channel, on its own connection.
     pub async fn subscribe(&self) -> Result<redis::aio::PubSub, StoreError> {
-        let client = self.client().map_err(|message| self.failed(&message))?;
-        let connecting = async {
-            let mut pubsub = client.get_async_pubsub().await?;
-            pubsub.subscribe(&self.keys.channel).await?;
-            Ok::<_, redis::RedisError>(pubsub)
-        };
-        match tokio::time::timeout(REDIS_TIMEOUT, connecting).await {
-            Ok(Ok(pubsub)) => Ok(pubsub),
-            Ok(Err(error)) => Err(self.failed(&error)),
-            Err(_) => Err(self.failed(&"no answer within 2 s")),
-        }
+        self.connection.subscribe(&self.keys.channel).await
     }
 }
 
