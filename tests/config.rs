@@ -445,3 +445,46 @@ fn redis_keys_are_checked_and_named() {
         assert!(!message.contains(":pw@"), "{message}");
     }
 }
+
+#[test]
+fn a_sentinel_token_store_is_parsed_and_a_malformed_one_says_what_to_write() {
+    use wisegate::config::TokenStoreConfig;
+    let sentinel = GOOD.replace(
+        "token_store = \"state/tokens.json\"",
+        "token_store = \"rediss+sentinel://app:s3cret-pw@s0.redis:26380,s1.redis/mymaster/2\"\nredis_ca_file = \"ca.pem\"",
+    );
+    let config = Config::parse(Path::new("w.toml"), &sentinel).unwrap();
+    let TokenStoreConfig::Redis(redis) = &config.oauth.token_store else {
+        panic!("a Redis store");
+    };
+    assert_eq!(
+        redis.url.redacted(),
+        "rediss+sentinel://app:redacted@s0.redis:26380,s1.redis:26379/mymaster/2"
+    );
+    assert!(redis.url.is_tls() && redis.url.has_password());
+    assert!(!format!("{config:?}").contains("s3cret-pw"));
+
+    for (bad, says) in [
+        (
+            "redis+sentinel://:s3cret-pw@s0.redis:26379",
+            "the master's name is missing",
+        ),
+        (
+            "redis+sentinel://s0.redis:port/mymaster",
+            "host or host:port",
+        ),
+        ("redis+sentinel://s0.redis/mymaster/db", "must be a number"),
+    ] {
+        let text = GOOD.replace("state/tokens.json", bad);
+        let message = Config::parse(Path::new("w.toml"), &text)
+            .unwrap_err()
+            .to_string();
+        assert!(message.contains("oauth.token_store: "), "{bad}: {message}");
+        assert!(message.contains(says), "{bad}: {message}");
+        assert!(
+            message.contains("write e.g. \"redis+sentinel://"),
+            "{message}"
+        );
+        assert!(!message.contains("s3cret-pw"), "{message}");
+    }
+}

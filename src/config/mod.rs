@@ -7,6 +7,7 @@
 mod locate;
 pub mod raw;
 pub mod restart;
+mod sentinel_url;
 mod unknown;
 mod validate;
 
@@ -17,6 +18,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub use sentinel_url::{is_sentinel_url, SentinelUrl, SENTINEL_EXAMPLE};
 pub use validate::validate;
 
 /// Which of Wise's environments the default hosts come from.
@@ -132,7 +134,8 @@ pub struct OAuth {
 pub enum TokenStoreConfig {
     /// A JSON file, written atomically with mode 0600: one process.
     File(PathBuf),
-    /// A Redis server shared by several replicas (`redis://` or `rediss://`).
+    /// A Redis server shared by several replicas (`redis://` or `rediss://`, or a
+    /// Sentinel-managed one: `redis+sentinel://`, `rediss+sentinel://`).
     Redis(RedisStoreConfig),
 }
 
@@ -166,8 +169,9 @@ pub struct RedisStoreConfig {
     pub ca_file: Option<PathBuf>,
 }
 
-/// A `redis://` or `rediss://` URL that may carry a password: `Debug` and `Display`
-/// show it without the password, which only [`RedisUrl::expose`] returns.
+/// A `redis://` or `rediss://` URL, or a Sentinel one ([`SentinelUrl`]), that may carry
+/// a password: `Debug` and `Display` show it without the password, which only
+/// [`RedisUrl::expose`] returns.
 #[derive(Clone, PartialEq, Eq)]
 pub struct RedisUrl {
     full: String,
@@ -175,8 +179,16 @@ pub struct RedisUrl {
 }
 
 impl RedisUrl {
-    /// Parses `text`; `None` unless it is a `redis://` or `rediss://` URL with a host.
+    /// Parses `text`; `None` unless it is a `redis://` or `rediss://` URL with a host,
+    /// or a Sentinel URL.
     pub fn parse(text: &str) -> Option<RedisUrl> {
+        if is_sentinel_url(text) {
+            let sentinel = SentinelUrl::parse(text).ok()?;
+            return Some(RedisUrl {
+                full: text.to_owned(),
+                redacted: sentinel.redacted(),
+            });
+        }
         let mut url = redis::parse_redis_url(text)?;
         if !matches!(url.scheme(), "redis" | "rediss") || url.host_str().is_none() {
             return None;
@@ -202,11 +214,19 @@ impl RedisUrl {
     }
 
     pub fn has_password(&self) -> bool {
-        redis::parse_redis_url(&self.full).is_some_and(|url| url.password().is_some())
+        match self.sentinel() {
+            Some(sentinel) => sentinel.password.is_some(),
+            None => redis::parse_redis_url(&self.full).is_some_and(|url| url.password().is_some()),
+        }
     }
 
     pub fn is_tls(&self) -> bool {
-        self.full.starts_with("rediss://")
+        self.full.starts_with("rediss://") || self.full.starts_with("rediss+sentinel://")
+    }
+
+    /// The sentinels and master, for a Sentinel URL.
+    pub fn sentinel(&self) -> Option<SentinelUrl> {
+        SentinelUrl::parse(&self.full).ok()
     }
 }
 

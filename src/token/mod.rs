@@ -16,6 +16,7 @@ mod held;
 pub mod lock;
 pub mod manager;
 pub mod redis_connection;
+pub mod redis_sentinel;
 pub mod redis_store;
 pub mod rejection;
 pub mod schedule;

@@ -16,7 +16,7 @@
 //! connects anew ([`super::redis_connection`]: the URL, the password file read again at
 //! every connect, TLS, the kept connection).
 
-use super::redis_connection::RedisConnection;
+use super::redis_connection::{needs_new_connection, RedisConnection};
 use super::store::{Lineage, StoreError, TokenSet};
 use crate::config::RedisStoreConfig;
 use crate::secret::{AccessToken, RefreshToken};
@@ -150,6 +150,11 @@ impl RedisStore {
         self.connection.trouble()
     }
 
+    /// How many times the sentinels announced a new master (0 without Sentinel).
+    pub fn master_switches(&self) -> u64 {
+        self.connection.master_switches()
+    }
+
     /// Records that Redis could not be used (e.g. the subscription dropped).
     pub fn mark_unreachable(&self, message: &str) {
         self.connection.mark_unreachable(message);
@@ -157,8 +162,8 @@ impl RedisStore {
 
     /// Runs one command on the shared connection, keeping the health record. A kept
     /// connection that Redis has closed meanwhile (a restart, a failover, an idle timeout,
-    /// a password rotation) costs no failure: the command is sent once more on a new
-    /// connection. Every command here can be repeated safely (reads; writes that compare
+    /// a password rotation), or whose node answers `READONLY` (a master demoted under it),
+    /// costs no failure: the command is sent once more on a new connection. Every command here can be repeated safely (reads; writes that compare
     /// generations or owners), in case the first one ran and only its answer was lost.
     pub(super) async fn run<T: redis::FromRedisValue>(
         &self,
@@ -166,12 +171,10 @@ impl RedisStore {
     ) -> Result<T, StoreError> {
         let (mut connection, mut number, fresh) = self.connection.connection().await?;
         let mut result: redis::RedisResult<T> = command.query_async(&mut connection).await;
-        if !fresh
-            && result
-                .as_ref()
-                .is_err_and(redis::RedisError::is_connection_dropped)
-        {
-            tracing::debug!("the kept Redis connection was closed; sending again on a new one");
+        if !fresh && result.as_ref().is_err_and(needs_new_connection) {
+            tracing::debug!(
+                "the kept Redis connection was closed or its node is a replica now; sending again on a new one"
+            );
             self.connection.forget(number).await;
             let (mut connection, again, _) = self.connection.connection().await?;
             number = again;
@@ -266,7 +269,9 @@ impl RedisStore {
     }
 
     /// A subscription to the update channel, on its own connection.
-    pub async fn subscribe(&self) -> Result<redis::aio::PubSub, StoreError> {
+    pub async fn subscribe(
+        &self,
+    ) -> Result<futures_util::stream::BoxStream<'static, redis::Msg>, StoreError> {
         self.connection.subscribe(&self.keys.channel).await
     }
 }

@@ -26,13 +26,12 @@ pub async fn keep_in_sync(manager: Arc<TokenManager>, shutdown: CancellationToke
     let mut failures: u32 = 0;
     loop {
         match redis.subscribe().await {
-            Ok(pubsub) => {
+            Ok(mut messages) => {
                 if failures > 0 {
                     tracing::info!("the shared token store {} answers again", redis.name());
                 }
                 failures = 0;
                 manager.reconcile().await;
-                let mut messages = pubsub.into_on_message();
                 let mut every = tokio::time::interval(SYNC_INTERVAL);
                 every.tick().await;
                 loop {

@@ -1,9 +1,11 @@
-//! `oauth.token_store`: a file path, or a `redis://` / `rediss://` URL with the
-//! `oauth.redis_*` keys that only apply to it. The URL is never echoed in a problem: it
-//! may carry a password.
+//! `oauth.token_store`: a file path, or a `redis://` / `rediss://` URL (or a Sentinel
+//! one, `redis+sentinel://` / `rediss+sentinel://`) with the `oauth.redis_*` keys that
+//! only apply to it. The URL is never echoed in a problem: it may carry a password.
 
 use super::Checker;
-use crate::config::{RedisStoreConfig, RedisUrl, TokenStoreConfig};
+use crate::config::{
+    is_sentinel_url, RedisStoreConfig, RedisUrl, SentinelUrl, TokenStoreConfig, SENTINEL_EXAMPLE,
+};
 use std::path::PathBuf;
 
 /// The `oauth.redis_*` keys as written.
@@ -25,13 +27,14 @@ pub(super) fn token_store(
         key_prefix,
         ca_file,
     } = keys;
-    let redis_text = store.filter(|s| s.starts_with("redis://") || s.starts_with("rediss://"));
+    let redis_text = store
+        .filter(|s| s.starts_with("redis://") || s.starts_with("rediss://") || is_sentinel_url(s));
     let Some(text) = redis_text else {
         if let Some(other) = store.filter(|s| s.contains("://")) {
             let scheme = other.split("://").next().unwrap_or_default();
             c.problem(
                 "oauth.token_store",
-                format!("`{scheme}://...` is neither a file path nor a redis:// or rediss:// URL"),
+                format!("`{scheme}://...` is neither a file path nor a redis://, rediss://, redis+sentinel:// or rediss+sentinel:// URL"),
             );
         }
         for (key, set) in [
@@ -49,26 +52,16 @@ pub(super) fn token_store(
         return TokenStoreConfig::File(c.path("oauth.token_store", store).unwrap_or_default());
     };
     // Never echo the URL itself: it may carry a password.
-    let url = RedisUrl::parse(text);
-    let url = match url {
-        Some(url) => match redis::Client::open(url.expose()) {
-            Ok(_) => Some(url),
-            Err(error) => {
-                let detail = error.detail().unwrap_or_else(|| error.category());
-                c.problem(
-                    "oauth.token_store",
-                    format!("the Redis URL is not usable ({detail}); write e.g. \"redis://redis.example.svc:6379/0\""),
-                );
-                None
-            }
-        },
-        None => {
+    let url = match SentinelUrl::parse(text) {
+        Err(problem) if is_sentinel_url(text) => {
             c.problem(
                 "oauth.token_store",
-                "the Redis URL cannot be parsed: write e.g. \"redis://redis.example.svc:6379/0\" or \"rediss://user@host:6380/0\" (percent-encode special characters of a password, or use oauth.redis_password_file)",
+                format!("{problem}; write e.g. \"{SENTINEL_EXAMPLE}\""),
             );
             None
         }
+        Ok(_) => RedisUrl::parse(text),
+        Err(_) => direct_url(c, text),
     };
     let password_file = c.path("oauth.redis_password_file", password_file);
     if password_file.is_some() && url.as_ref().is_some_and(RedisUrl::has_password) {
@@ -81,7 +74,7 @@ pub(super) fn token_store(
     if ca_file.is_some() && url.as_ref().is_some_and(|url| !url.is_tls()) {
         c.problem(
             "oauth.redis_ca_file",
-            "only applies to a rediss:// (TLS) token_store",
+            "only applies to a rediss:// or rediss+sentinel:// (TLS) token_store",
         );
     }
     let key_prefix = match key_prefix {
@@ -103,5 +96,29 @@ pub(super) fn token_store(
             ca_file,
         }),
         None => TokenStoreConfig::File(PathBuf::new()),
+    }
+}
+
+/// A `redis://` or `rediss://` URL, checked by the crate.
+fn direct_url(c: &mut Checker<'_>, text: &str) -> Option<RedisUrl> {
+    match RedisUrl::parse(text) {
+        Some(url) => match redis::Client::open(url.expose()) {
+            Ok(_) => Some(url),
+            Err(error) => {
+                let detail = error.detail().unwrap_or_else(|| error.category());
+                c.problem(
+                    "oauth.token_store",
+                    format!("the Redis URL is not usable ({detail}); write e.g. \"redis://redis.example.svc:6379/0\""),
+                );
+                None
+            }
+        },
+        None => {
+            c.problem(
+                "oauth.token_store",
+                "the Redis URL cannot be parsed: write e.g. \"redis://redis.example.svc:6379/0\" or \"rediss://user@host:6380/0\" (percent-encode special characters of a password, or use oauth.redis_password_file)",
+            );
+            None
+        }
     }
 }
