@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod redis_server;
+pub mod sentinel;
 
 use bytes::Bytes;
 use fake_wise::{CertKeyPem, FakeWise, FakeWiseConfig, TestCa};

@@ -12,6 +12,10 @@ pub struct RedisServer {
     password: Option<String>,
     /// TLS only: the server's certificate and key files and the CA that issued them.
     tls: Option<Tls>,
+    /// A node of a replicated group: its own folder (replication writes files there)
+    /// and the primary it replicates, if any.
+    dir: Option<tempfile::TempDir>,
+    replica_of: Option<u16>,
     child: Option<Child>,
 }
 
@@ -33,19 +37,38 @@ impl RedisServer {
     }
 
     async fn start_with(password: Option<&str>, tls: Option<Tls>) -> RedisServer {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
         let mut server = RedisServer {
-            port,
+            port: free_port(),
             password: password.map(str::to_owned),
             tls,
+            dir: None,
+            replica_of: None,
             child: None,
         };
         server.spawn().await;
         server
+    }
+
+    /// Starts a node of a replicated group (see [`super::sentinel`]) on a free port, in
+    /// a folder of its own, replicating `replica_of` if given.
+    pub async fn start_node(replica_of: Option<u16>) -> RedisServer {
+        let mut server = RedisServer {
+            port: free_port(),
+            password: None,
+            tls: None,
+            dir: Some(tempfile::tempdir().unwrap()),
+            replica_of,
+            child: None,
+        };
+        server.spawn().await;
+        server
+    }
+
+    /// Starts a killed node again, empty, as a replica of `primary`.
+    pub async fn restart_as_replica_of(&mut self, primary: u16) {
+        self.kill();
+        self.replica_of = Some(primary);
+        self.spawn().await;
     }
 
     async fn spawn(&mut self) {
@@ -68,11 +91,19 @@ impl RedisServer {
             .args(["--bind", "127.0.0.1"])
             .args(["--save", ""])
             .args(["--appendonly", "no"])
-            .args(["--dir", &std::env::temp_dir().display().to_string()])
+            .arg("--dir")
+            .arg(
+                self.dir
+                    .as_ref()
+                    .map_or(std::env::temp_dir(), |dir| dir.path().to_owned()),
+            )
             .stdout(Stdio::null())
             .stderr(Stdio::null());
         if let Some(password) = &self.password {
             command.args(["--requirepass", password]);
+        }
+        if let Some(primary) = self.replica_of {
+            command.args(["--replicaof", "127.0.0.1", &primary.to_string()]);
         }
         self.child = Some(command.spawn().expect("redis-server starts"));
         let deadline = Instant::now() + Duration::from_secs(10);
@@ -216,6 +247,15 @@ impl RedisServer {
             .as_u64()
             .map(|ms| ms / 1000)
     }
+}
+
+/// A loopback port free at the time of asking.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn which(program: &str) -> bool {

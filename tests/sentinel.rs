@@ -1,0 +1,322 @@
+//! A Sentinel-managed token store (`redis+sentinel://`) against real `redis-server` and
+//! `redis-sentinel` processes (started and stopped here, on free loopback ports): writes
+//! follow a manual failover as soon as it is announced (the old master still accepts
+//! writes for seconds, until Sentinel demotes it), a master demoted under a kept connection (`READONLY`) is
+//! left for the one the sentinels name, and wisegate replicas under load ride through
+//! `SENTINEL FAILOVER` and a killed primary.
+
+mod common;
+
+use bytes::Bytes;
+use common::sentinel::SentinelGroup;
+use common::{eventually, get_at, json, send, serve_with_admin};
+use fake_wise::{FakeWise, FakeWiseConfig};
+use http::{Request, StatusCode};
+use http_body_util::Full;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+use tempfile::TempDir;
+use wisegate::config::{Config, RedisStoreConfig, RedisUrl};
+use wisegate::secret::{AccessToken, RefreshToken};
+use wisegate::token::{RedisStore, TokenSet};
+
+/// fake-wise's client id is `wisegate-test`: the default key prefix.
+const PREFIX: &str = "wisegate:wisegate-test:";
+
+fn tokens(name: &str) -> TokenSet {
+    let now = SystemTime::now();
+    TokenSet {
+        access_token: AccessToken::new(format!("access-{name}")),
+        expires_at: now + Duration::from_secs(3600),
+        refresh_token: Some(RefreshToken::new(format!("refresh-{name}"))),
+        refresh_token_expires_at: None,
+        profile_id: None,
+        obtained_at: now,
+    }
+}
+
+fn store(group: &SentinelGroup) -> RedisStore {
+    let config = RedisStoreConfig {
+        url: RedisUrl::parse(&group.url()).expect("a Sentinel URL"),
+        password_file: None,
+        key_prefix: PREFIX.into(),
+        ca_file: None,
+    };
+    RedisStore::open(&config, None).expect("the store opens")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_manual_failover_the_next_write_goes_to_the_new_master() {
+    let group = SentinelGroup::start(1).await;
+    let store = store(&group);
+    let old = group.master_port().await;
+    assert_eq!(store.save_next(0, &tokens("1")).await.unwrap(), 1);
+    assert_eq!(group.nodes[0].generation(PREFIX).await, Some(1));
+
+    group.failover().await;
+    let new = group.wait_for_master_other_than(old).await;
+    // The sentinels name the promoted node a moment before they announce the switch
+    // (`+switch-master`); from the announcement on, no write goes to the old master.
+    let announced = eventually(Duration::from_secs(10), async || {
+        store.master_switches() == 1
+    })
+    .await;
+    assert!(announced, "the store heard of the switch");
+    assert_eq!(store.save_next(1, &tokens("2")).await.unwrap(), 2);
+    let new_node = group.nodes.iter().find(|n| n.port == new).unwrap();
+    let old_node = group.nodes.iter().find(|n| n.port == old).unwrap();
+    assert_eq!(
+        new_node.generation(PREFIX).await,
+        Some(2),
+        "written to the master the sentinels name"
+    );
+    // The old master has not been demoted yet (Sentinel does that ~10 s later): a kept
+    // connection to it would have written there, and the write would have been lost.
+    assert!(
+        group.is_master(old).await,
+        "the old master still says master"
+    );
+    assert_eq!(old_node.generation(PREFIX).await, Some(1));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_master_demoted_under_a_kept_connection_is_left_on_readonly() {
+    let mut group = SentinelGroup::start(1).await;
+    let store = store(&group);
+    let (old, new) = (group.nodes[0].port, group.nodes[1].port);
+    assert_eq!(store.save_next(0, &tokens("1")).await.unwrap(), 1);
+    let replicated = eventually(Duration::from_secs(10), async || {
+        group.nodes[1].generation(PREFIX).await == Some(1)
+    })
+    .await;
+    assert!(replicated, "the replica has generation 1");
+
+    // The master moved by hand while no sentinel was looking: nobody closes the
+    // store's connection to the old master, which now answers writes with READONLY.
+    group.stop_sentinels();
+    let mut promote = group.nodes[1].connection().await;
+    let () = redis::cmd("REPLICAOF")
+        .arg("NO")
+        .arg("ONE")
+        .query_async(&mut promote)
+        .await
+        .unwrap();
+    let mut demote = group.nodes[0].connection().await;
+    let () = redis::cmd("REPLICAOF")
+        .arg("127.0.0.1")
+        .arg(new)
+        .query_async(&mut demote)
+        .await
+        .unwrap();
+    group.start_sentinels_watching(new).await;
+    assert!(!group.is_master(old).await);
+
+    assert_eq!(
+        store.save_next(1, &tokens("2")).await.unwrap(),
+        2,
+        "READONLY dropped the connection and the write went to the new master"
+    );
+    assert_eq!(group.nodes[1].generation(PREFIX).await, Some(2));
+    assert!(store.trouble().is_none(), "{:?}", store.trouble());
+}
+
+struct Replica {
+    proxy: SocketAddr,
+    admin: SocketAddr,
+}
+
+/// fake-wise, a config whose token store is `url`, one `authorize --code`, then
+/// `replicas` wisegate instances running that same config.
+async fn wisegate_group(
+    fake: FakeWiseConfig,
+    url: &str,
+    replicas: usize,
+) -> (FakeWise, TempDir, Vec<Replica>) {
+    common::init_tracing();
+    let common::Setup {
+        wise,
+        dir,
+        config_path,
+        ..
+    } = common::setup(fake).await;
+    let text = std::fs::read_to_string(&config_path).unwrap().replace(
+        "token_store = \"state/tokens.json\"",
+        &format!("token_store = \"{url}\""),
+    );
+    std::fs::write(&config_path, text).unwrap();
+    let config = Config::load(&config_path).unwrap();
+    common::authorize_with_code(&config, &wise).await;
+    let mut running = Vec::new();
+    for _ in 0..replicas {
+        let (proxy, admin) = serve_with_admin(config.clone()).await;
+        running.push(Replica { proxy, admin });
+    }
+    (wise, dir, running)
+}
+
+/// Clients sending GETs round-robin to every replica until `stop`: each answer's status
+/// and when it came.
+fn load(
+    replicas: &[Replica],
+    clients: usize,
+    stop: Arc<AtomicBool>,
+) -> Vec<tokio::task::JoinHandle<Vec<(Instant, StatusCode)>>> {
+    let proxies: Vec<SocketAddr> = replicas.iter().map(|r| r.proxy).collect();
+    (0..clients)
+        .map(|client| {
+            let proxies = proxies.clone();
+            let stop = stop.clone();
+            tokio::spawn(async move {
+                let mut statuses = Vec::new();
+                let mut turn = client;
+                while !stop.load(Ordering::Relaxed) {
+                    let proxy = proxies[turn % proxies.len()];
+                    turn += 1;
+                    let url = format!("http://{proxy}/v1/balances?client={client}");
+                    let (response, _) =
+                        send(Request::get(&url).body(Full::new(Bytes::new())).unwrap()).await;
+                    statuses.push((Instant::now(), response.status()));
+                }
+                statuses
+            })
+        })
+        .collect()
+}
+
+/// Waits until every replica uses the token the master holds.
+async fn settled(group: &SentinelGroup, replicas: &[Replica]) -> bool {
+    eventually(Duration::from_secs(20), async || {
+        let master = group.master_port().await;
+        let Some(node) = group.nodes.iter().find(|n| n.port == master) else {
+            return false;
+        };
+        let Some(expiry) = node.stored_expiry(PREFIX).await else {
+            return false;
+        };
+        let mut all = true;
+        for replica in replicas {
+            all &= common::metric(replica.admin, "wisegate_token_expiry_timestamp_seconds").await
+                == expiry as f64;
+        }
+        all
+    })
+    .await
+}
+
+/// The generation on the master the sentinels name now.
+async fn master_generation(group: &SentinelGroup) -> Option<u64> {
+    let master = group.master_port().await;
+    group
+        .nodes
+        .iter()
+        .find(|n| n.port == master)?
+        .generation(PREFIX)
+        .await
+}
+
+/// Waits for a refresh after `since` written to the master the sentinels name.
+async fn refreshed_through_the_master(group: &SentinelGroup, wise: &FakeWise, since: u64) -> bool {
+    eventually(Duration::from_secs(20), async || {
+        let refreshes = wise.token_calls().refresh_token;
+        refreshes > since && master_generation(group).await == Some(refreshes + 1)
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_under_load_ride_through_a_failover_and_a_killed_primary() {
+    // Three sentinels (quorum 2), a primary and a replica; two wisegate replicas.
+    let mut sentinels = SentinelGroup::start(3).await;
+    let group = &mut sentinels;
+    // 6 s tokens, refreshed 3 s before expiry: the few seconds a failover takes are
+    // bridged by the valid token, so no request needs Redis meanwhile.
+    let fake = FakeWiseConfig {
+        access_token_lifetime: Duration::from_secs(6),
+        ..FakeWiseConfig::default()
+    };
+    let (wise, _dir, replicas) = wisegate_group(fake, &group.url(), 2).await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let clients = load(&replicas, 4, stop.clone());
+    let first = eventually(Duration::from_secs(10), async || {
+        wise.token_calls().refresh_token >= 1
+    })
+    .await;
+    assert!(first, "the group refreshes at half-life");
+
+    // 1. SENTINEL FAILOVER, once every replica uses the current token.
+    assert!(
+        settled(group, &replicas).await,
+        "the replicas adopted the refreshed token"
+    );
+    let primary = group.master_port().await;
+    group.failover().await;
+    let promoted = group.wait_for_master_other_than(primary).await;
+    let refreshes = wise.token_calls().refresh_token;
+    assert!(
+        refreshed_through_the_master(group, &wise, refreshes).await,
+        "tokens are refreshed through the promoted master"
+    );
+    eprintln!("SENTINEL FAILOVER: {primary} -> {promoted}, refreshes go on through {promoted}");
+
+    // 2. The promoted master killed, once the old one replicates it again.
+    group.wait_ready_for_failover().await;
+    assert!(
+        settled(group, &replicas).await,
+        "the replicas adopted the refreshed token"
+    );
+    let killed_at = Instant::now();
+    group.node(promoted).kill();
+    let last = group.wait_for_master_other_than(promoted).await;
+    let outage = killed_at.elapsed();
+    let refreshes = wise.token_calls().refresh_token;
+    assert!(
+        refreshed_through_the_master(group, &wise, refreshes).await,
+        "tokens are refreshed through the master promoted after the kill"
+    );
+    eprintln!("killed {promoted}: {last} promoted after {outage:?}");
+    group.node(promoted).restart_as_replica_of(last).await;
+
+    stop.store(true, Ordering::Relaxed);
+    let mut total = 0;
+    let mut failed = Vec::new();
+    for client in clients {
+        let statuses = client.await.unwrap();
+        total += statuses.len();
+        failed.extend(
+            statuses
+                .into_iter()
+                .filter(|(_, status)| *status != StatusCode::OK),
+        );
+    }
+    let calls = wise.token_calls();
+    eprintln!(
+        "{total} requests, {} not 200; {} refreshes, generation {:?}",
+        failed.len(),
+        calls.refresh_token,
+        master_generation(group).await
+    );
+    // Every token stayed valid through both failovers (6 s tokens, refreshed at 3 s;
+    // each failover took less): no replica ever lacked a valid token.
+    assert!(failed.is_empty(), "not 200: {failed:?}");
+    assert!(total > 100, "load was applied ({total} requests)");
+    assert_eq!(calls.failed, 0, "no token call failed: no invalid_grant");
+    assert_eq!(calls.authorization_code, 1, "no new authorization");
+    assert_eq!(calls.max_concurrent, 1, "never two token calls at once");
+    assert_eq!(
+        master_generation(group).await,
+        Some(calls.refresh_token + 1),
+        "one lineage, every refresh on the master that is master now"
+    );
+    for replica in &replicas {
+        let (response, _) = get_at(replica.proxy, "/v1/balances").await;
+        assert_eq!(response.status(), StatusCode::OK, "every replica serves");
+        let healthy = eventually(Duration::from_secs(15), async || {
+            let (response, body) = get_at(replica.admin, "/readyz").await;
+            response.status() == StatusCode::OK && json(&body).get("degraded").is_none()
+        })
+        .await;
+        assert!(healthy, "readiness is no longer degraded");
+    }
+}
