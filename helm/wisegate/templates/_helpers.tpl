@@ -85,13 +85,15 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- end -}}
 {{- if $redis.url -}}
 {{- if not (regexMatch "^rediss?://[^/?#]+" $redis.url) -}}
-{{- fail "tokenStore.redis.url: write redis://host:port/db or rediss://host:port/db" -}}
+{{- if not (regexMatch "^rediss?\\+sentinel://[^/?#]+/[A-Za-z0-9._-]+(/[0-9]+)?$" $redis.url) -}}
+{{- fail "tokenStore.redis.url: write redis://host:port/db or rediss://host:port/db, or for Sentinel redis+sentinel://sentinel-0:26379,sentinel-1:26379/master-name/db (rediss+sentinel:// for TLS)" -}}
 {{- end -}}
-{{- if regexMatch "^rediss?://[^@/]*:[^@/]*@" $redis.url -}}
+{{- end -}}
+{{- if regexMatch "^rediss?(\\+sentinel)?://[^@/]*:[^@/]*@" $redis.url -}}
 {{- fail "tokenStore.redis.url carries a password, which would sit in the ConfigMap: put it in a Secret and name it in tokenStore.redis.passwordSecret" -}}
 {{- end -}}
-{{- if and $redis.caConfigMap.name (not (hasPrefix "rediss://" $redis.url)) -}}
-{{- fail "tokenStore.redis.caConfigMap only applies to a rediss:// (TLS) tokenStore.redis.url" -}}
+{{- if and $redis.caConfigMap.name (not (or (hasPrefix "rediss://" $redis.url) (hasPrefix "rediss+sentinel://" $redis.url))) -}}
+{{- fail "tokenStore.redis.caConfigMap only applies to a rediss:// or rediss+sentinel:// (TLS) tokenStore.redis.url" -}}
 {{- end -}}
 {{- if .Values.tokenStore.persistentVolumeClaim.enabled -}}
 {{- fail "tokenStore.redis.url and tokenStore.persistentVolumeClaim.enabled: the tokens live in Redis, the volume would be unused; disable the claim" -}}
