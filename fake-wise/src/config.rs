@@ -25,6 +25,11 @@ pub struct FakeWiseConfig {
     /// What client-credentials (app) access tokens look like ([`TokenShape::Uuid`]);
     /// Wise's are becoming JWEs of 500-800+ characters ([`TokenShape::Jwe`]).
     pub app_token_shape: TokenShape,
+    /// Refresh-token reuse detection (false): presenting a refresh token that an earlier
+    /// refresh already spent revokes the whole grant (its refresh token and every access
+    /// token of the lineage die), as RFC 9700 allows a server that rotates refresh tokens
+    /// to do. Spent tokens presented are counted either way ([`ReuseCounts`]).
+    pub revoke_grant_on_reuse: bool,
     /// The profile id the authorize page hands out (12345).
     pub profile_id: u64,
     /// The RSA public key (SPKI PEM) registered for SCA signatures on `/test/sca` (none).
@@ -61,6 +66,7 @@ impl Default for FakeWiseConfig {
             rotate_refresh_token: false,
             user_token_shape: TokenShape::Uuid,
             app_token_shape: TokenShape::Uuid,
+            revoke_grant_on_reuse: false,
             profile_id: 12345,
             sca_public_key_pem: None,
             http_versions: HttpVersions::default(),
@@ -128,6 +134,16 @@ pub struct TokenCalls {
     pub failed: u64,
     /// The most token-endpoint requests ever handled at the same time.
     pub max_concurrent: u64,
+}
+
+/// What the token endpoint saw of refresh-token reuse.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ReuseCounts {
+    /// Refresh grants that presented a refresh token an earlier refresh had spent
+    /// (rotated away). With reuse detection each one revoked the grant.
+    pub spent_refresh_tokens_presented: u64,
+    /// Grants revoked because a spent refresh token was presented.
+    pub grants_revoked: u64,
 }
 
 /// Which host a request reached.

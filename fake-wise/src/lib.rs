@@ -52,7 +52,7 @@ use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
 
 pub use config::{
-    FakeWiseConfig, HostKind, HttpVersions, ListenPorts, RecordedRequest, TokenCalls,
+    FakeWiseConfig, HostKind, HttpVersions, ListenPorts, RecordedRequest, ReuseCounts, TokenCalls,
     TokenEndpointMode,
 };
 pub use pki::{CertKeyPem, TestCa};
@@ -196,6 +196,12 @@ impl FakeWise {
     /// Token-endpoint call counts so far.
     pub fn token_calls(&self) -> TokenCalls {
         self.shared.token_calls()
+    }
+
+    /// Spent refresh tokens presented so far, and grants revoked for it
+    /// ([`FakeWiseConfig::revoke_grant_on_reuse`]).
+    pub fn reuse(&self) -> ReuseCounts {
+        self.shared.reuse()
     }
 
     /// Every API request on the mTLS and legacy hosts (not token calls, nor wisegate's

@@ -4,12 +4,12 @@
 //! One client, one user: at most one valid user access token (each new one replaces the
 //! last, as Wise's refresh does), one refresh token lineage, one app token.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use crate::config::{FakeWiseConfig, RecordedRequest, TokenCalls, TokenEndpointMode};
+use crate::config::{FakeWiseConfig, RecordedRequest, ReuseCounts, TokenCalls, TokenEndpointMode};
 use crate::token_shape::TokenShape;
 
 /// How long an authorization code stays usable.
@@ -71,6 +71,9 @@ struct Tokens {
     codes: HashMap<String, Instant>,
     user_access: Option<Issued>,
     refresh: Option<String>,
+    /// Refresh tokens a refresh rotated away: presenting one again is reuse.
+    spent: HashSet<String>,
+    reuse: ReuseCounts,
     app_access: Option<Issued>,
 }
 
@@ -167,12 +170,23 @@ impl Shared {
     }
 
     /// Refreshes: a new user access token (earlier ones die), maybe a new refresh token.
+    /// A spent refresh token is counted, and with reuse detection revokes the grant.
     pub(crate) fn refresh(&self, refresh_token: &str) -> Option<Grant> {
         let mut t = lock(&self.tokens);
+        if t.spent.contains(refresh_token) {
+            t.reuse.spent_refresh_tokens_presented += 1;
+            if self.config.revoke_grant_on_reuse && t.refresh.is_some() {
+                t.reuse.grants_revoked += 1;
+                t.user_access = None;
+                t.refresh = None;
+            }
+            return None;
+        }
         if t.refresh.as_deref() != Some(refresh_token) {
             return None;
         }
         if self.config.rotate_refresh_token {
+            t.spent.insert(refresh_token.to_owned());
             t.refresh = Some(random_uuid());
         }
         let access = Issued::new(
@@ -236,6 +250,10 @@ impl Shared {
         let mut t = lock(&self.tokens);
         t.user_access = None;
         t.refresh = None;
+    }
+
+    pub(crate) fn reuse(&self) -> ReuseCounts {
+        lock(&self.tokens).reuse
     }
 
     pub(crate) fn mode(&self) -> TokenEndpointMode {
@@ -345,5 +363,44 @@ mod tests {
         assert_eq!(s.oauth_token_kind(&g.access_token), None);
         assert_eq!(s.oauth_token_kind(&r.access_token), Some(TokenKind::User));
         assert_eq!(r.refresh_token, g.refresh_token);
+        assert_eq!(s.reuse(), ReuseCounts::default());
+    }
+
+    #[test]
+    fn a_spent_refresh_token_presented_again_revokes_the_grant() {
+        let s = Shared::new(FakeWiseConfig {
+            rotate_refresh_token: true,
+            revoke_grant_on_reuse: true,
+            ..FakeWiseConfig::default()
+        });
+        let g = s.exchange_code(&s.issue_code()).unwrap();
+        let spent = g.refresh_token.unwrap();
+        let r = s.refresh(&spent).unwrap();
+        let current = r.refresh_token.unwrap();
+        assert_ne!(current, spent, "rotated");
+        assert!(s.refresh("never-issued").is_none());
+        assert_eq!(s.reuse(), ReuseCounts::default(), "unknown is not reuse");
+        assert!(s.refresh(&spent).is_none());
+        assert_eq!(s.oauth_token_kind(&r.access_token), None, "revoked");
+        assert!(s.refresh(&current).is_none(), "the whole grant is revoked");
+        let reuse = s.reuse();
+        assert_eq!(reuse.spent_refresh_tokens_presented, 1);
+        assert_eq!(reuse.grants_revoked, 1);
+    }
+
+    #[test]
+    fn without_reuse_detection_a_spent_token_is_only_counted() {
+        let s = Shared::new(FakeWiseConfig {
+            rotate_refresh_token: true,
+            ..FakeWiseConfig::default()
+        });
+        let g = s.exchange_code(&s.issue_code()).unwrap();
+        let spent = g.refresh_token.unwrap();
+        let r = s.refresh(&spent).unwrap();
+        assert!(s.refresh(&spent).is_none());
+        assert_eq!(s.oauth_token_kind(&r.access_token), Some(TokenKind::User));
+        assert!(s.refresh(r.refresh_token.as_deref().unwrap()).is_some());
+        assert_eq!(s.reuse().spent_refresh_tokens_presented, 1);
+        assert_eq!(s.reuse().grants_revoked, 0);
     }
 }
