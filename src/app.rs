@@ -141,6 +141,7 @@ pub async fn token_manager(
     )
     .await?;
     manager.set_min_refresh_interval_on_401(config.limits.min_refresh_interval_on_401);
+    manager.set_token_store_wait(config.limits.token_store_wait);
     Ok(manager)
 }
 

@@ -125,6 +125,9 @@ impl Reloader {
         shared
             .tokens
             .set_min_refresh_interval_on_401(snapshot.config.limits.min_refresh_interval_on_401);
+        shared
+            .tokens
+            .set_token_store_wait(snapshot.config.limits.token_store_wait);
         snapshot.carry_counts_from(&old);
         let changes = mode_changes(&old, &snapshot);
         let generation = snapshot.generation;

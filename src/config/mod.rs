@@ -273,6 +273,9 @@ pub struct Limits {
     pub request_body_min_rate: u64,
     /// How long after a token was obtained a 401 from Wise does not refresh it again.
     pub min_refresh_interval_on_401: Duration,
+    /// How long a request whose token Wise rejected waits for the shared token store to
+    /// answer, or a newer lineage to arrive, before it gets 503.
+    pub token_store_wait: Duration,
 }
 
 impl Default for Limits {
@@ -293,6 +296,7 @@ impl Default for Limits {
             request_body_min_rate: 1024,
             min_refresh_interval_on_401:
                 crate::token::rejection::DEFAULT_MIN_REFRESH_INTERVAL_ON_401,
+            token_store_wait: crate::token::manager::DEFAULT_TOKEN_STORE_WAIT,
         }
     }
 }

@@ -95,6 +95,7 @@ pub struct RawLimits {
     pub max_upstream_requests_per_client: Option<u64>,
     pub request_body_min_rate: Option<u64>,
     pub min_refresh_interval_on_401: Option<String>,
+    pub token_store_wait: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

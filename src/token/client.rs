@@ -4,6 +4,7 @@
 //! (`{"error": ..., "error_description": ...}`) become [`OAuthError`]s that say what the
 //! operator must do. Response bodies are never echoed: they may hold tokens.
 
+pub use super::error::OAuthError;
 use crate::secret::{AccessToken, AuthorizationCode, ClientSecret, RefreshToken};
 use crate::upstream::{Upstream, UpstreamError};
 use base64::Engine;
@@ -23,47 +24,6 @@ pub struct TokenResponse {
     pub expires_at: SystemTime,
     pub refresh_token_expires_at: Option<SystemTime>,
     pub received_at: SystemTime,
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum OAuthError {
-    #[error("the token endpoint could not be used: {0}")]
-    Transport(#[from] UpstreamError),
-    #[error("Wise refused the grant (invalid_grant{}): the refresh token or code is invalid, expired, revoked or already used; run `wisegate authorize` again", describe(.description))]
-    InvalidGrant { description: Option<String> },
-    #[error("Wise refused the client credentials (invalid_client{}): check oauth.client_id and the client secret", describe(.description))]
-    InvalidClient { description: Option<String> },
-    #[error("the token endpoint answered {status}{}{}", .error.as_deref().map(|e| format!(" {e}")).unwrap_or_default(), describe(.description))]
-    Refused {
-        status: StatusCode,
-        error: Option<String>,
-        description: Option<String>,
-    },
-    #[error(
-        "the token endpoint answered {status} with a body that is not a token response ({detail})"
-    )]
-    Malformed { status: StatusCode, detail: String },
-}
-
-fn describe(description: &Option<String>) -> String {
-    description
-        .as_deref()
-        .map(|d| format!(": {d}"))
-        .unwrap_or_default()
-}
-
-impl OAuthError {
-    /// Whether retrying later can help (network trouble, 5xx, garbage) as opposed to a
-    /// verdict on the grant or the client that needs a person.
-    pub fn is_transient(&self) -> bool {
-        match self {
-            OAuthError::Transport(_) | OAuthError::Malformed { .. } => true,
-            OAuthError::Refused { status, .. } => {
-                status.is_server_error() || *status == StatusCode::TOO_MANY_REQUESTS
-            }
-            OAuthError::InvalidGrant { .. } | OAuthError::InvalidClient { .. } => false,
-        }
-    }
 }
 
 #[derive(Deserialize)]

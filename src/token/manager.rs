@@ -7,35 +7,26 @@
 //! (Redis) store the group refreshes once for all: see [`super::group`] for the lock,
 //! adopting other replicas' tokens, and what happens while Redis is away.
 
-use super::backend::TokenStore;
-use super::client::{OAuthClient, OAuthError};
+use super::client::OAuthClient;
 use super::client_token::ClientToken;
-use super::held::{bearer_header, seeded, token_set, Held};
+use super::error::OAuthError;
+use super::error::StoreError;
+pub use super::error::{CredentialError, RefreshError};
+use super::held::{bearer_header, seeded, token_set, Arrival, Held, HeldLineage};
 use super::lock::LockGuard;
 use super::rejection::RefreshFloor;
 use super::schedule;
-use super::store::{Lineage, StoreError};
+use super::token_store::Lineage;
+use super::token_store::TokenStore;
 use crate::metrics::ResultLabels;
 use crate::secret::RefreshToken;
 use arc_swap::{ArcSwap, ArcSwapOption};
 use http::HeaderValue;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
-
-/// Why no credential can be attached to a request.
-#[derive(Debug, Clone, thiserror::Error)]
-pub enum CredentialError {
-    #[error("no OAuth token is stored in {store}: run `wisegate authorize` once to obtain one")]
-    NotAuthorized { store: String },
-    #[error("no valid OAuth access token: {reason}")]
-    TokenUnavailable { reason: String },
-    #[error("no client-credentials token could be obtained: {reason}")]
-    ClientTokenUnavailable { reason: String },
-    #[error("the personal token is not available: {reason}")]
-    PersonalTokenMissing { reason: String },
-}
 
 /// What `token status` and readiness report; never the token itself.
 #[derive(Debug, Clone)]
@@ -52,8 +43,11 @@ pub struct RefreshOutcome {
     pub at: SystemTime,
     /// `None` on success; else what went wrong (already safe to show).
     pub error: Option<String>,
-    /// Wise refused the grant: only a new `wisegate authorize` helps.
+    /// Wise refused the grant: only a new `wisegate authorize` helps. No call to the
+    /// token endpoint is made for this lineage until a new one arrives.
     pub grant_refused: bool,
+    /// Wise's OAuth error code (`invalid_grant`), when it answered with one.
+    pub error_code: Option<String>,
 }
 
 pub struct TokenManager {
@@ -65,18 +59,24 @@ pub struct TokenManager {
     pub(super) floor: RefreshFloor,
     pub(super) store: TokenStore,
     refresh_before: Duration,
-    pub(super) user: ArcSwapOption<Held>,
+    /// The lineage in use; every new token goes through its `install`
+    /// ([`Self::take`]), which also wakes the refresh schedule and whoever waits for
+    /// another replica's refresh.
+    pub(super) lineage: HeldLineage,
     /// Single flight within this process (the Redis lock makes it one in the group).
     pub(super) refresh_lock: tokio::sync::Mutex<()>,
     pub(super) outcome: ArcSwapOption<RefreshOutcome>,
-    /// Wakes the refresh schedule (and waiters for another replica's refresh) when the
-    /// held token changes.
-    pub(super) changed: tokio::sync::Notify,
+    /// `limits.token_store_wait` in milliseconds: how long a request whose token Wise
+    /// rejected waits for the shared store to answer or a newer lineage to arrive.
+    pub(super) store_wait_ms: AtomicU64,
     client: ClientToken,
     /// `oauth.refresh_token_file`, kept for a shared store found empty later.
     pub(super) seed: Option<RefreshToken>,
     /// Why the last refresh could not be written to a file store, until one is.
     store_failure: ArcSwapOption<String>,
+    /// Since when the shared store has failed every look of a refresh (`None` while it
+    /// answers): a replica refreshes alone only after a long stretch without it.
+    pub(super) store_down_since: std::sync::Mutex<Option<std::time::Instant>>,
     /// The runtime refreshes run on: the one the manager was made on, which outlives the
     /// serving lanes (a lane's runtime ends with its connections at shutdown).
     background: tokio::runtime::Handle,
@@ -121,19 +121,45 @@ impl TokenManager {
             floor: RefreshFloor::default(),
             store,
             refresh_before,
-            user: ArcSwapOption::new(held.map(Arc::new)),
+            lineage: HeldLineage::new(held),
             refresh_lock: tokio::sync::Mutex::new(()),
             outcome: ArcSwapOption::empty(),
-            changed: tokio::sync::Notify::new(),
+            store_wait_ms: AtomicU64::new(millis(DEFAULT_TOKEN_STORE_WAIT)),
             client: ClientToken::default(),
             seed,
             store_failure: ArcSwapOption::empty(),
+            store_down_since: std::sync::Mutex::new(None),
             background: tokio::runtime::Handle::current(),
         })
     }
 
     pub fn store(&self) -> &TokenStore {
         &self.store
+    }
+
+    /// `limits.token_store_wait`; applies from the next wait (also at reload).
+    pub fn set_token_store_wait(&self, wait: Duration) {
+        self.store_wait_ms.store(millis(wait), Ordering::Relaxed);
+    }
+
+    pub(super) fn token_store_wait(&self) -> Duration {
+        Duration::from_millis(self.store_wait_ms.load(Ordering::Relaxed))
+    }
+
+    /// Installs `held` in the one place the lineage lives, if `arrival` allows it over
+    /// the held one; a token obtained (refreshed or adopted) starts the 401 interval,
+    /// and a newer lineage from elsewhere lifts a refused grant. Returns whether it
+    /// was installed.
+    pub(super) fn take(&self, held: Held, arrival: Arrival) -> bool {
+        let installed = self.lineage.install(held, arrival);
+        if installed && arrival != Arrival::Seed {
+            self.floor.obtained();
+        }
+        let from_elsewhere = matches!(arrival, Arrival::Adopted | Arrival::Authorized);
+        if installed && from_elsewhere && self.last_refresh().is_some_and(|o| o.grant_refused) {
+            self.outcome.store(None);
+        }
+        installed
     }
 
     /// What is wrong with the token store (shared store unreachable), for readiness.
@@ -159,6 +185,11 @@ impl TokenManager {
         self.outcome.load_full()
     }
 
+    /// Wise's refusal of the grant, while a person must run `wisegate authorize`.
+    pub fn authorization_required(&self) -> Option<Arc<RefreshOutcome>> {
+        self.last_refresh().filter(|outcome| outcome.grant_refused)
+    }
+
     /// Why the held token is in memory only (the file store could not be written).
     pub fn store_failure(&self) -> Option<Arc<String>> {
         self.store_failure.load_full()
@@ -166,8 +197,7 @@ impl TokenManager {
 
     /// The user's bearer header, if the current token is still valid: one atomic load.
     pub fn user_bearer(&self) -> Result<HeaderValue, CredentialError> {
-        let held = self.user.load();
-        match held.as_ref() {
+        match self.lineage.load().as_ref() {
             Some(held) if held.usable(SystemTime::now()) => Ok(held.bearer.clone()),
             Some(held) => Err(self.unavailable(held)),
             None => match self.store.trouble() {
@@ -189,8 +219,8 @@ impl TokenManager {
         match self.user_bearer() {
             // (With no token at all, the shared store is unreachable: the sync task
             // adopts the group's token when it answers; requests do not wait for it.)
-            Err(CredentialError::TokenUnavailable { .. }) if self.user.load().is_some() => {
-                let stale = self.user.load_full().map(|held| held.bearer.clone());
+            Err(CredentialError::TokenUnavailable { .. }) if self.lineage.load().is_some() => {
+                let stale = self.lineage.load().map(|held| held.bearer.clone());
                 self.refresh_detached(stale)
                     .await
                     .or_else(|_| self.user_bearer())
@@ -202,10 +232,17 @@ impl TokenManager {
     /// After Wise answered 401 to `failed`: if another request already replaced that
     /// token, the newer one; else one refresh (shared by all callers). The proxy asks
     /// [`Self::on_rejection`] first, which declines a refresh soon after the last one.
+    /// Wise's 401 marks the held token stale when it is the one that failed: it is then
+    /// never written back, nor refreshed unless the store confirms it
+    /// ([`super::reconcile`]). While the shared store cannot tell, the request waits
+    /// (at most `limits.token_store_wait`) for it or for a newer lineage.
     pub async fn replace_rejected(
         self: &Arc<Self>,
         failed: &HeaderValue,
     ) -> Result<HeaderValue, CredentialError> {
+        if let Some(held) = self.lineage.load().filter(|held| held.bearer == *failed) {
+            held.mark_rejected();
+        }
         self.refresh_detached(Some(failed.clone()))
             .await
             .map_err(|error| match error {
@@ -264,7 +301,7 @@ impl TokenManager {
     ) -> Result<HeaderValue, RefreshError> {
         let asked = SystemTime::now();
         let _guard = self.refresh_lock.lock().await;
-        let current = self.user.load_full();
+        let current = self.lineage.load();
         if let Some(current) = &current {
             if stale.is_some_and(|stale| *stale != current.bearer)
                 && current.usable(SystemTime::now())
@@ -285,7 +322,7 @@ impl TokenManager {
             }
         }
         let result = match (&self.store, current) {
-            (TokenStore::Redis(redis), current) => self.refresh_shared(redis, current, stale).await,
+            (TokenStore::Redis(redis), _) => self.refresh_shared(redis, stale).await,
             (TokenStore::File(_), Some(current)) => self
                 .refresh_from(&current.lineage(), None)
                 .await
@@ -297,7 +334,7 @@ impl TokenManager {
         match result {
             Ok(Obtained::Adopted(bearer)) => Ok(bearer),
             Ok(Obtained::Refreshed(bearer)) => {
-                self.record(None, false);
+                self.record(None, None, false);
                 Ok(bearer)
             }
             Err(error) if error.is_attempt() => {
@@ -306,7 +343,13 @@ impl TokenManager {
                     RefreshError::OAuth(OAuthError::InvalidGrant { .. })
                         | RefreshError::NoRefreshToken
                 );
-                self.record(Some(error.to_string()), grant_refused);
+                self.record(Some(error.to_string()), error.code(), grant_refused);
+                Err(error)
+            }
+            // The store's trouble is logged by the sync task and shown by readiness; the
+            // schedule looks again every quarter second meanwhile.
+            Err(error @ RefreshError::StoreUnavailable { .. }) => {
+                tracing::debug!("token not refreshed: {error}");
                 Err(error)
             }
             Err(error) => {
@@ -317,7 +360,7 @@ impl TokenManager {
     }
 
     /// Counts and logs the outcome of a call to the token endpoint.
-    fn record(&self, error: Option<String>, grant_refused: bool) {
+    fn record(&self, error: Option<String>, error_code: Option<String>, grant_refused: bool) {
         let result_label = if error.is_none() {
             "success"
         } else {
@@ -335,6 +378,7 @@ impl TokenManager {
             at: SystemTime::now(),
             error,
             grant_refused,
+            error_code,
         })));
     }
 
@@ -369,9 +413,7 @@ impl TokenManager {
         self.store_failure.store(failure.map(Arc::new));
         let held = Held::new(tokens, generation).ok_or(RefreshError::Unusable)?;
         let bearer = held.bearer.clone();
-        self.user.store(Some(Arc::new(held)));
-        self.floor.obtained();
-        self.changed.notify_waiters();
+        self.take(held, Arrival::Refreshed);
         Ok(bearer)
     }
 
@@ -387,7 +429,7 @@ impl TokenManager {
     }
 
     pub fn status(&self) -> TokenStatus {
-        let held = self.user.load();
+        let held = self.lineage.load();
         let tokens = held.as_ref().map(|h| &h.tokens);
         TokenStatus {
             expires_at: tokens.map(|t| t.expires_at),
@@ -408,10 +450,12 @@ impl TokenManager {
     /// grant is refused (until a new token is installed).
     pub async fn keep_fresh(self: Arc<Self>, shutdown: tokio_util::sync::CancellationToken) {
         let mut failures: u32 = 0;
+        let mut store_waits = false;
         loop {
-            let changed = self.changed.notified();
-            let wait = match self.user.load_full() {
+            let changed = self.lineage.changed();
+            let wait = match self.lineage.load() {
                 Some(_) if self.last_refresh().is_some_and(|o| o.grant_refused) => None,
+                Some(_) if store_waits => Some(STORE_RETRY),
                 Some(held) if failures > 0 => Some(self.retry_wait(&held, failures)),
                 Some(held) => Some(schedule::refresh_delay(
                     held.tokens.obtained_at,
@@ -424,48 +468,19 @@ impl TokenManager {
             };
             tokio::select! {
                 _ = shutdown.cancelled() => return,
-                _ = changed => { failures = 0; continue; }
+                _ = changed => { (failures, store_waits) = (0, false); continue; }
                 _ = async { match wait { Some(wait) => tokio::time::sleep(wait).await, None => std::future::pending().await } } => {}
             }
-            let stale = self.user.load_full().map(|held| held.bearer.clone());
+            let stale = self.lineage.load().map(|held| held.bearer.clone());
             match self.refresh_unless_replaced(stale.as_ref()).await {
-                Ok(_) => failures = 0,
-                Err(_) => failures = failures.saturating_add(1),
+                Ok(_) => (failures, store_waits) = (0, false),
+                // The shared store did not answer or did not confirm the lineage yet: no
+                // call to Wise was made, so look again soon rather than backing off
+                // towards the token's expiry.
+                Err(RefreshError::StoreUnavailable { .. }) => store_waits = true,
+                Err(_) => (failures, store_waits) = (failures.saturating_add(1), false),
             }
         }
-    }
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum RefreshError {
-    #[error("no OAuth token is stored in {store}: run `wisegate authorize` once to obtain one")]
-    NotAuthorized { store: String },
-    #[error("the stored lineage has no refresh token: run `wisegate authorize` again")]
-    NoRefreshToken,
-    #[error(transparent)]
-    OAuth(#[from] OAuthError),
-    #[error("the token endpoint returned an access token that cannot be sent in a header")]
-    Unusable,
-    /// The shared store cannot be used, and refreshing alone would fork the lineage.
-    #[error("{message}")]
-    StoreUnavailable { message: String },
-    /// The last refresh's failure, not asked again: it failed while this caller waited,
-    /// or Wise refused the grant.
-    #[error("{message}")]
-    AlreadyFailed { message: String },
-    /// The refresh task ended without an outcome (shutdown, or the task failed).
-    #[error("the token refresh was interrupted ({detail}): wisegate is shutting down or the refresh task failed; the app may retry")]
-    Interrupted { detail: String },
-}
-
-impl RefreshError {
-    /// Whether this failure came from a call to the token endpoint (counted and kept as
-    /// the last refresh outcome), as opposed to no call being made.
-    fn is_attempt(&self) -> bool {
-        matches!(
-            self,
-            RefreshError::OAuth(_) | RefreshError::Unusable | RefreshError::NoRefreshToken
-        )
     }
 }
 
@@ -475,6 +490,16 @@ pub(super) enum Obtained {
     Refreshed(HeaderValue),
     /// Another replica had refreshed: its token, from the shared store.
     Adopted(HeaderValue),
+}
+
+/// How soon the refresh schedule looks again after the shared store did not answer.
+const STORE_RETRY: Duration = Duration::from_millis(250);
+
+/// The default of `limits.token_store_wait`.
+pub const DEFAULT_TOKEN_STORE_WAIT: Duration = Duration::from_secs(5);
+
+fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
 }
 
 fn seconds_since(time: SystemTime) -> u64 {

@@ -1,32 +1,36 @@
 //! OAuth tokens: the client for Wise's token endpoint ([`client`]), where the lineage is
-//! kept between runs ([`backend`]: a file, [`store`], or Redis shared by replicas,
-//! [`redis_store`]), and the manager that hands the current credential to the request
+//! kept between runs ([`token_store`]: a file, [`file_store`], or Redis shared by
+//! replicas, [`redis_store`]), and the manager that hands the current credential to the request
 //! path ([`manager`]; the client-credentials token in `client_token`, the held token in
 //! `held`; what a 401 from Wise leads to, [`rejection`]). With a shared store the group
-//! refreshes once for all ([`group`], under the lock of [`lock`]) and every replica
-//! follows the store ([`sync`]). A lineage written under a running process is taken up
-//! by [`adopt`].
+//! refreshes once for all ([`group`], under the lock of [`lock`], by the rules of
+//! [`reconcile`], whose doc states the invariant) and every replica follows the store
+//! ([`sync`]). A lineage written under a running process is taken up
+//! by [`adopt`]. Every error of these is in [`error`].
 
 pub mod adopt;
-pub mod backend;
 pub mod client;
 mod client_token;
+pub mod error;
+pub mod file_store;
 pub mod group;
 mod held;
 pub mod lock;
 pub mod manager;
+pub mod reconcile;
 pub mod redis_connection;
 pub mod redis_sentinel;
 pub mod redis_store;
 pub mod rejection;
 pub mod schedule;
-pub mod store;
 pub mod sync;
+pub mod token_store;
 
-pub use backend::TokenStore;
 pub use client::{OAuthClient, OAuthError, TokenResponse};
+pub use error::StoreError;
+pub use file_store::FileStore;
 pub use held::{bearer_header, token_set};
 pub use manager::{CredentialError, TokenManager};
 pub use redis_store::RedisStore;
 pub use rejection::Rejection;
-pub use store::{FileStore, Lineage, StoreError, TokenSet};
+pub use token_store::{Lineage, TokenSet, TokenStore};

@@ -16,7 +16,7 @@
 //! Never a password in a message: the store is named by its redacted URL.
 
 use super::redis_sentinel::SentinelTarget;
-use super::store::StoreError;
+use super::error::StoreError;
 use crate::config::RedisStoreConfig;
 use arc_swap::ArcSwapOption;
 use futures_util::stream::{BoxStream, StreamExt};

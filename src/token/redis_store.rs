@@ -5,19 +5,24 @@
 //! - `<prefix>tokens`: a hash with `generation` (counted up with every new token) and
 //!   `tokens` (JSON, times in milliseconds);
 //! - `<prefix>refresh-lock`: the group's refresh lock ([`super::lock`]);
+//! - `<prefix>settling`: set for a moment after a lineage was written back, while the
+//!   other replicas write back what they hold; nobody takes the lock meanwhile
+//!   ([`super::reconcile`]);
 //! - channel `<prefix>updates`: every write publishes the new generation.
 //!
 //! Writes are Lua scripts, so a generation and its tokens change together and the
 //! notification goes out with them. A refresh writes `max(stored, base) + 1`; a replica
-//! writing its lineage back (after Redis lost it) writes only over an older generation.
+//! writing its lineage back (after Redis lost it) writes only over nothing or an older
+//! generation (compare-and-set on the generation), and starts the settling time.
 //!
 //! Every operation records whether Redis answered: [`RedisStore::trouble`] is what
 //! readiness reports as degraded. A failed operation drops the connection; the next one
 //! connects anew ([`super::redis_connection`]: the URL, the password file read again at
 //! every connect, TLS, the kept connection).
 
+use super::error::StoreError;
 use super::redis_connection::{needs_new_connection, RedisConnection};
-use super::store::{Lineage, StoreError, TokenSet};
+use super::token_store::{Lineage, TokenSet};
 use crate::config::RedisStoreConfig;
 use crate::secret::{AccessToken, RefreshToken};
 use serde::{Deserialize, Serialize};
@@ -29,6 +34,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 pub struct Keys {
     pub tokens: String,
     pub lock: String,
+    pub settling: String,
     pub channel: String,
 }
 
@@ -37,6 +43,7 @@ impl Keys {
         Keys {
             tokens: format!("{prefix}tokens"),
             lock: format!("{prefix}refresh-lock"),
+            settling: format!("{prefix}settling"),
             channel: format!("{prefix}updates"),
         }
     }
@@ -55,11 +62,13 @@ redis.call('PUBLISH', ARGV[3], next)
 return next
 ";
 
-/// A lineage written back: only over nothing or an older generation.
+/// A lineage written back: only over nothing or an older generation; the store then
+/// settles (`KEYS[2]` for `ARGV[4]` ms) before anyone takes the lock.
 const WRITE_BACK: &str = r"
 local stored = redis.call('HGET', KEYS[1], 'generation')
 if stored and (tonumber(stored) or 0) >= tonumber(ARGV[1]) then return 0 end
 redis.call('HSET', KEYS[1], 'generation', ARGV[1], 'tokens', ARGV[2])
+redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[4])
 redis.call('PUBLISH', ARGV[3], ARGV[1])
 return 1
 ";
@@ -67,8 +76,13 @@ return 1
 /// `EVAL script 1 key`: the caller adds the arguments. (Scripts this small are sent
 /// whole each time; no EVALSHA cache to lose when Redis restarts.)
 pub(super) fn eval(script: &str, key: &str) -> redis::Cmd {
+    eval_keys(script, &[key])
+}
+
+/// `EVAL script N keys...`: the caller adds the arguments.
+pub(super) fn eval_keys(script: &str, keys: &[&str]) -> redis::Cmd {
     let mut command = redis::cmd("EVAL");
-    command.arg(script).arg(1).arg(key);
+    command.arg(script).arg(keys.len()).arg(keys);
     command
 }
 
@@ -257,13 +271,15 @@ impl RedisStore {
     }
 
     /// Writes `lineage` back unless the store holds the same or a newer generation;
-    /// returns whether it was written.
+    /// returns whether it was written (the store then settles).
     pub async fn write_back(&self, lineage: &Lineage) -> Result<bool, StoreError> {
-        let mut command = eval(WRITE_BACK, &self.keys.tokens);
+        let mut command = eval_keys(WRITE_BACK, &[&self.keys.tokens, &self.keys.settling]);
+        let settle_ms = super::reconcile::SETTLE_AFTER_WRITE_BACK.as_millis() as u64;
         command
             .arg(lineage.generation)
             .arg(encode(&lineage.tokens))
-            .arg(&self.keys.channel);
+            .arg(&self.keys.channel)
+            .arg(settle_ms);
         let written: u8 = self.run(command).await?;
         Ok(written == 1)
     }

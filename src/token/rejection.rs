@@ -12,9 +12,9 @@
 //! may be the one that refresh caused. Outside that interval a 401 refreshes (single
 //! flight) as before, so sequential 401s cost at most one refresh per interval.
 
-use super::backend::TokenStore;
 use super::lock;
 use super::manager::TokenManager;
+use super::token_store::TokenStore;
 use http::HeaderValue;
 use prometheus_client::metrics::counter::Counter;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -115,8 +115,10 @@ impl TokenManager {
                         }
                     }
                 }
-                // Unreachable: nothing newer to learn from it now.
-                Err(_) => {}
+                // Unreachable: whether a newer lineage exists cannot be known now. The
+                // refresh path waits for the store (limits.token_store_wait) instead of
+                // passing a 401 on that a newer token would have answered.
+                Err(_) => return Rejection::Refresh,
             }
             // The update notification may have been adopted meanwhile.
             if let Some(newer) = self.held_newer_than(failed) {
@@ -141,13 +143,13 @@ impl TokenManager {
 
     /// The held token, when it is usable and not `failed`.
     fn held_newer_than(&self, failed: &HeaderValue) -> Option<HeaderValue> {
-        let held = self.user.load();
+        let held = self.lineage.load();
         let held = held.as_ref()?;
         (held.bearer != *failed && held.usable(SystemTime::now())).then(|| held.bearer.clone())
     }
 
     fn held_generation(&self) -> u64 {
-        self.user.load().as_ref().map_or(0, |held| held.generation)
+        self.lineage.generation()
     }
 }
 

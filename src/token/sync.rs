@@ -1,7 +1,7 @@
 //! Keeps a replica in step with the shared store: a subscription to the update channel
 //! (a replica that refreshed publishes the new generation, the others adopt it within
 //! milliseconds), a periodic read every [`SYNC_INTERVAL`] in case a notification was
-//! missed, and reconnection with backoff while Redis is away. Each (re)connection starts
+//! missed, and reconnection every quarter second while Redis is away. Each (re)connection starts
 //! with [`TokenManager::reconcile`], which also writes the lineage back into a Redis that
 //! came back empty.
 
@@ -15,8 +15,11 @@ use tokio_util::sync::CancellationToken;
 /// How often the store is read even without a notification.
 pub const SYNC_INTERVAL: Duration = Duration::from_secs(30);
 
-/// The longest wait between two reconnection attempts.
-const MAX_RECONNECT_WAIT: Duration = Duration::from_secs(10);
+/// The longest wait between two reconnection attempts: short, because after Redis comes
+/// back (maybe empty) every replica must have written back what it holds well within the
+/// settling time ([`super::reconcile::SETTLE_AFTER_WRITE_BACK`]). An attempt against a
+/// Redis that is down costs one refused connection.
+const MAX_RECONNECT_WAIT: Duration = Duration::from_millis(250);
 
 /// Runs until `shutdown`; returns at once for a file store.
 pub async fn keep_in_sync(manager: Arc<TokenManager>, shutdown: CancellationToken) {

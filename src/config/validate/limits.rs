@@ -2,7 +2,7 @@
 //! default; the slot shares (`slot_limits.rs`) and the 401 refresh floor
 //! (`token_limits.rs`) have files of their own.
 
-use super::token_limits::min_refresh_interval_on_401;
+use super::token_limits::{min_refresh_interval_on_401, token_store_wait};
 use super::{slot_limits, Checker};
 use crate::config::raw::RawLimits;
 use crate::config::Limits;
@@ -68,6 +68,7 @@ pub(super) fn limits(c: &mut Checker<'_>, raw: &RawLimits, gateway: bool) -> Lim
             c,
             raw.min_refresh_interval_on_401.as_deref(),
         ),
+        token_store_wait: token_store_wait(c, raw.token_store_wait.as_deref()),
         ..defaults
     };
     slot_limits::slot_limits(c, raw, gateway, &mut limits);

@@ -3,54 +3,17 @@
 //! fsync, rename, fsync of the folder) with mode 0600, so a crash leaves either the old
 //! tokens or the new ones. The temporary file is never a file or link someone else
 //! planted (see `write_atomically`). (Several replicas share a lineage through
-//! [`super::redis_store`] instead.)
+//! [`super::redis_store`] instead.) The file holds one JSON encoding of a [`TokenSet`]
+//! (times in seconds); Redis holds its own (in milliseconds, for short-lived tokens):
+//! two wire formats that stores already hold, so they stay two.
 
+use super::error::StoreError;
+use super::token_store::TokenSet;
 use crate::secret::{AccessToken, RefreshToken};
 use serde::{Deserialize, Serialize};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
-
-/// The user's tokens as stored.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TokenSet {
-    pub access_token: AccessToken,
-    pub expires_at: SystemTime,
-    pub refresh_token: Option<RefreshToken>,
-    pub refresh_token_expires_at: Option<SystemTime>,
-    pub profile_id: Option<String>,
-    pub obtained_at: SystemTime,
-}
-
-/// A lineage as a store holds it: the tokens and their generation. A file store's
-/// generation is always 0; the Redis store counts one up with every new token, so replicas
-/// can tell a newer lineage from the one they hold.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Lineage {
-    pub tokens: TokenSet,
-    pub generation: u64,
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    #[error("cannot read the token store {file}: {message}")]
-    Read { file: PathBuf, message: String },
-    #[error("the token store {file} is corrupt ({message}): move it aside and run `wisegate authorize` again")]
-    Corrupt { file: PathBuf, message: String },
-    #[error("cannot write the token store {file}: {message}")]
-    Write { file: PathBuf, message: String },
-    /// `store` is the Redis URL without its password.
-    #[error("the shared token store {store} cannot be reached: {message}")]
-    Unreachable { store: String, message: String },
-    #[error("the shared token store {store} cannot be used: {message}")]
-    Unusable { store: String, message: String },
-    #[error("the shared token store {store} holds something that is not a token lineage under {key} ({message}): delete that key and run `wisegate authorize` again")]
-    CorruptShared {
-        store: String,
-        key: String,
-        message: String,
-    },
-}
 
 /// The on-disk shape; versioned so it can evolve.
 #[derive(Serialize, Deserialize)]
