@@ -98,10 +98,7 @@ fn metrics(shared: &Shared) -> Response<ProxyBody> {
     metrics
         .ready
         .set(i64::from(not_ready_reasons(shared).is_empty()));
-    let refused = shared
-        .tokens
-        .last_refresh()
-        .is_some_and(|o| o.grant_refused);
+    let refused = shared.tokens.authorization_required().is_some();
     metrics.authorization_required.set(i64::from(refused));
     let cert = shared.resolver.current().not_after_unix();
     metrics

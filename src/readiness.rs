@@ -24,9 +24,11 @@ pub fn not_ready_reasons(shared: &Shared) -> Vec<String> {
     }
     let modes = needed_modes(&snapshot);
     if modes.contains(&Mode::OAuthMtls) {
-        match shared.tokens.last_refresh() {
-            Some(outcome) if outcome.grant_refused => reasons.push(format!(
-                "the OAuth grant was refused: {}",
+        match shared.tokens.authorization_required() {
+            Some(outcome) => reasons.push(format!(
+                "the OAuth grant was refused at {} ({}): a person must run `wisegate authorize`; no token call is made until a new authorization arrives ({})",
+                crate::timestamps::rfc3339(outcome.at),
+                outcome.error_code.as_deref().unwrap_or("invalid_grant"),
                 outcome.error.as_deref().unwrap_or("invalid_grant")
             )),
             _ => {

@@ -76,7 +76,12 @@ pub fn json(shared: &Shared) -> Value {
             "expires_at": token.expires_at.map(rfc3339),
             "expires_unix": token.expires_at.map(unix),
             "profile_id": token.profile_id,
-            "last_refresh": last.map(|o| json!({"at": rfc3339(o.at), "error": o.error, "grant_refused": o.grant_refused})),
+            "last_refresh": last.as_ref().map(|o| json!({"at": rfc3339(o.at), "error": o.error, "grant_refused": o.grant_refused, "error_code": o.error_code})),
+            "authorization_required": last.filter(|o| o.grant_refused).map(|o| json!({
+                "refused_at": rfc3339(o.at),
+                "error_code": o.error_code.as_deref().unwrap_or("invalid_grant"),
+                "action": "a person must run `wisegate authorize`",
+            })),
         },
         "client_certificate": {
             "file": identity.cert_file.display().to_string(),
@@ -112,6 +117,15 @@ fn text(value: &Value) -> String {
 
 /// The status as an HTML page; a small script turns expiry times into "in 11 h".
 pub fn html(status: &Value) -> String {
+    let required = &status["token"]["authorization_required"];
+    let authorization = match required["refused_at"].as_str() {
+        None => "in place".to_owned(),
+        Some(at) => format!(
+            "<span class=\"bad\">required</span>: Wise refused the grant at {at} ({code}); a person must run <code>wisegate authorize</code>",
+            at = escape(at),
+            code = text(&required["error_code"]),
+        ),
+    };
     let mut rows = String::new();
     for route in status["routes"].as_array().into_iter().flatten() {
         let methods = route["methods"]
@@ -203,6 +217,7 @@ th {{ background: #f3f3f3; }}
 <dt>Would a rollback work?</dt><dd id="rollback-readiness">{readiness}</dd>
 <dt>Config</dt><dd>{file}, generation <span id="generation">{generation}</span>, loaded {loaded}</dd>
 <dt>Last reload</dt><dd id="last-reload">{reload}</dd>
+<dt>Authorization</dt><dd id="authorization">{authorization}</dd>
 <dt>OAuth access token</dt><dd>expires {token} <span class="relative" data-unix="{token_unix}"></span></dd>
 <dt>Client certificate</dt><dd>{cert_file}, expires {cert} <span class="relative" data-unix="{cert_unix}"></span></dd>
 </dl>

@@ -521,6 +521,100 @@ async fn authorize_hands_the_new_lineage_to_a_running_wisegate() {
     );
 }
 
+/// Wise refuses the grant: `/readyz`, `/status` (JSON and HTML), `wisegate token status`
+/// and `wisegate_authorization_required` say that a person must run `wisegate
+/// authorize`, with the time Wise refused and its error code; no further call to the
+/// token endpoint is made for that lineage (fake-wise counts them) until `wisegate
+/// authorize` hands a new one over, which the running process uses at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_grant_says_authorize_everywhere_and_stops_token_calls() {
+    let setup = setup(FakeWiseConfig::default()).await;
+    let mut text = std::fs::read_to_string(&setup.config_path).unwrap();
+    text.push_str("\n[limits]\nmin_refresh_interval_on_401 = \"1ms\"\n");
+    std::fs::write(&setup.config_path, text).unwrap();
+    let running = start(&setup, &[], "warn").await;
+    assert_eq!(
+        metric(running.admin, "wisegate_authorization_required").await,
+        0.0
+    );
+    setup.wise.revoke_grant();
+    let (response, _) = get_at(running.proxy, "/v1/me").await;
+    assert_ne!(response.status(), StatusCode::OK);
+    let calls = setup.wise.token_calls();
+    assert_eq!(calls.failed, 1, "one refresh, refused: {calls:?}");
+    for _ in 0..5 {
+        let (response, _) = get_at(running.proxy, "/v1/me").await;
+        assert_ne!(response.status(), StatusCode::OK);
+    }
+    assert_eq!(
+        setup.wise.token_calls(),
+        calls,
+        "no token call for the refused lineage"
+    );
+
+    let (ready, body) = get_at(running.admin, "/readyz").await;
+    assert_eq!(ready.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let reason = json(&body)["reasons"][0]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        reason.contains("a person must run `wisegate authorize`")
+            && reason.contains("(invalid_grant)"),
+        "{reason}"
+    );
+    let (_, body) = get_at(running.admin, "/status").await;
+    let status = json(&body);
+    let required = &status["token"]["authorization_required"];
+    assert_eq!(required["error_code"], "invalid_grant", "{status}");
+    let refused_at = required["refused_at"].as_str().unwrap().to_owned();
+    assert!(reason.contains(&refused_at), "{reason} names {refused_at}");
+    let (_, page) = get_at(running.admin, "/status?format=html").await;
+    let page = String::from_utf8_lossy(&page).into_owned();
+    let line = page
+        .lines()
+        .find(|line| line.contains("id=\"authorization\""))
+        .unwrap_or_default();
+    assert!(
+        line.contains("required")
+            && line.contains(&refused_at)
+            && line.contains("wisegate authorize"),
+        "{line}"
+    );
+    assert_eq!(
+        metric(running.admin, "wisegate_authorization_required").await,
+        1.0
+    );
+    let (_, text) = wisegate(&setup, &["token", "status"]).await;
+    assert!(
+        text.contains("authorization:  REQUIRED")
+            && text.contains(&refused_at)
+            && text.contains("(invalid_grant)")
+            && text.contains("a person must run `wisegate authorize`"),
+        "{text}"
+    );
+
+    // A new authorization, handed over to the running process: no restart.
+    let code = setup.wise.issue_code();
+    let (code_status, text) = wisegate(&setup, &["authorize", "--force", "--code", &code]).await;
+    assert_eq!(code_status, Some(0), "{text}");
+    assert_eq!(
+        get_at(running.proxy, "/v1/me").await.0.status(),
+        StatusCode::OK
+    );
+    assert_eq!(
+        get_at(running.admin, "/readyz").await.0.status(),
+        StatusCode::OK
+    );
+    assert_eq!(
+        metric(running.admin, "wisegate_authorization_required").await,
+        0.0
+    );
+    let (_, body) = get_at(running.admin, "/status").await;
+    assert!(json(&body)["token"]["authorization_required"].is_null());
+    assert_eq!(setup.wise.token_calls().failed, 1);
+}
+
 /// Tokens stored without a hand-over (by the library, as an older `authorize` did):
 /// SIGHUP makes the running wisegate read the store again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -46,7 +46,8 @@ pub async fn status(config: &Config) -> anyhow::Result<()> {
         }
     }
     // The last refresh result lives in the running process: ask it.
-    let last = match wisegate::status::fetch_running(config.admin.address).await {
+    let running = wisegate::status::fetch_running(config.admin.address).await;
+    let last = match &running {
         Some(status) => match &status["token"]["last_refresh"] {
             serde_json::Value::Null => "none since the running wisegate started".to_owned(),
             last => match last["error"].as_str() {
@@ -62,6 +63,15 @@ pub async fn status(config: &Config) -> anyhow::Result<()> {
         ),
     };
     println!("last refresh:   {last}");
+    if let Some(status) = &running {
+        let required = &status["token"]["authorization_required"];
+        if let Some(at) = required["refused_at"].as_str() {
+            println!(
+                "authorization:  REQUIRED: Wise refused the grant at {at} ({}); a person must run `wisegate authorize`",
+                required["error_code"].as_str().unwrap_or("invalid_grant")
+            );
+        }
+    }
     Ok(())
 }
 
