@@ -333,7 +333,7 @@ impl TokenManager {
     /// serving it, refresh alone only when it is about to expire (or has), and only from
     /// a real lineage, after Redis has failed every look for at least twice that lead
     /// (a Redis restarting now and then must not make replicas refresh alone: several
-    /// of them doing so present the same refresh token). A rejected (or missing) one:
+    /// of them doing so present the same refresh token). A rejected, expired or missing one:
     /// wait for the store or a newer lineage (`None`: look again) until
     /// `limits.token_store_wait` has passed since `since`.
     async fn while_unreachable(
@@ -345,36 +345,36 @@ impl TokenManager {
         let deferred = |why: &str| RefreshError::StoreUnavailable {
             message: format!("{error}; {why}"),
         };
-        let current = match current {
-            Some(held) if held.generation > 0 && !held.rejected() => held,
-            _ if since.elapsed() < self.token_store_wait() => return None,
-            Some(held) if held.rejected() => {
-                return Some(Err(deferred(
-                    "Wise rejected the access token held here, and a newer one can only come from the store: check that Redis is reachable",
-                )))
+        let usable = current
+            .as_ref()
+            .is_some_and(|held| held.usable(SystemTime::now()));
+        if let Some(held) = current.filter(|held| held.generation > 0 && !held.rejected()) {
+            let lead = alone_lead(held.lifetime());
+            let alone_from = held.tokens.expires_at.checked_sub(lead);
+            let due = alone_from.is_none_or(|from| SystemTime::now() >= from);
+            if due && since.elapsed() >= 2 * lead {
+                tracing::warn!(
+                    "{error}; the access token is about to expire: refreshing without the shared store, and writing the result back once it answers"
+                );
+                return Some(
+                    self.refresh_from(&held.lineage(), None)
+                        .await
+                        .map(Obtained::Refreshed),
+                );
             }
-            _ => {
+            if usable {
                 return Some(Err(deferred(
-                    "requests get a token once it answers: check that Redis is reachable",
-                )))
+                    "not refreshing alone while the current access token is valid (that would invalidate the other replicas' token)",
+                )));
             }
-        };
-        let lead = alone_lead(current.lifetime());
-        let alone_from = current.tokens.expires_at.checked_sub(lead);
-        let long_away = since.elapsed() >= 2 * lead;
-        if !long_away || alone_from.is_some_and(|from| SystemTime::now() < from) {
-            return Some(Err(deferred(
-                "not refreshing alone while the current access token is valid (that would invalidate the other replicas' token)",
-            )));
         }
-        tracing::warn!(
-            "{error}; the access token is about to expire: refreshing without the shared store, and writing the result back once it answers"
-        );
-        Some(
-            self.refresh_from(&current.lineage(), None)
-                .await
-                .map(Obtained::Refreshed),
-        )
+        // Rejected, expired or none: a newer token can only come from the store.
+        if since.elapsed() < self.token_store_wait() {
+            return None;
+        }
+        Some(Err(deferred(
+            "no valid access token is held here, and a newer one can only come from the store: check that Redis is reachable",
+        )))
     }
 
     /// The wait before the next try after `failures` failed ones: the usual backoff, but
