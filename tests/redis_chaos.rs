@@ -169,7 +169,7 @@ async fn chaos(kills: usize) {
             let after = [1, 2, 4, 8, 15][kill / 3 % 5];
             tokio::time::sleep(Duration::from_millis(after)).await;
         } else {
-            let up = 200 + (kill as u64 * 373) % 1_500;
+            let up = 200 + (kill as u64 * 373) % 1_000;
             tokio::time::sleep(Duration::from_millis(up)).await;
         }
         redis.kill();
@@ -215,7 +215,13 @@ async fn chaos(kills: usize) {
     kinds.dedup();
     let reuse = wise.reuse();
     let calls = wise.token_calls();
-    let generation = redis.generation("wisegate:wisegate-test:").await;
+    // And the store holds the lineage again (written back after the last restart).
+    let mut generation = None;
+    let restored = eventually(Duration::from_secs(10), async || {
+        generation = redis.generation("wisegate:wisegate-test:").await;
+        generation.is_some()
+    })
+    .await;
     eprintln!(
         "chaos: {kills} kills in {:.1} s; {total} requests, {} not 200 ({:.3}%), {} unexcused 5xx, kinds {kinds:?}; \
          {} refreshes, {} failed token calls, {} authorizations; {} spent refresh tokens presented, {} grants revoked; \
@@ -238,6 +244,7 @@ async fn chaos(kills: usize) {
     );
     assert_eq!(reuse.grants_revoked, 0, "the grant was revoked");
     assert_eq!(calls.authorization_code, 1, "one authorization only");
+    assert!(restored, "the lineage is written back into the last Redis");
     assert!(
         stalled.is_empty(),
         "the group stopped refreshing before kills {stalled:?}"
