@@ -50,7 +50,7 @@ wait_for() {
 
 ensure_tools() {
     local missing=() pair
-    for pair in nginx:nginx wrk:wrk h2load:nghttp2-client openssl:openssl curl:curl python3:python3; do
+    for pair in nginx:nginx haproxy:haproxy wrk:wrk h2load:nghttp2-client openssl:openssl curl:curl python3:python3; do
         command -v "${pair%%:*}" >/dev/null || missing+=("${pair#*:}")
     done
     if [[ ${#missing[@]} -gt 0 ]]; then
@@ -106,7 +106,8 @@ extendedKeyUsage=serverAuth"
         leaf client "/O=wisegate bench/CN=bench-client" "basicConstraints=critical,CA:FALSE
 keyUsage=critical,digitalSignature
 extendedKeyUsage=clientAuth"
-        chmod 600 ./*.key
+        cat client.crt client.key >client.pem # HAProxy's `crt`: certificate and key in one file
+        chmod 600 ./*.key client.pem
     ) || die "certificate generation failed"
 }
 
@@ -121,10 +122,10 @@ print(json.dumps(body, separators=(",", ":")), end="")'
 }
 
 # render TEMPLATE OUT NAME: substitutes @NAME@ (the instance's folder under $RUN), @RUN@,
-# @BENCH_TOKEN@, @BODY@, @KEEPALIVE@ and the @PORT@ variables.
+# @BENCH_TOKEN@, @BODY@, @KEEPALIVE@ and the port variables (@UP_H2@, @NGX_H1@, @HAP_PORT@...).
 render() {
     sed -e "s|@NAME@|$3|g" -e "s|@RUN@|$RUN|g" -e "s|@UP_H2@|$UP_H2|g" -e "s|@UP_H1@|$UP_H1|g" \
-        -e "s|@NGX_H1@|${NGX_H1:-}|g" -e "s|@NGX_H2C@|${NGX_H2C:-}|g" \
+        -e "s|@NGX_H1@|${NGX_H1:-}|g" -e "s|@NGX_H2C@|${NGX_H2C:-}|g" -e "s|@HAP_PORT@|${HAP_PORT:-}|g" \
         -e "s|@KEEPALIVE@|${KEEPALIVE:-64}|g" -e "s|@BENCH_TOKEN@|$BENCH_TOKEN|g" \
         -e "s|@BODY@|$(json_body)|g" "$1" >"$2"
 }
@@ -143,6 +144,16 @@ start_nginx() {
 # The master's pid and its workers'.
 nginx_pids() { echo "$1" $(pgrep -P "$1"); }
 nginx_workers() { pgrep -P "$1" | tr '\n' ' '; }
+
+# start_haproxy NAME TEMPLATE: HAProxy in the foreground (-db: no daemon, one process with
+# `nbthread` threads; -W would add a master, whose children `nginx_pids` would find too).
+start_haproxy() {
+    local name=$1 dir=$RUN/$1
+    mkdir -p "$dir"
+    render "$BENCH_DIR/$2" "$dir/haproxy.cfg" "$name"
+    haproxy -c -q -f "$dir/haproxy.cfg" || die "$name: haproxy refused its config ($dir/haproxy.cfg)"
+    spawn "$name" haproxy -db -f "$dir/haproxy.cfg"
+}
 
 # tokens.json in the store's format (version 1), valid for 30 days: nothing to refresh
 # during the run, and the upstream nginx does not look at the bearer.

@@ -121,12 +121,12 @@ def table(path):
                 f"{fmt(s['p99_ms']):>8} {fmt(s['cpu'], 3):>9} {fmt(s['rss'], 1):>7} {s['errors']:>4} "
                 f"{fmt(s['upstream'], 3):>11} {fmt(s['chain'], 3):>11} {fmt(s['other'], 0):>7}"
             )
-        for base_name in ("nginx", "nginx-ka1024"):
+        for base_name in ("nginx", "nginx-ka1024", "haproxy"):
             base = summary.get(base_name)
             if base is None:
                 continue
             for proxy, s in summary.items():
-                if proxy.startswith("nginx"):
+                if proxy.startswith(("nginx", "haproxy")):
                     continue
                 ratio = lambda key: s[key] / base[key] if base[key] else float("nan")
                 lines.append(
@@ -137,14 +137,15 @@ def table(path):
         lines.append("")
     lines += [
         "n: rounds. req/s, p50, p99, CPU: medians over rounds. CPU s/10k: CPU seconds (user +",
-        "system) the proxy spent per 10,000 requests (nginx: master + workers). RSS: the highest",
-        "VmHWM during a run (nginx: sum of its workers). err: non-2xx and socket errors.",
+        "system) the proxy spent per 10,000 requests, all its threads (nginx: master + workers;",
+        "HAProxy: its process, 2 threads). RSS: the highest VmHWM during a run (nginx: sum of its",
+        "workers). err: non-2xx and socket errors.",
         "upstr s/10k: the upstream nginx's CPU per 10,000 requests. chain s/10k: proxy + upstream",
         "+ interrupt (loopback network) time per 10,000 requests: the whole path's cost, what",
         "req/s would follow on an otherwise idle machine. other %: the highest share of all cores",
         "used by anything else (other sessions' builds) during a run: req/s is only comparable",
         "between runs with similar other %.",
-        "Ratios are wisegate / nginx: above 1 is better for req/s, below 1 for the rest.",
+        "Ratios are wisegate / peer: above 1 is better for req/s, below 1 for the rest.",
         "Per-round req/s [the proxy's connections to the upstream per upstream worker, after",
         "the round; a wisegate with all on one worker runs its upstream side on one core]:",
     ]
