@@ -130,7 +130,7 @@ def table(path):
                     continue
                 ratio = lambda key: s[key] / base[key] if base[key] else float("nan")
                 lines.append(
-                    f"{tool:<13} {('  ' + proxy + ' / ' + base_name):<22} {'':>2} {fmt(ratio('rps')) + 'x':>8} "
+                    f"{tool:<13} {('  ' + proxy + ' / ' + base_name):<29} {fmt(ratio('rps')) + 'x':>8} "
                     f"{fmt(ratio('p50_ms')):>7} {fmt(ratio('p99_ms')):>8} {fmt(ratio('cpu')):>9} "
                     f"{fmt(ratio('rss')):>7} {'':>4} {fmt(ratio('upstream')):>11} {fmt(ratio('chain')):>11}"
                 )
