@@ -6,8 +6,8 @@
 use super::send::RequestHead;
 use crate::headers::{join_cookies, strip_hop_by_hop};
 use crate::upstream;
-use http::uri::Authority;
 use http::header;
+use http::uri::Authority;
 
 /// Rewrites the parts of an accepted request for `authority`.
 pub fn head(mut parts: http::request::Parts, authority: &Authority) -> RequestHead {

@@ -15,8 +15,8 @@
 //!
 //! Never a password in a message: the store is named by its redacted URL.
 
-use super::redis_sentinel::SentinelTarget;
 use super::error::StoreError;
+use super::redis_sentinel::SentinelTarget;
 use crate::config::RedisStoreConfig;
 use arc_swap::ArcSwapOption;
 use futures_util::stream::{BoxStream, StreamExt};
