@@ -808,7 +808,10 @@ async fn long_tokens_at_trace_level_are_handed_over_whole_and_never_logged() {
     })
     .await;
     let route = "\n[[route]]\nname = \"applications\"\npath = \"/v3/applications/**\"\nmode = \"oauth_client\"\n";
-    let text = std::fs::read_to_string(&setup.config_path).unwrap() + route;
+    // The handed-over token is fresh: without a short floor its first 401 would pass to
+    // the app unrefreshed (limits.min_refresh_interval_on_401), and the replay is tested.
+    let limits = "\n[limits]\nmin_refresh_interval_on_401 = \"1ms\"\n";
+    let text = std::fs::read_to_string(&setup.config_path).unwrap() + route + limits;
     std::fs::write(&setup.config_path, text).unwrap();
     let mut running = launch_until(&setup, &[], "trace", "/healthz").await;
     let code = setup.wise.issue_code();
