@@ -71,6 +71,7 @@ pub mod error;
 pub mod expiry;
 pub mod file_safety;
 pub mod headers;
+pub mod history;
 pub mod lanes;
 pub mod metrics;
 pub mod proxy;
