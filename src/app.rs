@@ -163,6 +163,9 @@ pub struct Snapshot {
     pub counts: Vec<RouteCounts>,
     /// The route names as metric labels, in the same order as `counts`.
     pub labels: Vec<Arc<str>>,
+    /// The routes' last hour for `/status`, in the same order (set by `run` and the
+    /// reload from [`crate::history::History::series_for`]; empty elsewhere).
+    pub series: Vec<Arc<crate::history::RouteSeries>>,
 }
 
 /// The route a request takes under a snapshot.
@@ -239,6 +242,7 @@ impl Snapshot {
                 .iter()
                 .map(|route| Arc::from(route.name.as_str()))
                 .collect(),
+            series: Vec::new(),
             config,
         })
     }
@@ -264,6 +268,12 @@ impl Snapshot {
             &self.config.routes,
             &self.counts,
         );
+    }
+
+    /// The last-hour series of the route labelled `label`.
+    pub fn series_of(&self, label: &str) -> Option<&Arc<crate::history::RouteSeries>> {
+        let index = self.labels.iter().position(|l| &**l == label)?;
+        self.series.get(index)
     }
 
     pub fn upstream(&self, mode: Mode) -> &Upstream {

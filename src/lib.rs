@@ -41,8 +41,8 @@
 //! Operations:
 //! - [`admin`]: `/healthz`, `/readyz`, `/metrics`, `/status`, the token endpoints;
 //!   [`readiness`]: what `/readyz` says; [`status`]: `/status` as JSON and HTML;
-//!   [`admin_client`]: the command line's way to
-//!   a running wisegate.
+//!   [`history`]: its last hour; [`admin_client`]: the command line's way to a running
+//!   wisegate.
 //! - [`rollback_readiness`]: whether the legacy path would work if ops rolled back.
 //! - [`metrics`]: the Prometheus metrics. [`expiry`]: the daily certificate-expiry warning.
 //!   [`timestamps`]: Unix seconds and RFC 3339, as wisegate writes times.
@@ -93,5 +93,5 @@ pub mod token;
 pub mod upstream;
 pub mod watchdog;
 
-pub use run::{run, Listeners};
+pub use run::{run, run_with_clock, Listeners};
 pub use shared::Shared;

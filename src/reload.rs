@@ -69,6 +69,7 @@ impl Reloader {
                 .config_reloads
                 .get_or_create(&ResultLabels::of("failure"))
                 .inc();
+            shared.history.reload_rejected(&message);
             shared.last_reload.store(Some(Arc::new(LastReload {
                 at: std::time::SystemTime::now(),
                 result: "failure",
@@ -116,11 +117,12 @@ impl Reloader {
             Ok(oauth) => oauth,
             Err(error) => return reject(error.to_string()),
         };
-        let snapshot =
+        let mut snapshot =
             match Snapshot::build(config, &shared.resolver, old.generation + 1, shared.lanes) {
                 Ok(snapshot) => snapshot,
                 Err(error) => return reject(error.to_string()),
             };
+        snapshot.series = shared.history.series_for(&snapshot.labels);
         shared.tokens.replace_oauth(oauth);
         shared
             .tokens
@@ -151,6 +153,10 @@ impl Reloader {
             error: cert_rejected.then(|| "the new client certificate or key was refused; the old one stays in use (the log says why)".to_owned()),
         })));
         let sha256 = &snapshot.config.sha256;
+        let rollback = snapshot.config.rollback_all;
+        shared
+            .history
+            .reload_applied(generation, result, rollback, &changes);
         tracing::warn!(generation, %sha256, file = %self.file.display(), "config applied");
         for (route, (before, after)) in changes {
             tracing::warn!(generation, %route, "route mode changed: {before} -> {after}");

@@ -193,6 +193,10 @@ fn record(shared: &Shared, probe: Probe) {
         }
     }
     shared.metrics.set_legacy_path(probe.state);
+    shared
+        .history
+        .timeline()
+        .readiness_probe(probe.state == LegacyPath::Available, &probe.detail);
     shared.rollback_readiness.last.store(Some(Arc::new(probe)));
 }
 

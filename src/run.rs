@@ -6,6 +6,7 @@
 
 use crate::app::BuildError;
 use crate::config::{Config, Limits};
+use crate::history::Clock;
 use crate::shared::Shared;
 use crate::{admin, expiry, file_safety, lanes, proxy, reload, rollback_readiness, server, token};
 use std::net::SocketAddr;
@@ -49,12 +50,23 @@ pub async fn run(
     listeners: Listeners,
     shutdown: CancellationToken,
 ) -> Result<(), BuildError> {
+    run_with_clock(config, listeners, shutdown, Clock::System).await
+}
+
+/// [`run`] with `/status`'s history on `clock`: a manual clock lets a test or a demo
+/// pass an hour in a minute.
+pub async fn run_with_clock(
+    config: Config,
+    listeners: Listeners,
+    shutdown: CancellationToken,
+    clock: Clock,
+) -> Result<(), BuildError> {
     file_safety::warn(&config);
     let limits = config.limits.clone();
     let grace = config.listen.shutdown_grace;
     let config_file = config.file.clone();
     let lanes = lanes::count(config.listen.threads);
-    let (shared, snapshot) = Shared::build(config, lanes).await?;
+    let (shared, snapshot) = Shared::build(config, lanes, clock).await?;
     reload::publish(&shared, &snapshot);
     let background = Background::start(&shared, config_file, &shutdown, &listeners);
     let admin_stop = CancellationToken::new();

@@ -1,9 +1,11 @@
 //! The state every request and every background task reads: the current config
 //! [`Snapshot`] (swapped whole on reload) and the parts that outlive snapshots (the
-//! token manager, the client certificate, the metrics, the migration-safety state).
+//! token manager, the client certificate, the metrics, the migration-safety state, the
+//! last hour for `/status`).
 
 use crate::app::{self, BuildError, Snapshot};
 use crate::config::Config;
+use crate::history::{Clock, History};
 use crate::metrics::Metrics;
 use crate::proxy::Migration;
 use crate::rollback_readiness::Readiness;
@@ -28,18 +30,27 @@ pub struct Shared {
     pub last_reload: ArcSwapOption<crate::reload::LastReload>,
     /// The serving lanes, counted once at start (upstream clients are made per lane).
     pub lanes: usize,
+    /// The last hour for `/status`: route series and the event time line.
+    pub history: History,
 }
 
 impl Shared {
     /// Builds everything from `config` (failing on bad certificates, keys, secrets or
-    /// store) for `lanes` serving lanes; also returns the first snapshot.
+    /// store) for `lanes` serving lanes, `/status`'s history on `clock`; also returns the
+    /// first snapshot. The parts built before the history report their events to it.
     pub async fn build(
         config: Config,
         lanes: usize,
+        clock: Clock,
     ) -> Result<(Arc<Shared>, Arc<Snapshot>), BuildError> {
+        let history = History::new(clock);
         let resolver = app::load_identity(&config)?;
+        resolver.events.attach(history.timeline().clone());
         let tokens = Arc::new(app::token_manager(&config, &resolver).await?);
-        let snapshot = Arc::new(Snapshot::build(config, &resolver, 1, lanes)?);
+        tokens.events.attach(history.timeline().clone());
+        let mut snapshot = Snapshot::build(config, &resolver, 1, lanes)?;
+        snapshot.series = history.series_for(&snapshot.labels);
+        let snapshot = Arc::new(snapshot);
         let mut metrics = Metrics::new(tokens.refresh_counter())
             .with_unauthorized_counter(tokens.unauthorized_without_refresh_counter());
         if tokens.store().is_shared() {
@@ -50,11 +61,12 @@ impl Shared {
             metrics,
             tokens,
             resolver,
-            migration: Migration::default(),
+            migration: Migration::reporting_to(history.timeline()),
             shutting_down: AtomicBool::new(false),
             rollback_readiness: Readiness::default(),
             last_reload: ArcSwapOption::empty(),
             lanes,
+            history,
         });
         Ok((shared, snapshot))
     }

@@ -135,6 +135,12 @@ impl ClientIdentity {
         Ok(identity)
     }
 
+    /// The file and the expiry, for people.
+    pub fn describe(&self) -> String {
+        let expires = humantime::format_rfc3339_seconds(self.not_after);
+        format!("{} (expires {expires})", self.cert_file.display())
+    }
+
     /// Seconds since the epoch at which the certificate expires (for metrics).
     pub fn not_after_unix(&self) -> u64 {
         crate::timestamps::unix_seconds(self.not_after)
@@ -210,12 +216,15 @@ pub fn root_store(ca_file: Option<&Path>) -> Result<RootCertStore, TlsError> {
 #[derive(Debug)]
 pub struct ClientCertResolver {
     current: ArcSwap<ClientIdentity>,
+    /// Where a rotation is reported (`/status`'s time line).
+    pub events: crate::history::EventSink,
 }
 
 impl ClientCertResolver {
     pub fn new(identity: ClientIdentity) -> Arc<ClientCertResolver> {
         Arc::new(ClientCertResolver {
             current: ArcSwap::from_pointee(identity),
+            events: Default::default(),
         })
     }
 
@@ -224,6 +233,7 @@ impl ClientCertResolver {
     }
 
     pub fn replace(&self, identity: ClientIdentity) {
+        self.events.certificate_rotation(&identity.describe());
         self.current.store(Arc::new(identity));
     }
 }

@@ -1,10 +1,12 @@
 //! What each request reports, whatever its outcome: the access log line's fields (the
 //! route, the mode it was served in, the side it went to), the request metrics and the
-//! route's `/status` counts, and `wisegate_requests_in_flight` while it runs.
+//! route's `/status` counts and last hour, and `wisegate_requests_in_flight` while it runs.
 
 use super::side::Side;
 use crate::app::Snapshot;
+use crate::history::Way;
 use crate::metrics::{Metrics, RequestLabels, RouteLabels, RouteModeLabels};
+use crate::route::Mode;
 use http::StatusCode;
 use prometheus_client::metrics::gauge::Gauge;
 use std::sync::Arc;
@@ -18,6 +20,8 @@ pub struct AccessLog {
     pub mode: &'static str,
     /// The side the answer came from.
     pub sent_to: Option<Side>,
+    /// An OAuth route's request that went the legacy way (fallback).
+    pub fell_back: bool,
 }
 
 impl AccessLog {
@@ -27,6 +31,21 @@ impl AccessLog {
             chosen: None,
             mode: "-",
             sent_to: None,
+            fell_back: false,
+        }
+    }
+
+    /// The way the request went, for `/status`'s last hour (one that failed before an
+    /// answer counts for the way it was meant to go).
+    pub fn way(&self) -> Way {
+        let legacy = match self.sent_to {
+            Some(side) => side == Side::Legacy,
+            None => self.mode == Mode::PersonalToken.as_str(),
+        };
+        match (self.fell_back, legacy) {
+            (true, _) => Way::Fallback,
+            (false, true) => Way::Legacy,
+            (false, false) => Way::Mtls,
         }
     }
 
@@ -51,6 +70,9 @@ pub fn record(metrics: &Metrics, log: &AccessLog, status: StatusCode, elapsed: D
     let route: Arc<str> = match &log.chosen {
         Some((snapshot, index)) => {
             snapshot.counts[*index].record(status.as_u16());
+            if let Some(series) = snapshot.series.get(*index) {
+                series.record(status.as_u16(), log.way(), elapsed);
+            }
             snapshot.labels[*index].clone()
         }
         None => Arc::from("-"),

@@ -43,6 +43,7 @@ pub async fn forward(
     let served_as = side.served_as(exchange.mode);
     log.mode = served_as.as_str();
     log.sent_to = Some(side);
+    log.fell_back = side != Side::of(exchange.mode);
     sca::count(&shared.metrics, &exchange.route, served_as, &response);
     exchange.finish(side, response)
 }

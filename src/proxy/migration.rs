@@ -4,6 +4,7 @@
 //! legacy way, so it neither flaps nor hammers) and the bound on shadow copies. Nothing
 //! here knows the request path: [`crate::shared::Shared`] holds it, the proxy asks it.
 
+use crate::history::{EventSink, Timeline};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -18,6 +19,15 @@ pub const THRESHOLD: u32 = 3;
 pub struct Migration {
     pub breakers: Breakers,
     pub shadow_permits: ShadowPermits,
+}
+
+impl Migration {
+    /// With breaker openings reported to `timeline`.
+    pub fn reporting_to(timeline: &Arc<Timeline>) -> Migration {
+        let migration = Migration::default();
+        migration.breakers.events.attach(timeline.clone());
+        migration
+    }
 }
 
 /// Shadow copies in flight at most.
@@ -48,7 +58,11 @@ struct Breaker {
 
 /// Per-route breakers, kept across reloads (keyed by route name).
 #[derive(Debug, Default)]
-pub struct Breakers(Mutex<HashMap<String, Breaker>>);
+pub struct Breakers {
+    routes: Mutex<HashMap<String, Breaker>>,
+    /// Where a breaker opening is reported (`/status`'s time line).
+    pub events: EventSink,
+}
 
 /// Where a fallback route's request goes first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,7 +76,7 @@ pub enum Decision {
 impl Breakers {
     pub fn decide(&self, route: &str, cooldown: Duration) -> Decision {
         let mut map = self
-            .0
+            .routes
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let Some(breaker) = map.get_mut(route) else {
@@ -81,7 +95,7 @@ impl Breakers {
 
     pub fn success(&self, route: &str) {
         let mut map = self
-            .0
+            .routes
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         if let Some(breaker) = map.remove(route) {
@@ -93,7 +107,7 @@ impl Breakers {
 
     pub fn failure(&self, route: &str, cooldown: Duration) {
         let mut map = self
-            .0
+            .routes
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let breaker = map.entry(route.to_owned()).or_default();
@@ -101,6 +115,7 @@ impl Breakers {
         if breaker.failures >= THRESHOLD {
             if breaker.open_until.is_none() {
                 tracing::warn!(%route, failures = breaker.failures, cooldown_s = cooldown.as_secs(), "the mTLS side keeps failing: route goes straight to the personal-token way, probing again after the cool-down");
+                self.events.breaker_open(route, breaker.failures, cooldown);
             }
             breaker.open_until = Some(Instant::now() + cooldown);
         }
@@ -109,7 +124,7 @@ impl Breakers {
     /// Routes whose breaker is open, with the seconds until the next probe (for `/status`).
     pub fn open(&self) -> HashMap<String, u64> {
         let map = self
-            .0
+            .routes
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let now = Instant::now();

@@ -7,6 +7,7 @@
 use super::send::RequestHead;
 use super::side::Side;
 use crate::app::Snapshot;
+use crate::history::ShadowResult;
 use crate::metrics::RouteResultLabels;
 use crate::Shared;
 use http::{Method, StatusCode};
@@ -76,6 +77,14 @@ pub fn spawn(shared: Arc<Shared>, snapshot: Arc<Snapshot>, head: RequestHead, pr
             }
         };
         count(&shared, &primary.route, result);
+        let compared = match result {
+            "match" => Some(ShadowResult::Match),
+            "mismatch" => Some(ShadowResult::Mismatch),
+            _ => None,
+        };
+        if let (Some(compared), Some(series)) = (compared, snapshot.series_of(&primary.route)) {
+            series.shadow(compared);
+        }
         drop(permit);
     });
 }

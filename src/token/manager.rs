@@ -80,6 +80,8 @@ pub struct TokenManager {
     /// The runtime refreshes run on: the one the manager was made on, which outlives the
     /// serving lanes (a lane's runtime ends with its connections at shutdown).
     background: tokio::runtime::Handle,
+    /// Where refresh outcomes are reported (`/status`'s time line).
+    pub events: crate::history::EventSink,
 }
 
 impl std::fmt::Debug for TokenManager {
@@ -130,6 +132,7 @@ impl TokenManager {
             store_failure: ArcSwapOption::empty(),
             store_down_since: std::sync::Mutex::new(None),
             background: tokio::runtime::Handle::current(),
+            events: Default::default(),
         })
     }
 
@@ -374,6 +377,7 @@ impl TokenManager {
             Some(message) => tracing::warn!("token refresh failed: {message}"),
             None => tracing::info!("access token refreshed"),
         }
+        self.events.token_refresh(error.as_deref());
         self.outcome.store(Some(Arc::new(RefreshOutcome {
             at: SystemTime::now(),
             error,

@@ -38,6 +38,8 @@ pub struct Options {
     pub fake: FakeWiseConfig,
     /// `listen.threads` (serving lanes); `None`: one per core.
     pub threads: Option<usize>,
+    /// The clock of `/status`'s history; `None`: the system clock.
+    pub clock: Option<wisegate::history::Clock>,
 }
 
 pub struct Harness {
@@ -195,7 +197,16 @@ impl Harness {
         let proxy = listeners.proxy.local_addr().unwrap();
         let admin = listeners.admin.local_addr().unwrap();
         let shutdown = CancellationToken::new();
-        let task = tokio::spawn(wisegate::run(config, listeners, shutdown.clone()));
+        let clock = options
+            .clock
+            .clone()
+            .unwrap_or(wisegate::history::Clock::System);
+        let task = tokio::spawn(wisegate::run_with_clock(
+            config,
+            listeners,
+            shutdown.clone(),
+            clock,
+        ));
         Harness {
             dir,
             wise,
