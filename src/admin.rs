@@ -59,7 +59,7 @@ pub async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> Response
 
 /// `/status`: HTML for browsers (`Accept: text/html`) or `?format=html`, else JSON.
 fn status(shared: &Shared, request: &Request<Incoming>) -> Response<ProxyBody> {
-    let value = crate::status::json(shared);
+    let status = crate::status::gather(shared);
     let wants_html = request
         .uri()
         .query()
@@ -70,9 +70,12 @@ fn status(shared: &Shared, request: &Request<Incoming>) -> Response<ProxyBody> {
             .and_then(|v| v.to_str().ok())
             .is_some_and(|accept| accept.contains("text/html"));
     if !wants_html {
-        return json(StatusCode::OK, value);
+        return json(
+            StatusCode::OK,
+            serde_json::to_value(&status).unwrap_or_default(),
+        );
     }
-    let mut response = Response::new(full(crate::status::html(&value)));
+    let mut response = Response::new(full(crate::status::html(&status)));
     response.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/html; charset=utf-8"),

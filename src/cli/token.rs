@@ -48,14 +48,9 @@ pub async fn status(config: &Config) -> anyhow::Result<()> {
     // The last refresh result lives in the running process: ask it.
     let running = wisegate::status::fetch_running(config.admin.address).await;
     let last = match &running {
-        Some(status) => match &status["token"]["last_refresh"] {
-            serde_json::Value::Null => "none since the running wisegate started".to_owned(),
-            last => match last["error"].as_str() {
-                None => format!("succeeded at {}", last["at"].as_str().unwrap_or("?")),
-                Some(error) => {
-                    format!("FAILED at {}: {error}", last["at"].as_str().unwrap_or("?"))
-                }
-            },
+        Some(status) => match &status.token.last_refresh {
+            None => "none since the running wisegate started".to_owned(),
+            Some(last) => last.describe(),
         },
         None => format!(
             "unknown: no running wisegate answered on {} (admin.address)",
@@ -63,14 +58,12 @@ pub async fn status(config: &Config) -> anyhow::Result<()> {
         ),
     };
     println!("last refresh:   {last}");
-    if let Some(status) = &running {
-        let required = &status["token"]["authorization_required"];
-        if let Some(at) = required["refused_at"].as_str() {
-            println!(
-                "authorization:  REQUIRED: Wise refused the grant at {at} ({}); a person must run `wisegate authorize`",
-                required["error_code"].as_str().unwrap_or("invalid_grant")
-            );
-        }
+    let required = running.and_then(|status| status.token.authorization_required);
+    if let Some(required) = required {
+        println!(
+            "authorization:  REQUIRED: Wise refused the grant at {} ({}); a person must run `wisegate authorize`",
+            required.refused_at, required.error_code
+        );
     }
     Ok(())
 }
