@@ -40,8 +40,42 @@ pub fn json(shared: &Shared) -> serde_json::Value {
 pub fn gather(shared: &Shared) -> Status {
     let snapshot = shared.snapshot.load_full();
     let rollback = snapshot.config.rollback_all;
+    let readiness = shared.rollback_readiness.last();
+    let reload = shared.last_reload.load_full();
+    let reasons = not_ready_reasons(shared);
+    Status {
+        ready: reasons.is_empty(),
+        reasons,
+        rollback_all: rollback,
+        rollback_readiness: RollbackReadiness {
+            state: readiness.as_ref().map(|p| p.state.as_str().to_owned()),
+            checked_at: readiness.as_ref().map(|p| rfc3339(p.at)),
+            detail: readiness.as_ref().map(|p| p.detail.clone()),
+            probe_interval_s: snapshot.config.rollback_probe_interval.map(|d| d.as_secs()),
+        },
+        config: ConfigStatus {
+            file: snapshot.config.file.display().to_string(),
+            generation: snapshot.generation,
+            sha256: snapshot.config.sha256.clone(),
+            loaded_at: rfc3339(snapshot.loaded_at),
+            last_reload: reload.map(|r| LastReload {
+                at: rfc3339(r.at),
+                result: r.result.to_owned(),
+                error: r.error.clone(),
+            }),
+        },
+        routes: routes(shared, &snapshot),
+        token: token(shared),
+        client_certificate: certificate(shared),
+        last_hour: shared.history.hour(),
+    }
+}
+
+/// The routes of `snapshot` in table order, the default route last.
+fn routes(shared: &Shared, snapshot: &crate::app::Snapshot) -> Vec<RouteStatus> {
     let open = shared.migration.breakers.open();
-    let routes = snapshot
+    let rollback = snapshot.config.rollback_all;
+    snapshot
         .config
         .routes
         .all()
@@ -70,36 +104,7 @@ pub fn gather(shared: &Shared) -> Status {
                 .map(|series| series.hour())
                 .unwrap_or_default(),
         })
-        .collect();
-    let readiness = shared.rollback_readiness.last();
-    let reload = shared.last_reload.load_full();
-    let reasons = not_ready_reasons(shared);
-    Status {
-        ready: reasons.is_empty(),
-        reasons,
-        rollback_all: rollback,
-        rollback_readiness: RollbackReadiness {
-            state: readiness.as_ref().map(|p| p.state.as_str().to_owned()),
-            checked_at: readiness.as_ref().map(|p| rfc3339(p.at)),
-            detail: readiness.as_ref().map(|p| p.detail.clone()),
-            probe_interval_s: snapshot.config.rollback_probe_interval.map(|d| d.as_secs()),
-        },
-        config: ConfigStatus {
-            file: snapshot.config.file.display().to_string(),
-            generation: snapshot.generation,
-            sha256: snapshot.config.sha256.clone(),
-            loaded_at: rfc3339(snapshot.loaded_at),
-            last_reload: reload.map(|r| LastReload {
-                at: rfc3339(r.at),
-                result: r.result.to_owned(),
-                error: r.error.clone(),
-            }),
-        },
-        routes,
-        token: token(shared),
-        client_certificate: certificate(shared),
-        last_hour: shared.history.hour(),
-    }
+        .collect()
 }
 
 /// The OAuth access token's expiry, the last refresh and whether Wise refused the grant.
