@@ -2,7 +2,7 @@
 //! upstream that resets mid-response; an expired client certificate. Each has a sane,
 //! clear outcome and loses nothing.
 
-mod common;
+use crate::common;
 
 use bytes::Bytes;
 use common::{authorize_with_code, get_at, json, setup, Harness, Options};

@@ -2,7 +2,7 @@
 //! flips the rollback and a route's mode, a broken config is rejected whole, the
 //! certificate rotates; zero failed requests throughout. Also SIGHUP on the real binary.
 
-mod common;
+use crate::common;
 
 use common::{authorize_with_code, get_at, json, serve_with_admin, setup, wait_for_metric, Setup};
 use fake_wise::{FakeWiseConfig, HostKind};

@@ -2,7 +2,7 @@
 //! exits 0 with readiness turning 503 at once, JSON logs carry the access line, and no
 //! token or secret appears in the output even at trace level.
 
-mod common;
+use crate::common;
 
 use common::{authorize_with_code, get_at, json, metric, setup, Setup};
 use fake_wise::{FakeWiseConfig, TokenEndpointMode, TokenShape};

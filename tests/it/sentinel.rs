@@ -5,7 +5,7 @@
 //! left for the one the sentinels name, and wisegate replicas under load ride through
 //! `SENTINEL FAILOVER` and a killed primary.
 
-mod common;
+use crate::common;
 
 use bytes::Bytes;
 use common::sentinel::SentinelGroup;

@@ -4,7 +4,7 @@
 //! 401 after another replica's refresh absorbed without a second refresh, Redis killed
 //! and brought back empty without losing the lineage.
 
-mod common;
+use crate::common;
 
 use bytes::Bytes;
 use common::redis_server::RedisServer;

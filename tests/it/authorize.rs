@@ -2,7 +2,7 @@
 //! callback listener; both store a token that `run` then uses. Also: a key that does not
 //! match the certificate stops start-up, naming both files.
 
-mod common;
+use crate::common;
 
 use bytes::Bytes;
 use common::{bind_pair, get_at, send, serve, setup, Setup};

@@ -4,7 +4,7 @@
 //! an HTTP/1.1 and an HTTP/2 upstream, through the 401 replay, the file store across a
 //! restart, the Redis store between replicas, and `Debug` output holds none of them.
 
-mod common;
+use crate::common;
 
 use common::redis_server::RedisServer;
 use common::{get_at, serve_with_admin, Harness, Options};

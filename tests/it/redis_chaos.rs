@@ -16,7 +16,7 @@
 //! `WISEGATE_CHAOS_KILLS` sets the number of kills (30 by default, under a minute); the
 //! ignored test runs 150.
 
-mod common;
+use crate::common;
 
 use bytes::Bytes;
 use common::redis_server::RedisServer;

@@ -3,7 +3,7 @@
 //! folder) that others may read or write are named, with the command that fixes each,
 //! by `check` and at the start of `run`.
 
-mod common;
+use crate::common;
 
 use common::{authorize_with_code, setup};
 use fake_wise::FakeWiseConfig;

@@ -7,7 +7,7 @@
 //! binary with the cargo that runs it (a no-op when it is fresh) and finds it in the
 //! build's JSON messages.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;

@@ -4,7 +4,7 @@
 //! once per `limits.min_refresh_interval_on_401`, restart from the store, token endpoint
 //! down then back, revoked grant.
 
-mod common;
+use crate::common;
 
 use bytes::Bytes;
 use common::{eventually, get_at, json, send, serve, Harness, Options};

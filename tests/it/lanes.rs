@@ -1,7 +1,7 @@
 //! Serving lanes (`listen.threads`): app connections are spread over the lanes, and each
 //! lane reaches Wise over its own connection.
 
-mod common;
+use crate::common;
 
 use bytes::Bytes;
 use common::{Harness, Options};

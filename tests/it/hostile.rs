@@ -1,7 +1,7 @@
 //! Hostile and oversized requests: ambiguous framing, oversized headers, URIs and bodies
 //! are refused with the right status and never reach Wise; a stalled body gets 408.
 
-mod common;
+use crate::common;
 
 use common::Harness;
 use std::time::Duration;

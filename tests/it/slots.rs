@@ -3,7 +3,7 @@
 //! get through; a body below `limits.request_body_min_rate` gives its slot back with 408
 //! `request_body_too_slow`; a slow but steady upload above the floor goes through whole.
 
-mod common;
+use crate::common;
 
 use bytes::Bytes;
 use common::{authorize_with_code, eventually, json, metric, setup, Setup};

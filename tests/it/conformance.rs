@@ -3,7 +3,7 @@
 //! upstream: a raw-socket corpus of framing and host cases, request trailers, an
 //! unsolicited `101`, cookies from h2c apps, the header-field limit, and the error shape.
 
-mod common;
+use crate::common;
 
 use bytes::Bytes;
 use common::Harness;

@@ -1,7 +1,7 @@
 //! Per-route modes and the rollback flag, end to end: each mode reaches its host with
 //! its credential.
 
-mod common;
+use crate::common;
 
 use common::{json, Harness};
 use fake_wise::HostKind;

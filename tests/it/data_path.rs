@@ -1,6 +1,6 @@
 //! The data path, black-box: plain HTTP in, OAuth bearer + mutual TLS out to fake-wise.
 
-mod common;
+use crate::common;
 
 use bytes::Bytes;
 use common::{first_der, json, send, Harness, Options};

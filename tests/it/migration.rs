@@ -1,7 +1,7 @@
 //! Migration safety, end to end: shadow comparison, automatic fallback with a breaker,
 //! SCA signing on the personal-token path.
 
-mod common;
+use crate::common;
 
 use bytes::Bytes;
 use common::{

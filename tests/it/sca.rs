@@ -3,7 +3,7 @@
 //! to the app untouched everywhere else, and each counted in
 //! `wisegate_sca_challenges_total{route,mode,outcome}`, whose series exist at 0 from start.
 
-mod common;
+use crate::common;
 
 use bytes::Bytes;
 use common::{get_at, json, metric, send, serve_with_admin, setup, Setup};

@@ -1,6 +1,6 @@
 //! `wisegate check [--online]` on good and broken setups, through the binary.
 
-mod common;
+use crate::common;
 
 use common::{authorize_with_code, setup};
 use fake_wise::FakeWiseConfig;

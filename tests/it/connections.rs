@@ -3,7 +3,7 @@
 //! connections, `max_connections` taken by silent sockets, and h2c streams reset right
 //! after wisegate accepted them.
 
-mod common;
+use crate::common;
 
 use bytes::Bytes;
 use common::{eventually, Harness};

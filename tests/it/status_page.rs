@@ -1,6 +1,6 @@
 //! `/status`: the JSON and, rendered by headless Chromium, the HTML page for people.
 
-mod common;
+use crate::common;
 
 use bytes::Bytes;
 use common::{eventually, json, send, Harness, Options};

@@ -3,7 +3,7 @@
 //! and every query of every panel must return data (a panel whose query returns
 //! nothing is a broken panel).
 
-mod common;
+use crate::common;
 
 use bytes::Bytes;
 use common::{eventually, get_at, json, send, Harness};

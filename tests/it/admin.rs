@@ -1,7 +1,7 @@
 //! The admin listener: every metric the design names is exposed, with values that follow
 //! what happened; labels are route names, never paths.
 
-mod common;
+use crate::common;
 
 use common::{get_at, metric, Harness};
 use std::time::{SystemTime, UNIX_EPOCH};

@@ -1,0 +1,38 @@
+//! wisegate's integration tests, as one test binary: one module per area, sharing the
+//! harness in [`common`]. One binary links wisegate and fake-wise once, instead of once
+//! per file. Run one area with `cargo test --test it admin::`, one test by its name.
+//!
+//! All the tests share one process: a test must not change process-wide state (the
+//! environment, the current folder, signal dispositions, global subscribers) and sends
+//! signals only to the child processes it started.
+
+mod common;
+
+mod admin;
+mod authorize;
+mod check;
+mod client_certificate;
+mod config;
+mod conformance;
+mod connections;
+mod csr;
+mod dashboard;
+mod data_path;
+mod faults;
+mod file_safety;
+mod hostile;
+mod lanes;
+mod long_tokens;
+mod migration;
+mod process;
+mod redis_chaos;
+mod redis_store;
+mod rehearsal;
+mod reload;
+mod route_props;
+mod routes;
+mod sca;
+mod sentinel;
+mod slots;
+mod status_page;
+mod token_lifecycle;
