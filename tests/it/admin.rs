@@ -9,7 +9,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 #[tokio::test]
 async fn metrics_name_everything_and_count_what_happened() {
     let extra = "[[route]]\nname = \"hooks\"\npath = \"/v3/profiles/*/subscriptions/**\"\nmode = \"personal_token\"\n";
-    let h = Harness::with_extra(extra).await;
+    let h = Harness::builder().extra(extra).start().await;
     for path in [
         "/v1/me",
         "/v1/me?x=1",
@@ -96,7 +96,7 @@ async fn metrics_name_everything_and_count_what_happened() {
 #[tokio::test]
 async fn counters_with_known_labels_are_exported_at_zero_from_start() {
     let extra = "[[route]]\nname = \"transfers\"\npath = \"/v1/transfers/**\"\nfallback = true\nshadow = true\n";
-    let h = Harness::with_extra(extra).await;
+    let h = Harness::builder().extra(extra).start().await;
     let (_, body) = h.admin_get("/metrics").await;
     let text = String::from_utf8_lossy(&body);
     let mut expected = Vec::new();
@@ -156,7 +156,7 @@ async fn counters_with_known_labels_are_exported_at_zero_from_start() {
 #[tokio::test]
 async fn the_alert_rules_use_the_series_wisegate_exports() {
     let extra = "[[route]]\nname = \"transfers\"\npath = \"/v1/transfers/**\"\nfallback = true\nshadow = true\n";
-    let h = Harness::with_extra(extra).await;
+    let h = Harness::builder().extra(extra).start().await;
     get_at(h.proxy, "/v1/me").await;
     let (_, body) = h.admin_get("/metrics").await;
     let text = String::from_utf8_lossy(&body);
@@ -212,7 +212,7 @@ fn split_series(series: &str) -> (String, Vec<String>) {
 #[tokio::test]
 async fn readiness_and_a_refused_grant_are_metrics() {
     let extra = "[limits]\nmin_refresh_interval_on_401 = \"1ms\"\n";
-    let h = Harness::with_extra(extra).await;
+    let h = Harness::builder().extra(extra).start().await;
     assert_eq!(metric(h.admin, "wisegate_ready").await, 1.0);
     assert_eq!(
         metric(h.admin, "wisegate_authorization_required").await,

@@ -5,7 +5,7 @@
 use crate::common;
 
 use bytes::Bytes;
-use common::{bind_pair, get_at, send, serve, setup, Setup};
+use common::{get_at, send, serve, Harness, Setup};
 use fake_wise::FakeWiseConfig;
 use http::{Request, StatusCode};
 use http_body_util::Full;
@@ -31,7 +31,7 @@ async fn authorize_code(config: &std::path::Path, code: &str) -> String {
 }
 
 async fn proxied_status(config: Config) -> StatusCode {
-    get_at(serve(config).await, "/v1/me").await.0.status()
+    get_at(serve(config).await.proxy, "/v1/me").await.0.status()
 }
 
 #[tokio::test]
@@ -42,7 +42,7 @@ async fn the_binary_exchanges_a_code_and_stores_tokens_0600() {
         server_ca: _,
         dir,
         config_path: path,
-    } = setup(FakeWiseConfig::default()).await;
+    } = Harness::builder().setup().await;
     let stdout = authorize_code(&path, &wise.issue_code()).await;
     assert!(stdout.contains("Authorized. Tokens stored in"), "{stdout}");
     let token = wise.current_access_token().unwrap();
@@ -89,7 +89,7 @@ async fn the_callback_listener_catches_the_redirect_and_checks_state() {
         server_ca: _,
         dir: _dir,
         config_path: path,
-    } = setup(fake).await;
+    } = Harness::builder().fake(fake).setup().await;
     let config = Config::load(&path).unwrap();
 
     let (url_tx, mut url_rx) = tokio::sync::mpsc::unbounded_channel::<String>();
@@ -156,7 +156,7 @@ async fn the_binary_takes_the_whole_redirect_url_as_code() {
         server_ca: _,
         dir: _dir,
         config_path: path,
-    } = setup(FakeWiseConfig::default()).await;
+    } = Harness::builder().setup().await;
     let url = format!(
         "https://www.yourapp.com/?code={}&state=from-an-earlier-run&profileId=777",
         wise.issue_code()
@@ -178,11 +178,13 @@ async fn a_pasted_redirect_with_the_wrong_state_is_refused() {
         server_ca: _,
         dir: _dir,
         config_path: path,
-    } = setup(FakeWiseConfig {
-        redirect_uri: "https://www.yourapp.com/back".into(),
-        ..FakeWiseConfig::default()
-    })
-    .await;
+    } = Harness::builder()
+        .fake(FakeWiseConfig {
+            redirect_uri: "https://www.yourapp.com/back".into(),
+            ..FakeWiseConfig::default()
+        })
+        .setup()
+        .await;
     let config = Config::load(&path).unwrap();
     let pasted = format!(
         "https://www.yourapp.com/back?code={}&state=forged&profileId=1\n",
@@ -207,21 +209,20 @@ async fn a_key_that_does_not_match_the_certificate_stops_start_up() {
         server_ca: _,
         dir,
         config_path: path,
-    } = setup(FakeWiseConfig::default()).await;
+    } = Harness::builder().setup().await;
     std::fs::write(
         dir.path().join("client.key"),
         client_ca.client_cert("Other").key_pem,
     )
     .unwrap();
     let config = Config::load(&path).unwrap();
-    let error = wisegate::run(
-        config,
-        bind_pair().await,
-        tokio_util::sync::CancellationToken::new(),
-    )
-    .await
-    .unwrap_err()
-    .to_string();
+    let error = serve(config)
+        .await
+        .task
+        .await
+        .unwrap()
+        .unwrap_err()
+        .to_string();
     assert!(
         error.contains("client.key")
             && error.contains("client.crt")
@@ -238,7 +239,7 @@ async fn token_status_shows_expiry_never_the_token_and_token_refresh_refreshes()
         server_ca: _,
         dir: _dir,
         config_path,
-    } = setup(FakeWiseConfig::default()).await;
+    } = Harness::builder().setup().await;
     let config = Config::load(&config_path).unwrap();
     wisegate::authorize::authorize(&config, Some(wise.issue_code()), tokio::io::empty(), |_| {})
         .await

@@ -2,8 +2,7 @@
 
 use crate::common;
 
-use common::{authorize_with_code, setup};
-use fake_wise::FakeWiseConfig;
+use common::{authorize_with_code, Harness};
 use wisegate::config::Config;
 
 async fn check(config: &std::path::Path, online: bool) -> (Option<i32>, String) {
@@ -16,7 +15,7 @@ async fn check(config: &std::path::Path, online: bool) -> (Option<i32>, String) 
 
 #[tokio::test]
 async fn a_good_setup_passes_offline_and_online() {
-    let setup = setup(FakeWiseConfig::default()).await;
+    let setup = Harness::builder().setup().await;
     authorize_with_code(&Config::load(&setup.config_path).unwrap(), &setup.wise).await;
     let (code, text) = check(&setup.config_path, false).await;
     assert_eq!(code, Some(0), "{text}");
@@ -61,7 +60,7 @@ async fn a_good_setup_passes_offline_and_online() {
 
 #[tokio::test]
 async fn a_broken_setup_fails_naming_each_file() {
-    let setup = setup(FakeWiseConfig::default()).await;
+    let setup = Harness::builder().setup().await;
     let dir = setup.dir.path();
     std::fs::write(
         dir.join("client.key"),
@@ -89,7 +88,7 @@ async fn a_broken_setup_fails_naming_each_file() {
 
 #[tokio::test]
 async fn an_invalid_config_exits_64() {
-    let setup = setup(FakeWiseConfig::default()).await;
+    let setup = Harness::builder().setup().await;
     std::fs::write(&setup.config_path, "environment = \"moon\"\n").unwrap();
     let (code, text) = check(&setup.config_path, false).await;
     assert_eq!(code, Some(64), "{text}");
@@ -101,7 +100,7 @@ async fn an_invalid_config_exits_64() {
 /// lands in the checklist.
 #[tokio::test]
 async fn online_before_authorize_tests_the_certificate_on_the_mtls_host() {
-    let setup = setup(FakeWiseConfig::default()).await;
+    let setup = Harness::builder().setup().await;
     let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_wisegate"))
         .args(["check", "--online", "--config"])
         .arg(&setup.config_path)

@@ -21,15 +21,14 @@ const APP_SECRET: &str = "app-own-credential-7f3c";
 
 /// wisegate in front of a fake-wise that offers `versions` by ALPN, `extra` config added.
 async fn harness(versions: HttpVersions, extra: &str) -> Harness {
-    Harness::start_with(common::Options {
-        extra: extra.to_owned(),
-        fake: FakeWiseConfig {
+    Harness::builder()
+        .extra(extra)
+        .fake(FakeWiseConfig {
             http_versions: versions,
             ..FakeWiseConfig::default()
-        },
-        ..common::Options::default()
-    })
-    .await
+        })
+        .start()
+        .await
 }
 
 /// Sends raw bytes; returns what came back once wisegate closed the connection (at most

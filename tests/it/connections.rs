@@ -74,7 +74,7 @@ const SHORT_HEAD_DEADLINE: &str = "[limits]\nheader_read_timeout = \"1s\"\nidle_
 
 #[tokio::test]
 async fn connections_without_a_request_are_closed_on_both_listeners() {
-    let h = Harness::with_extra(SHORT_HEAD_DEADLINE).await;
+    let h = Harness::builder().extra(SHORT_HEAD_DEADLINE).start().await;
     for address in [h.proxy, h.admin] {
         let mut silent = TcpStream::connect(address).await.unwrap();
         let mut preface = TcpStream::connect(address).await.unwrap();
@@ -107,9 +107,9 @@ async fn connections_without_a_request_are_closed_on_both_listeners() {
 #[tokio::test]
 async fn silent_sockets_at_max_connections_cannot_keep_requests_out() {
     // Deadlines far off, so only making room can let the requests in.
-    let h = Harness::with_extra(
+    let h = Harness::builder().extra(
         "[limits]\nmax_connections = 4\nheader_read_timeout = \"60s\"\nidle_timeout = \"60s\"\n",
-    )
+    ).start()
     .await;
     for address in [h.proxy, h.admin] {
         let mut silent = Vec::new();
@@ -165,7 +165,9 @@ async fn get_on(sender: &mut hyper::client::conn::http1::SendRequest<Empty<Bytes
 
 #[tokio::test]
 async fn an_idle_keep_alive_connection_lasts_the_idle_timeout_not_the_head_one() {
-    let h = Harness::with_extra("[limits]\nheader_read_timeout = \"1s\"\nidle_timeout = \"6s\"\n")
+    let h = Harness::builder()
+        .extra("[limits]\nheader_read_timeout = \"1s\"\nidle_timeout = \"6s\"\n")
+        .start()
         .await;
     let (mut sender, connection) = keep_alive(h.proxy).await;
     assert_eq!(get_on(&mut sender).await, StatusCode::OK);
@@ -187,7 +189,9 @@ async fn an_idle_keep_alive_connection_lasts_the_idle_timeout_not_the_head_one()
 
 #[tokio::test]
 async fn a_head_begun_on_an_idle_connection_has_the_head_deadline() {
-    let h = Harness::with_extra("[limits]\nheader_read_timeout = \"1s\"\nidle_timeout = \"60s\"\n")
+    let h = Harness::builder()
+        .extra("[limits]\nheader_read_timeout = \"1s\"\nidle_timeout = \"60s\"\n")
+        .start()
         .await;
     let (mut sender, connection) = keep_alive(h.proxy).await;
     assert_eq!(get_on(&mut sender).await, StatusCode::OK);
@@ -207,7 +211,7 @@ async fn a_head_begun_on_an_idle_connection_has_the_head_deadline() {
 
 #[tokio::test]
 async fn streams_reset_after_they_are_accepted_end_in_goaway() {
-    let h = Harness::start().await;
+    let h = Harness::builder().start().await;
     let tcp = TcpStream::connect(h.proxy).await.unwrap();
     let (sender, connection) = h2::client::handshake(tcp).await.unwrap();
     tokio::spawn(async move {

@@ -120,7 +120,7 @@ fn panel_queries() -> Vec<(String, String)> {
 #[tokio::test]
 async fn every_dashboard_query_returns_data_from_a_real_prometheus() {
     let extra = "[[route]]\nname = \"profiles\"\npath = \"/v1/profiles/**\"\nfallback = true\nshadow = true\n";
-    let h = Harness::with_extra(extra).await;
+    let h = Harness::builder().extra(extra).start().await;
     let prometheus = Prometheus::start(h.admin).await;
     let traffic = async || {
         for path in [

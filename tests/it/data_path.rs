@@ -3,7 +3,7 @@
 use crate::common;
 
 use bytes::Bytes;
-use common::{first_der, json, send, Harness, Options};
+use common::{first_der, json, send, Harness};
 use fake_wise::HostKind;
 use http::{Request, StatusCode};
 use http_body_util::{BodyExt, Full, StreamBody};
@@ -13,7 +13,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 #[tokio::test]
 async fn the_bearer_replaces_the_apps_credential_and_the_client_cert_is_presented() {
-    let h = Harness::start().await;
+    let h = Harness::builder().start().await;
     let request = Request::get(h.url("/v1/profiles"))
         .header("authorization", "Bearer the-apps-personal-token")
         .header("proxy-authorization", "Basic c2VjcmV0")
@@ -56,7 +56,7 @@ async fn the_bearer_replaces_the_apps_credential_and_the_client_cert_is_presente
 
 #[tokio::test]
 async fn path_and_query_pass_byte_for_byte() {
-    let h = Harness::start().await;
+    let h = Harness::builder().start().await;
     let target = "/v1/a%2Fb/c%20d/./e?z=1&a=%3D%26&a=2&empty=&plus=a+b";
     let (response, _) = h.get(target).await;
     assert_eq!(response.status(), StatusCode::OK);
@@ -65,7 +65,7 @@ async fn path_and_query_pass_byte_for_byte() {
 
 #[tokio::test]
 async fn hop_by_hop_headers_go_and_the_rest_pass_both_ways() {
-    let h = Harness::start().await;
+    let h = Harness::builder().start().await;
     let request = Request::post(h.url("/v1/transfers"))
         .header("connection", "x-hop-header")
         .header("x-hop-header", "1")
@@ -102,7 +102,7 @@ async fn hop_by_hop_headers_go_and_the_rest_pass_both_ways() {
 
 #[tokio::test]
 async fn large_bodies_arrive_intact_with_a_length_and_chunked() {
-    let h = Harness::start().await;
+    let h = Harness::builder().start().await;
     let payload: Vec<u8> = (0..6 * 1024 * 1024u32).map(|i| (i % 251) as u8).collect();
     let digest = hex(&Sha256::digest(&payload));
 
@@ -141,7 +141,7 @@ async fn large_bodies_arrive_intact_with_a_length_and_chunked() {
 
 #[tokio::test]
 async fn h2c_from_the_app_and_http2_to_wise() {
-    let h = Harness::start().await;
+    let h = Harness::builder().start().await;
     let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
         .http2_only(true)
         .build_http::<Full<Bytes>>();
@@ -168,7 +168,7 @@ async fn h2c_from_the_app_and_http2_to_wise() {
 async fn an_h2c_upload_waiting_for_a_slot_leaves_room_for_the_connections_other_streams() {
     let extra = "[[route]]\nname = \"legacy\"\npath = \"/v1/legacy/**\"\nmode = \"personal_token\"\n\
                  [limits]\nmax_upstream_requests = 1\nupstream_timeout = \"20s\"\nrequest_body_timeout = \"2s\"\n";
-    let h = Harness::with_extra(extra).await;
+    let h = Harness::builder().extra(extra).start().await;
     // The mTLS host's one slot, held by an answer that stalls midway.
     let mut holder = tokio::net::TcpStream::connect(h.proxy).await.unwrap();
     holder
@@ -233,7 +233,7 @@ async fn raw(h: &Harness, request: &str) -> String {
 
 #[tokio::test]
 async fn absolute_form_and_connect_are_refused() {
-    let h = Harness::start().await;
+    let h = Harness::builder().start().await;
     let answer = raw(
         &h,
         "GET http://example.com/v1/me HTTP/1.1\r\nHost: example.com\r\n\r\n",
@@ -259,11 +259,7 @@ async fn absolute_form_and_connect_are_refused() {
 
 #[tokio::test]
 async fn an_untrusted_client_certificate_gives_a_clear_502() {
-    let h = Harness::start_with(Options {
-        untrusted_client_cert: true,
-        ..Options::default()
-    })
-    .await;
+    let h = Harness::builder().untrusted_client_cert().start().await;
     let (response, body) = h.get("/v1/me").await;
     assert_eq!(response.status(), StatusCode::BAD_GATEWAY);
     let body = json(&body);
@@ -298,11 +294,7 @@ async fn an_untrusted_client_certificate_gives_a_clear_502() {
 
 #[tokio::test]
 async fn an_untrusted_server_certificate_says_to_set_ca_file() {
-    let h = Harness::start_with(Options {
-        no_ca_file: true,
-        ..Options::default()
-    })
-    .await;
+    let h = Harness::builder().no_ca_file().start().await;
     let (response, body) = h.get("/v1/me").await;
     assert_eq!(response.status(), StatusCode::BAD_GATEWAY);
     assert_eq!(
@@ -320,7 +312,7 @@ async fn an_untrusted_server_certificate_says_to_set_ca_file() {
 #[tokio::test]
 async fn a_long_upload_that_keeps_moving_outlasts_the_upstream_timeout() {
     let limits = "[limits]\nupstream_timeout = \"3s\"\nrequest_body_timeout = \"2s\"\n";
-    let h = Harness::with_extra(limits).await;
+    let h = Harness::builder().extra(limits).start().await;
     let mut app = tokio::net::TcpStream::connect(h.proxy).await.unwrap();
     app.write_all(b"POST /v1/uploads HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n")
         .await
@@ -347,7 +339,7 @@ async fn a_long_upload_that_keeps_moving_outlasts_the_upstream_timeout() {
 #[tokio::test]
 async fn a_response_stalled_midway_is_cut_off_and_frees_its_slot() {
     let limits = "[limits]\nupstream_timeout = \"1s\"\nmax_upstream_requests = 1\n";
-    let h = Harness::with_extra(limits).await;
+    let h = Harness::builder().extra(limits).start().await;
     let answer = common::send_and_wait_for_close(
         h.proxy,
         b"GET /test/stall?bytes=100 HTTP/1.1\r\nHost: a\r\n\r\n",
@@ -372,7 +364,7 @@ async fn a_response_stalled_midway_is_cut_off_and_frees_its_slot() {
 async fn an_app_that_stops_reading_loses_the_connection_and_frees_the_slot() {
     common::init_tracing();
     let limits = "[limits]\nresponse_write_timeout = \"1s\"\nmax_upstream_requests = 1\nupstream_timeout = \"5s\"\n";
-    let h = Harness::with_extra(limits).await;
+    let h = Harness::builder().extra(limits).start().await;
     let mut app = tokio::net::TcpStream::connect(h.proxy).await.unwrap();
     // 64 MiB, never read: the sockets and windows between fill up, wisegate's writes wait.
     app.write_all(b"GET /test/download?bytes=67108864 HTTP/1.1\r\nHost: a\r\n\r\n")
@@ -403,7 +395,7 @@ async fn an_unreachable_upstream_names_host_and_port() {
     holder.bind("127.0.0.1:0".parse().unwrap()).unwrap();
     let closed = holder.local_addr().unwrap();
     let extra = String::new();
-    let h = Harness::with_extra(extra).await;
+    let h = Harness::builder().extra(extra).start().await;
     // Point the legacy host at a closed port through a rollback route.
     let text = std::fs::read_to_string(&h.config_path)
         .unwrap()
@@ -412,7 +404,7 @@ async fn an_unreachable_upstream_names_host_and_port() {
     let path = h.dir.path().join("unreachable.toml");
     std::fs::write(&path, text).unwrap();
     let config = wisegate::config::Config::load(&path).unwrap();
-    let (response, body) = common::get_at(common::serve(config).await, "/v1/me").await;
+    let (response, body) = common::get_at(common::serve(config).await.proxy, "/v1/me").await;
     assert_eq!(response.status(), StatusCode::BAD_GATEWAY);
     assert_eq!(
         response.headers()["x-wisegate-error"],
@@ -430,11 +422,7 @@ async fn an_unreachable_upstream_names_host_and_port() {
 
 #[tokio::test]
 async fn without_authorization_requests_get_503_and_readiness_says_why() {
-    let h = Harness::start_with(Options {
-        unauthorized: true,
-        ..Options::default()
-    })
-    .await;
+    let h = Harness::builder().unauthorized().start().await;
     let (response, body) = h.get("/v1/me").await;
     assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(response.headers()["x-wisegate-error"], "not_authorized");
@@ -449,7 +437,7 @@ async fn without_authorization_requests_get_503_and_readiness_says_why() {
 
 #[tokio::test]
 async fn readiness_is_green_once_authorized() {
-    let h = Harness::start().await;
+    let h = Harness::builder().start().await;
     let (ready, body) = h.admin_get("/readyz").await;
     assert_eq!(ready.status(), StatusCode::OK, "{body:?}");
 }

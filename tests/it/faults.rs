@@ -5,8 +5,8 @@
 use crate::common;
 
 use bytes::Bytes;
-use common::{authorize_with_code, get_at, json, setup, Harness, Options};
-use fake_wise::{FakeWiseConfig, TokenEndpointMode};
+use common::{authorize_with_code, get_at, json, Harness, Running};
+use fake_wise::TokenEndpointMode;
 use http::StatusCode;
 use http_body_util::BodyExt;
 use rustls::pki_types::pem::PemObject;
@@ -17,7 +17,7 @@ use wisegate::config::Config;
 
 #[tokio::test]
 async fn a_token_endpoint_answering_garbage_or_nothing_is_explained_and_survived() {
-    let h = Harness::start().await;
+    let h = Harness::builder().start().await;
     for (mode, detail) in [
         (TokenEndpointMode::Garbage, "text/html"),
         (TokenEndpointMode::Empty, "0 bytes"),
@@ -44,7 +44,7 @@ async fn a_token_endpoint_answering_garbage_or_nothing_is_explained_and_survived
 #[tokio::test]
 async fn a_slow_token_endpoint_is_cut_off_by_upstream_timeout() {
     let limits = "[limits]\nupstream_timeout = \"1s\"\n";
-    let h = Harness::with_extra(limits).await;
+    let h = Harness::builder().extra(limits).start().await;
     h.wise
         .set_token_endpoint(TokenEndpointMode::Slow(Duration::from_secs(5)));
     h.wise.invalidate_access_tokens();
@@ -56,11 +56,7 @@ async fn a_slow_token_endpoint_is_cut_off_by_upstream_timeout() {
 
 #[tokio::test]
 async fn an_expired_client_certificate_means_not_ready_and_a_502_that_says_so() {
-    let h = Harness::start_with(Options {
-        expired_client_cert: true,
-        ..Options::default()
-    })
-    .await;
+    let h = Harness::builder().expired_client_cert().start().await;
     h.assert_not_ready("has expired").await;
     let (response, body) = h.get("/v1/me").await;
     assert_eq!(response.status(), StatusCode::BAD_GATEWAY);
@@ -123,7 +119,7 @@ async fn resetting_upstream(server: &fake_wise::CertKeyPem) -> std::net::SocketA
 
 #[tokio::test]
 async fn an_upstream_closing_mid_response_reaches_the_app_as_an_aborted_response() {
-    let setup = setup(FakeWiseConfig::default()).await;
+    let setup = Harness::builder().setup().await;
     authorize_with_code(&Config::load(&setup.config_path).unwrap(), &setup.wise).await;
     let upstream = resetting_upstream(&setup.server_ca.server_cert()).await;
     let text = std::fs::read_to_string(&setup.config_path)
@@ -137,7 +133,8 @@ async fn an_upstream_closing_mid_response_reaches_the_app_as_an_aborted_response
             ),
         );
     std::fs::write(&setup.config_path, text).unwrap();
-    let (proxy, admin) = common::serve_with_admin(Config::load(&setup.config_path).unwrap()).await;
+    let Running { proxy, admin, .. } =
+        common::serve(Config::load(&setup.config_path).unwrap()).await;
 
     let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
         .build_http::<http_body_util::Empty<Bytes>>();
@@ -162,7 +159,7 @@ async fn an_upstream_closing_mid_response_reaches_the_app_as_an_aborted_response
 
 #[tokio::test]
 async fn an_unwritable_token_store_keeps_the_new_token_in_memory_and_says_so() {
-    let h = Harness::start().await;
+    let h = Harness::builder().start().await;
     assert_eq!(
         h.get("/v1/me").await.0.status(),
         StatusCode::OK,
@@ -205,7 +202,7 @@ async fn an_unwritable_token_store_keeps_the_new_token_in_memory_and_says_so() {
 #[tokio::test]
 async fn beyond_max_upstream_requests_a_request_waits_then_gets_503_upstream_busy() {
     let limits = "[limits]\nmax_upstream_requests = 1\nupstream_timeout = \"1s\"\n";
-    let h = Harness::with_extra(limits).await;
+    let h = Harness::builder().extra(limits).start().await;
     let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
         .build_http::<http_body_util::Empty<Bytes>>();
     let download = format!("http://{}/test/download?bytes={}", h.proxy, 64 << 20);
@@ -249,7 +246,7 @@ async fn beyond_max_upstream_requests_a_request_waits_then_gets_503_upstream_bus
 /// as in flight (hyper drops its future, so the count must not rely on it finishing).
 #[tokio::test]
 async fn a_request_the_app_abandons_leaves_the_in_flight_gauge() {
-    let h = Harness::start().await;
+    let h = Harness::builder().start().await;
     let mut stream = tokio::net::TcpStream::connect(h.proxy).await.unwrap();
     stream
         .write_all(b"GET /test/slow?ms=20000 HTTP/1.1\r\nHost: a\r\n\r\n")

@@ -5,8 +5,7 @@
 
 use crate::common;
 
-use common::{authorize_with_code, setup};
-use fake_wise::FakeWiseConfig;
+use common::{authorize_with_code, Harness};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -87,7 +86,7 @@ fn a_link_planted_at_the_temporary_path_is_not_followed() {
 /// A setup whose every credential file others may read, and whose token store folder
 /// others may write; returns the config file and the files.
 async fn too_open_setup() -> (common::Setup, Vec<(&'static str, PathBuf)>) {
-    let setup = setup(FakeWiseConfig::default()).await;
+    let setup = Harness::builder().setup().await;
     authorize_with_code(&Config::load(&setup.config_path).unwrap(), &setup.wise).await;
     let dir = setup.dir.path();
     std::fs::write(dir.join("refresh_token"), "seed-refresh-secret\n").unwrap();

@@ -22,7 +22,7 @@ fn status_line(answer: &str) -> &str {
 
 #[tokio::test]
 async fn ambiguous_framing_is_refused_and_the_connection_closed() {
-    let h = Harness::start().await;
+    let h = Harness::builder().start().await;
     let cases: [(&[u8], &str); 3] = [
         (b"POST /v1/x HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello!", "two lengths"),
         (b"POST /v1/x HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n", "bad chunk size"),
@@ -47,7 +47,7 @@ async fn ambiguous_framing_is_refused_and_the_connection_closed() {
 /// connection after answering, so nothing can be smuggled behind the body.
 #[tokio::test]
 async fn length_with_chunking_cannot_smuggle_a_second_request() {
-    let h = Harness::start().await;
+    let h = Harness::builder().start().await;
     let smuggle = b"POST /v1/x HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\nGET /v1/smuggled HTTP/1.1\r\nHost: a\r\n\r\n";
     let answer = exchange(&h, smuggle).await;
     assert_eq!(
@@ -65,7 +65,7 @@ async fn length_with_chunking_cannot_smuggle_a_second_request() {
 #[tokio::test]
 async fn oversized_heads_and_bodies_are_refused() {
     let limits = "[limits]\nmax_header_bytes = 16384\nmax_body_bytes = 100000\n";
-    let h = Harness::with_extra(limits).await;
+    let h = Harness::builder().extra(limits).start().await;
     let big_header = format!(
         "GET /v1/x HTTP/1.1\r\nHost: a\r\nX-Big: {}\r\n\r\n",
         "a".repeat(20_000)
@@ -101,7 +101,7 @@ async fn oversized_heads_and_bodies_are_refused() {
 
 #[tokio::test]
 async fn nothing_a_client_sends_changes_the_upstream_host() {
-    let h = Harness::start().await;
+    let h = Harness::builder().start().await;
     let tricks: [&[u8]; 3] = [
         b"GET /v1/x HTTP/1.1\r\nHost: evil.example\r\nX-Forwarded-Host: evil.example\r\nConnection: close\r\n\r\n",
         b"GET //evil.example/v1/x HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
@@ -133,7 +133,10 @@ fn assert_request_body_timeout(answer: &str) {
 
 #[tokio::test]
 async fn a_stalled_small_body_gets_408_and_never_reaches_wise() {
-    let h = Harness::with_extra("[limits]\nrequest_body_timeout = \"300ms\"\n").await;
+    let h = Harness::builder()
+        .extra("[limits]\nrequest_body_timeout = \"300ms\"\n")
+        .start()
+        .await;
     // 10 of 100 announced bytes: a body kept for a replay, read before anything is sent.
     let answer = common::send_and_wait_for_close(
         h.proxy,
@@ -146,7 +149,10 @@ async fn a_stalled_small_body_gets_408_and_never_reaches_wise() {
 
 #[tokio::test]
 async fn a_stalled_streamed_body_gets_408_and_wise_sees_it_break_off() {
-    let h = Harness::with_extra("[limits]\nrequest_body_timeout = \"300ms\"\n").await;
+    let h = Harness::builder()
+        .extra("[limits]\nrequest_body_timeout = \"300ms\"\n")
+        .start()
+        .await;
     // Chunked: streamed to Wise as it comes; one chunk, then nothing.
     let answer = common::send_and_wait_for_close(
         h.proxy,

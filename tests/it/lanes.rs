@@ -4,7 +4,7 @@
 use crate::common;
 
 use bytes::Bytes;
-use common::{Harness, Options};
+use common::Harness;
 use fake_wise::HostKind;
 use http::{Request, StatusCode};
 use http_body_util::{BodyExt, Empty};
@@ -53,11 +53,7 @@ fn upstream_connections(h: &Harness, path: &str) -> HashSet<std::net::SocketAddr
 }
 
 async fn harness_with_threads(threads: usize) -> Harness {
-    Harness::start_with(Options {
-        threads: Some(threads),
-        ..Options::default()
-    })
-    .await
+    Harness::builder().threads(threads).start().await
 }
 
 #[tokio::test]

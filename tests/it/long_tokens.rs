@@ -7,7 +7,7 @@
 use crate::common;
 
 use common::redis_server::RedisServer;
-use common::{get_at, serve_with_admin, Harness, Options};
+use common::{get_at, serve, Harness, Running};
 use fake_wise::{FakeWise, FakeWiseConfig, HostKind, HttpVersions, TokenShape};
 use http::StatusCode;
 use std::net::SocketAddr;
@@ -60,12 +60,11 @@ async fn arrives_whole(proxy: SocketAddr, wise: &FakeWise, path: &str, expected:
 #[tokio::test]
 async fn long_tokens_arrive_whole_over_http1_and_http2_and_through_the_replay() {
     for versions in [HttpVersions::Http1Only, HttpVersions::Http2Only] {
-        let h = Harness::start_with(Options {
-            extra: APP_ROUTE.to_owned(),
-            fake: long_tokens(versions),
-            ..Options::default()
-        })
-        .await;
+        let h = Harness::builder()
+            .extra(APP_ROUTE)
+            .fake(long_tokens(versions))
+            .start()
+            .await;
         let user = h.wise.current_access_token().unwrap();
         assert_eq!(user.len(), USER_TOKEN_LENGTH);
         arrives_whole(h.proxy, &h.wise, "/v1/me", &user).await;
@@ -102,7 +101,7 @@ async fn long_tokens_arrive_whole_over_http1_and_http2_and_through_the_replay() 
                 .unwrap();
         assert!(stored["access_token"] == refreshed.as_str(), "stored whole");
         let calls = h.wise.token_calls();
-        let (proxy, _) = serve_with_admin(Config::load(&h.config_path).unwrap()).await;
+        let Running { proxy, .. } = serve(Config::load(&h.config_path).unwrap()).await;
         arrives_whole(proxy, &h.wise, "/v1/me", &refreshed).await;
         assert_eq!(h.wise.token_calls().refresh_token, calls.refresh_token);
         assert_eq!(h.wise.token_calls().authorization_code, 1);
@@ -114,7 +113,10 @@ async fn long_tokens_arrive_whole_over_http1_and_http2_and_through_the_replay() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn long_tokens_go_whole_through_the_redis_store() {
     let redis = RedisServer::start(None).await;
-    let setup = common::setup(long_tokens(HttpVersions::Both)).await;
+    let setup = common::Harness::builder()
+        .fake(long_tokens(HttpVersions::Both))
+        .setup()
+        .await;
     let text = std::fs::read_to_string(&setup.config_path)
         .unwrap()
         .replace(
@@ -124,8 +126,8 @@ async fn long_tokens_go_whole_through_the_redis_store() {
     std::fs::write(&setup.config_path, text).unwrap();
     let config = Config::load(&setup.config_path).unwrap();
     common::authorize_with_code(&config, &setup.wise).await;
-    let (first, _) = serve_with_admin(config.clone()).await;
-    let (second, _) = serve_with_admin(config).await;
+    let Running { proxy: first, .. } = serve(config.clone()).await;
+    let Running { proxy: second, .. } = serve(config).await;
     let user = setup.wise.current_access_token().unwrap();
     arrives_whole(second, &setup.wise, "/v1/me", &user).await;
 
@@ -147,7 +149,10 @@ async fn long_tokens_go_whole_through_the_redis_store() {
 /// is in the `Debug` output of the token manager, the stored lineage or the bearer.
 #[tokio::test]
 async fn debug_output_holds_no_piece_of_a_long_token() {
-    let setup = common::setup(long_tokens(HttpVersions::Both)).await;
+    let setup = common::Harness::builder()
+        .fake(long_tokens(HttpVersions::Both))
+        .setup()
+        .await;
     let config = Config::load(&setup.config_path).unwrap();
     common::authorize_with_code(&config, &setup.wise).await;
     let resolver = wisegate::app::load_identity(&config).unwrap();

@@ -5,8 +5,8 @@ use crate::common;
 
 use bytes::Bytes;
 use common::{
-    authorize_with_code, get_at, json, metric, send, serve_with_admin, setup, wait_for_metric,
-    Harness, Setup,
+    authorize_with_code, get_at, json, metric, send, serve, wait_for_metric, Harness, Running,
+    Setup,
 };
 use fake_wise::{FakeWiseConfig, HostKind};
 use http::{Request, StatusCode};
@@ -18,7 +18,7 @@ use wisegate::config::Config;
 #[tokio::test]
 async fn a_shadowed_get_reaches_both_hosts_while_a_post_reaches_one() {
     let extra = "[[route]]\nname = \"profiles\"\npath = \"/v1/profiles/**\"\nshadow = true\n";
-    let h = Harness::with_extra(extra).await;
+    let h = Harness::builder().extra(extra).start().await;
     let (response, body) = h.get("/v1/profiles/1?x=1").await;
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(
@@ -59,7 +59,7 @@ async fn a_shadowed_get_reaches_both_hosts_while_a_post_reaches_one() {
 /// certificate; returns the setup, the listeners and the good certificate pair.
 async fn rejected_certificate_with_fallback() -> (Setup, SocketAddr, SocketAddr, (Vec<u8>, Vec<u8>))
 {
-    let setup = setup(FakeWiseConfig::default()).await;
+    let setup = Harness::builder().setup().await;
     authorize_with_code(&Config::load(&setup.config_path).unwrap(), &setup.wise).await;
     let dir = setup.dir.path();
     let good = (
@@ -75,7 +75,7 @@ async fn rejected_certificate_with_fallback() -> (Setup, SocketAddr, SocketAddr,
         std::fs::read_to_string(&setup.config_path).unwrap() + route,
     )
     .unwrap();
-    let (proxy, admin) = serve_with_admin(Config::load(&setup.config_path).unwrap()).await;
+    let Running { proxy, admin, .. } = serve(Config::load(&setup.config_path).unwrap()).await;
     (setup, proxy, admin, good)
 }
 
@@ -152,7 +152,7 @@ async fn an_sca_challenge_is_signed_verified_and_replayed_once() {
         sca_public_key_pem: Some(public_pem),
         ..FakeWiseConfig::default()
     };
-    let setup = setup(fake).await;
+    let setup = Harness::builder().fake(fake).setup().await;
     let dir = setup.dir.path();
     std::fs::write(
         dir.join("sca.key"),
@@ -169,7 +169,7 @@ async fn an_sca_challenge_is_signed_verified_and_replayed_once() {
         // One upstream slot: the challenge must give it back before the signed repeat.
         + "\n[limits]\nmax_upstream_requests = 1\nupstream_timeout = \"5s\"\n";
     std::fs::write(&setup.config_path, text).unwrap();
-    let (proxy, _) = serve_with_admin(Config::load(&setup.config_path).unwrap()).await;
+    let Running { proxy, .. } = serve(Config::load(&setup.config_path).unwrap()).await;
 
     let (response, body) = get_at(proxy, "/test/sca").await;
     assert_eq!(response.status(), StatusCode::OK, "{body:?}");

@@ -4,7 +4,7 @@
 
 use crate::common;
 
-use common::{authorize_with_code, get_at, json, metric, setup, Setup};
+use common::{authorize_with_code, get_at, json, metric, Harness, Setup};
 use fake_wise::{FakeWiseConfig, TokenEndpointMode, TokenShape};
 use http::StatusCode;
 use std::net::SocketAddr;
@@ -101,7 +101,7 @@ fn signal(child: &Child, signal: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sighup_reloads_and_sigterm_drains_then_exits_0() {
-    let setup = setup(FakeWiseConfig::default()).await;
+    let setup = Harness::builder().setup().await;
     let mut running = start(&setup, &[], "info").await;
     assert_eq!(
         get_at(running.proxy, "/v1/me").await.0.status(),
@@ -167,7 +167,7 @@ async fn sighup_reloads_and_sigterm_drains_then_exits_0() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn json_logs_at_trace_level_carry_the_access_line_and_no_secret() {
-    let setup = setup(FakeWiseConfig::default()).await;
+    let setup = Harness::builder().setup().await;
     let extra = "\n[[route]]\nname = \"hooks\"\npath = \"/v3/profiles/*/subscriptions\"\nmode = \"personal_token\"\n";
     std::fs::write(
         &setup.config_path,
@@ -259,7 +259,7 @@ async fn wisegate_at_trace(setup: &Setup, args: &[&str]) -> String {
 
 #[tokio::test]
 async fn authorize_refresh_and_check_at_trace_level_leak_nothing() {
-    let setup = setup(FakeWiseConfig::default()).await;
+    let setup = Harness::builder().setup().await;
     let code = setup.wise.issue_code();
     let mut output = wisegate_at_trace(&setup, &["authorize", "--code", &code]).await;
     let first = setup.wise.current_access_token().unwrap();
@@ -296,7 +296,7 @@ async fn authorize_refresh_and_check_at_trace_level_leak_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn token_status_reports_the_running_processes_last_refresh() {
-    let setup = setup(FakeWiseConfig::default()).await;
+    let setup = Harness::builder().setup().await;
     let status = |config: std::path::PathBuf| async move {
         let output = Command::new(env!("CARGO_BIN_EXE_wisegate"))
             .args(["token", "status", "--config"])
@@ -343,11 +343,13 @@ async fn token_status_reports_the_running_processes_last_refresh() {
 /// finds the new lineage (Wise rotates refresh tokens here: the old one is spent).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_lets_a_refresh_in_flight_finish_and_save() {
-    let setup = setup(FakeWiseConfig {
-        rotate_refresh_token: true,
-        ..FakeWiseConfig::default()
-    })
-    .await;
+    let setup = Harness::builder()
+        .fake(FakeWiseConfig {
+            rotate_refresh_token: true,
+            ..FakeWiseConfig::default()
+        })
+        .setup()
+        .await;
     let mut running = start(&setup, &[], "info").await;
     // Wise has made the grant, its answer is on its way; the app is gone, nothing is in
     // flight for the drain to wait for.
@@ -401,7 +403,7 @@ async fn large_post(proxy: SocketAddr) -> (StatusCode, serde_json::Value) {
 /// buffer) still gets 200 without a refresh on 401; `check --online` spends no refresh.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn token_refresh_and_check_next_to_a_running_wisegate_keep_its_token_valid() {
-    let setup = setup(FakeWiseConfig::default()).await;
+    let setup = Harness::builder().setup().await;
     let running = start(&setup, &[], "warn").await;
     let before = setup.wise.current_access_token().unwrap();
 
@@ -435,7 +437,7 @@ async fn token_refresh_and_check_next_to_a_running_wisegate_keep_its_token_valid
 /// The token endpoints change state: POST only, naming the config's SHA-256.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_admin_token_endpoints_want_post_and_the_configs_sha256() {
-    let setup = setup(FakeWiseConfig::default()).await;
+    let setup = Harness::builder().setup().await;
     let running = start(&setup, &[], "warn").await;
     let sha = Config::load(&setup.config_path).unwrap().sha256;
     let post = |header: Option<&str>| {
@@ -478,7 +480,7 @@ async fn the_admin_token_endpoints_want_post_and_the_configs_sha256() {
 /// process switches to the new lineage.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn authorize_hands_the_new_lineage_to_a_running_wisegate() {
-    let setup = setup(FakeWiseConfig::default()).await;
+    let setup = Harness::builder().setup().await;
     let running = launch_until(&setup, &[], "warn", "/healthz").await;
     let (ready, body) = get_at(running.admin, "/readyz").await;
     assert_eq!(ready.status(), StatusCode::SERVICE_UNAVAILABLE, "{body:?}");
@@ -528,7 +530,7 @@ async fn authorize_hands_the_new_lineage_to_a_running_wisegate() {
 /// authorize` hands a new one over, which the running process uses at once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refused_grant_says_authorize_everywhere_and_stops_token_calls() {
-    let setup = setup(FakeWiseConfig::default()).await;
+    let setup = Harness::builder().setup().await;
     let mut text = std::fs::read_to_string(&setup.config_path).unwrap();
     text.push_str("\n[limits]\nmin_refresh_interval_on_401 = \"1ms\"\n");
     std::fs::write(&setup.config_path, text).unwrap();
@@ -619,7 +621,7 @@ async fn a_refused_grant_says_authorize_everywhere_and_stops_token_calls() {
 /// SIGHUP makes the running wisegate read the store again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sighup_takes_up_a_lineage_stored_meanwhile() {
-    let setup = setup(FakeWiseConfig::default()).await;
+    let setup = Harness::builder().setup().await;
     let running = launch_until(&setup, &[], "warn", "/healthz").await;
     authorize_with_code(&Config::load(&setup.config_path).unwrap(), &setup.wise).await;
     let (ready, _) = get_at(running.admin, "/readyz").await;
@@ -644,7 +646,7 @@ async fn sighup_takes_up_a_lineage_stored_meanwhile() {
 /// request the legacy host sees.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rollback_readiness_sees_wise_enforce_mtls_before_anyone_flips() {
-    let setup = setup(FakeWiseConfig::default()).await;
+    let setup = Harness::builder().setup().await;
     let text = std::fs::read_to_string(&setup.config_path).unwrap();
     let probing = format!("{text}\n[rollback]\nall = false\nprobe_interval = \"1s\"\n");
     std::fs::write(&setup.config_path, &probing).unwrap();
@@ -721,7 +723,7 @@ async fn wisegate_bare(args: &[&str]) -> (Option<i32>, String, String) {
 /// A missing certificate at start names the file and the key that names it.
 #[tokio::test]
 async fn a_missing_certificate_at_start_names_mtls_cert_file() {
-    let setup = setup(FakeWiseConfig::default()).await;
+    let setup = Harness::builder().setup().await;
     let cert = setup.dir.path().join("client.crt");
     std::fs::remove_file(&cert).unwrap();
     let config = setup.config_path.to_str().unwrap();
@@ -735,7 +737,7 @@ async fn a_missing_certificate_at_start_names_mtls_cert_file() {
 /// rather than calling it empty.
 #[tokio::test]
 async fn check_says_a_token_store_that_was_never_written_does_not_exist_yet() {
-    let setup = setup(FakeWiseConfig::default()).await;
+    let setup = Harness::builder().setup().await;
     let config = setup.config_path.to_str().unwrap();
     let (code, stdout, stderr) = wisegate_bare(&["check", "--config", config]).await;
     assert_eq!(code, Some(1), "{stdout}{stderr}");
@@ -801,12 +803,14 @@ async fn log_format_is_offered_where_there_are_logs() {
 /// No 16-character piece of any token, secret or code is in any output.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn long_tokens_at_trace_level_are_handed_over_whole_and_never_logged() {
-    let setup = setup(FakeWiseConfig {
-        app_token_shape: TokenShape::Jwe(900),
-        user_token_shape: TokenShape::Jwe(700),
-        ..FakeWiseConfig::default()
-    })
-    .await;
+    let setup = Harness::builder()
+        .fake(FakeWiseConfig {
+            app_token_shape: TokenShape::Jwe(900),
+            user_token_shape: TokenShape::Jwe(700),
+            ..FakeWiseConfig::default()
+        })
+        .setup()
+        .await;
     let route = "\n[[route]]\nname = \"applications\"\npath = \"/v3/applications/**\"\nmode = \"oauth_client\"\n";
     // The handed-over token is fresh: without a short floor its first 401 would pass to
     // the app unrefreshed (limits.min_refresh_interval_on_401), and the replay is tested.

@@ -20,7 +20,7 @@ use crate::common;
 
 use bytes::Bytes;
 use common::redis_server::RedisServer;
-use common::{eventually, get_at, send, serve_with_admin};
+use common::{eventually, get_at, send, serve};
 use fake_wise::FakeWiseConfig;
 use http::{Request, StatusCode};
 use http_body_util::Full;
@@ -86,7 +86,7 @@ async fn chaos(kills: usize) {
         dir: _dir,
         config_path,
         ..
-    } = common::setup(fake).await;
+    } = common::Harness::builder().fake(fake).setup().await;
     let text = std::fs::read_to_string(&config_path).unwrap().replace(
         "token_store = \"state/tokens.json\"",
         &format!("token_store = \"{}\"", redis.url()),
@@ -97,7 +97,8 @@ async fn chaos(kills: usize) {
     let wise = Arc::new(wise);
     let mut replicas = Vec::new();
     for _ in 0..3 {
-        replicas.push(serve_with_admin(config.clone()).await);
+        let running = serve(config.clone()).await;
+        replicas.push((running.proxy, running.admin));
     }
     let proxies: Vec<SocketAddr> = replicas.iter().map(|r| r.0).collect();
     let first_refresh = eventually(Duration::from_secs(10), async || {

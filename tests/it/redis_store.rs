@@ -8,7 +8,7 @@ use crate::common;
 
 use bytes::Bytes;
 use common::redis_server::RedisServer;
-use common::{eventually, get_at, json, send, serve_with_admin};
+use common::{eventually, get_at, json, send, serve, Running};
 use fake_wise::{FakeWise, FakeWiseConfig};
 use http::{Request, StatusCode};
 use http_body_util::Full;
@@ -57,7 +57,7 @@ async fn group_with(fake: FakeWiseConfig, store: &str, replicas: usize) -> Group
         dir,
         config_path,
         ..
-    } = common::setup(fake).await;
+    } = common::Harness::builder().fake(fake).setup().await;
     let text = std::fs::read_to_string(&config_path)
         .unwrap()
         .replace("token_store = \"state/tokens.json\"", store);
@@ -66,7 +66,7 @@ async fn group_with(fake: FakeWiseConfig, store: &str, replicas: usize) -> Group
     common::authorize_with_code(&config, &wise).await;
     let mut running = Vec::new();
     for _ in 0..replicas {
-        let (proxy, admin) = serve_with_admin(config.clone()).await;
+        let Running { proxy, admin, .. } = serve(config.clone()).await;
         running.push(Replica { proxy, admin });
     }
     Group {
@@ -376,7 +376,7 @@ async fn readiness_is_503_while_no_token_can_be_had_from_an_unreachable_store() 
     redis.kill();
     let config = Config::load(&g.config_path).unwrap();
     // A replica starting while Redis is away serves nothing yet, but starts.
-    let (proxy, admin) = serve_with_admin(config).await;
+    let Running { proxy, admin, .. } = serve(config).await;
     let (status, body) = readyz(admin).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
     assert!(body["degraded"][0].is_string(), "{body}");
@@ -552,7 +552,7 @@ async fn a_replica_started_while_redis_is_away_seeds_it_once_it_answers() {
     std::fs::write(&g.config_path, text).unwrap();
     redis.kill();
 
-    let (proxy, admin) = serve_with_admin(Config::load(&g.config_path).unwrap()).await;
+    let Running { proxy, admin, .. } = serve(Config::load(&g.config_path).unwrap()).await;
     assert_eq!(readyz(admin).await.0, StatusCode::SERVICE_UNAVAILABLE);
     redis.restart().await;
     let served = eventually(Duration::from_secs(15), async || {

@@ -4,8 +4,8 @@
 
 use crate::common;
 
-use common::{authorize_with_code, get_at, json, serve_with_admin, setup, wait_for_metric, Setup};
-use fake_wise::{FakeWiseConfig, HostKind};
+use common::{authorize_with_code, get_at, json, serve, wait_for_metric, Harness, Running, Setup};
+use fake_wise::HostKind;
 use http::StatusCode;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -88,11 +88,11 @@ async fn observed(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn config_changes_apply_under_load_without_a_failed_request() {
     common::init_tracing();
-    let setup = setup(FakeWiseConfig::default()).await;
+    let setup = Harness::builder().setup().await;
     authorize_with_code(&Config::load(&setup.config_path).unwrap(), &setup.wise).await;
     let base = absolute_config(&setup);
     let mut map = ConfigMap::new(&setup.dir.path().join("configmap"), &base);
-    let (proxy, admin) = serve_with_admin(Config::load(&map.file()).unwrap()).await;
+    let Running { proxy, admin, .. } = serve(Config::load(&map.file()).unwrap()).await;
 
     // Continuous load from 4 clients until told to stop; count failures.
     let stop = Arc::new(AtomicBool::new(false));
@@ -175,10 +175,10 @@ async fn config_changes_apply_under_load_without_a_failed_request() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rotated_certificate_is_presented_and_a_broken_one_is_refused() {
     common::init_tracing();
-    let setup = setup(FakeWiseConfig::default()).await;
+    let setup = Harness::builder().setup().await;
     let config = Config::load(&setup.config_path).unwrap();
     authorize_with_code(&config, &setup.wise).await;
-    let (proxy, admin) = serve_with_admin(config).await;
+    let Running { proxy, admin, .. } = serve(config).await;
     let (response, _) = get_at(proxy, "/v1/me").await;
     assert_eq!(response.status(), StatusCode::OK);
     let first = setup.wise.requests()[0].client_cert_der.clone().unwrap();

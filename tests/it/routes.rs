@@ -21,7 +21,7 @@ mode = "oauth_client"
 
 #[tokio::test]
 async fn each_mode_reaches_its_host_with_its_credential() {
-    let h = Harness::with_extra(ROUTES).await;
+    let h = Harness::builder().extra(ROUTES).start().await;
 
     let (response, body) = h.get("/v3/profiles/12345/subscriptions").await;
     assert_eq!(response.status(), StatusCode::OK, "{body:?}");
@@ -68,7 +68,7 @@ async fn each_mode_reaches_its_host_with_its_credential() {
 #[tokio::test]
 async fn rollback_sends_everything_the_personal_token_way() {
     let extra = format!("{ROUTES}\n[rollback]\nall = true\n");
-    let h = Harness::with_extra(extra).await;
+    let h = Harness::builder().extra(extra).start().await;
     for path in ["/v1/profiles", "/v3/applications/k/subscriptions"] {
         let (response, body) = h.get(path).await;
         assert_eq!(response.status(), StatusCode::OK);

@@ -6,7 +6,7 @@
 use crate::common;
 
 use bytes::Bytes;
-use common::{get_at, json, metric, send, serve_with_admin, setup, Setup};
+use common::{get_at, json, metric, send, serve, Harness, Running, Setup};
 use fake_wise::FakeWiseConfig;
 use http::{Request, StatusCode};
 use http_body_util::Full;
@@ -31,11 +31,13 @@ async fn start(
         .to_public_key()
         .to_public_key_pem(LineEnding::LF)
         .unwrap();
-    let setup = setup(FakeWiseConfig {
-        sca_public_key_pem: Some(public_pem),
-        ..FakeWiseConfig::default()
-    })
-    .await;
+    let setup = Harness::builder()
+        .fake(FakeWiseConfig {
+            sca_public_key_pem: Some(public_pem),
+            ..FakeWiseConfig::default()
+        })
+        .setup()
+        .await;
     let key_pem = signer.to_pkcs8_pem(LineEnding::LF).unwrap();
     std::fs::write(setup.dir.path().join("sca.key"), key_pem.as_bytes()).unwrap();
     let text = std::fs::read_to_string(&setup.config_path)
@@ -48,7 +50,7 @@ async fn start(
     std::fs::write(&setup.config_path, text).unwrap();
     let config = Config::load(&setup.config_path).unwrap();
     common::authorize_with_code(&config, &setup.wise).await;
-    let (proxy, admin) = serve_with_admin(config).await;
+    let Running { proxy, admin, .. } = serve(config).await;
     (setup, proxy, admin)
 }
 

@@ -9,7 +9,7 @@ use crate::common;
 
 use bytes::Bytes;
 use common::sentinel::SentinelGroup;
-use common::{eventually, get_at, json, send, serve_with_admin};
+use common::{eventually, get_at, json, send, serve, Running};
 use fake_wise::{FakeWise, FakeWiseConfig};
 use http::{Request, StatusCode};
 use http_body_util::Full;
@@ -140,7 +140,7 @@ async fn wisegate_group(
         dir,
         config_path,
         ..
-    } = common::setup(fake).await;
+    } = common::Harness::builder().fake(fake).setup().await;
     let text = std::fs::read_to_string(&config_path).unwrap().replace(
         "token_store = \"state/tokens.json\"",
         &format!("token_store = \"{url}\""),
@@ -150,7 +150,7 @@ async fn wisegate_group(
     common::authorize_with_code(&config, &wise).await;
     let mut running = Vec::new();
     for _ in 0..replicas {
-        let (proxy, admin) = serve_with_admin(config.clone()).await;
+        let Running { proxy, admin, .. } = serve(config.clone()).await;
         running.push(Replica { proxy, admin });
     }
     (wise, dir, running)

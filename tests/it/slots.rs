@@ -6,8 +6,7 @@
 use crate::common;
 
 use bytes::Bytes;
-use common::{authorize_with_code, eventually, json, metric, setup, Setup};
-use fake_wise::FakeWiseConfig;
+use common::{authorize_with_code, eventually, json, metric, Harness, Setup};
 use futures_util::stream::BoxStream;
 use futures_util::StreamExt;
 use http::{Request, Response, StatusCode};
@@ -56,7 +55,7 @@ struct Running {
 /// says it listens on all addresses (the test still binds loopback).
 async fn start(limits: &str, gateway: bool) -> Running {
     common::init_tracing();
-    let setup = setup(FakeWiseConfig::default()).await;
+    let setup = Harness::builder().setup().await;
     let mut text = std::fs::read_to_string(&setup.config_path).unwrap();
     if gateway {
         text = text.replace(
@@ -68,7 +67,7 @@ async fn start(limits: &str, gateway: bool) -> Running {
     std::fs::write(&setup.config_path, text).unwrap();
     let config = Config::load(&setup.config_path).unwrap();
     authorize_with_code(&config, &setup.wise).await;
-    let (proxy, admin) = common::serve_with_admin(config).await;
+    let common::Running { proxy, admin, .. } = common::serve(config).await;
     Running {
         setup,
         proxy,

@@ -3,7 +3,7 @@
 use crate::common;
 
 use bytes::Bytes;
-use common::{eventually, json, send, Harness, Options};
+use common::{eventually, json, send, Harness};
 use http::{Request, StatusCode};
 use http_body_util::Full;
 use std::path::Path;
@@ -14,7 +14,7 @@ const ROUTES: &str = "[[route]]\nname = \"profile-<hooks>\"\npath = \"/v3/profil
 
 #[tokio::test]
 async fn status_json_describes_routes_credentials_and_config() {
-    let h = Harness::with_extra(ROUTES).await;
+    let h = Harness::builder().extra(ROUTES).start().await;
     h.get("/v1/transfers/1").await;
     h.get("/v3/profiles/1/subscriptions").await;
     h.get("/test/status/503").await;
@@ -125,11 +125,10 @@ const WIDTHS: [(u32, u32); 2] = [(1280, 1400), (390, 2600)];
 
 #[tokio::test]
 async fn the_html_page_renders_in_headless_chromium() {
-    let h = Harness::start_with(Options {
-        extra: format!("{ROUTES}\n[rollback]\nall = true\n"),
-        ..Options::default()
-    })
-    .await;
+    let h = Harness::builder()
+        .extra(format!("{ROUTES}\n[rollback]\nall = true\n"))
+        .start()
+        .await;
     h.get("/v1/transfers/1").await;
     // The probe at start is on the time line once it has answered.
     let probed = eventually(Duration::from_secs(10), async || {
@@ -251,12 +250,11 @@ async fn reconfigure(h: &Harness, text: &str, until: impl Fn(&serde_json::Value)
 #[ignore = "the scripted hour (about a minute): writes target/status-hour-*.png to look at"]
 async fn a_scripted_hour_shows_each_event_where_it_happened() {
     let clock = wisegate::history::Clock::manual(SystemTime::now() - Duration::from_secs(3600));
-    let h = Harness::start_with(Options {
-        extra: HOUR_ROUTES.to_owned(),
-        clock: Some(clock.clone()),
-        ..Options::default()
-    })
-    .await;
+    let h = Harness::builder()
+        .extra(HOUR_ROUTES)
+        .clock(clock.clone())
+        .start()
+        .await;
     let original = std::fs::read_to_string(&h.config_path).unwrap();
     let generation = |status: &serde_json::Value| status["config"]["generation"].as_u64().unwrap();
     let mut expected: Vec<(u64, &str, bool)> = Vec::new();

@@ -7,26 +7,23 @@
 use crate::common;
 
 use bytes::Bytes;
-use common::{eventually, get_at, json, send, serve, Harness, Options};
+use common::{eventually, get_at, json, send, serve, Harness, HarnessBuilder};
 use fake_wise::{FakeWiseConfig, TokenEndpointMode};
 use http::{Request, StatusCode};
 use http_body_util::Full;
 use std::time::{Duration, Instant};
 use wisegate::config::{Config, TokenStoreConfig};
 
-fn short_lived(seconds: u64) -> Options {
-    Options {
-        fake: FakeWiseConfig {
-            access_token_lifetime: Duration::from_secs(seconds),
-            ..FakeWiseConfig::default()
-        },
-        ..Options::default()
-    }
+fn short_lived(seconds: u64) -> HarnessBuilder {
+    Harness::builder().fake(FakeWiseConfig {
+        access_token_lifetime: Duration::from_secs(seconds),
+        ..FakeWiseConfig::default()
+    })
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_load_over_several_lifetimes_sees_only_200s_and_one_refresh_each() {
-    let h = Harness::start_with(short_lived(2)).await;
+    let h = short_lived(2).start().await;
     let started = Instant::now();
     let run_for = Duration::from_millis(4500);
     let mut clients = Vec::new();
@@ -66,7 +63,7 @@ async fn concurrent_load_over_several_lifetimes_sees_only_200s_and_one_refresh_e
 
 #[tokio::test]
 async fn a_forced_invalidation_is_absorbed_by_refresh_and_replay() {
-    let h = Harness::start().await;
+    let h = Harness::builder().start().await;
     assert_eq!(h.get("/v1/me").await.0.status(), StatusCode::OK);
     h.wise.invalidate_access_tokens();
     let body = Bytes::from_static(b"{\"customerTransactionId\":\"abc\"}");
@@ -85,7 +82,7 @@ async fn a_forced_invalidation_is_absorbed_by_refresh_and_replay() {
 
 #[tokio::test]
 async fn a_second_401_is_passed_through_without_looping() {
-    let h = Harness::start().await;
+    let h = Harness::builder().start().await;
     // The refresh succeeds, but the replay meets 401 again (this path always answers 401).
     let (response, _) = h.get("/test/status/401").await;
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
@@ -102,7 +99,7 @@ async fn a_second_401_is_passed_through_without_looping() {
 /// app without another refresh, and are counted.
 #[tokio::test]
 async fn sequential_401s_to_a_fresh_token_do_not_refresh_again() {
-    let h = Harness::start().await;
+    let h = Harness::builder().start().await;
     for _ in 0..20 {
         let (response, _) = h.get("/test/status/401").await;
         assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
@@ -130,7 +127,10 @@ async fn sequential_401s_to_a_fresh_token_do_not_refresh_again() {
 /// refreshes again: at most one refresh per interval, however many 401s.
 #[tokio::test]
 async fn a_401_refreshes_again_once_the_interval_has_passed() {
-    let h = Harness::with_extra("[limits]\nmin_refresh_interval_on_401 = \"1s\"\n").await;
+    let h = Harness::builder()
+        .extra("[limits]\nmin_refresh_interval_on_401 = \"1s\"\n")
+        .start()
+        .await;
     let started = Instant::now();
     let mut requests = 0u32;
     let refreshed_again = common::eventually(Duration::from_secs(20), async || {
@@ -154,12 +154,12 @@ async fn a_401_refreshes_again_once_the_interval_has_passed() {
 
 #[tokio::test]
 async fn a_restart_reuses_the_stored_tokens() {
-    let h = Harness::start().await;
+    let h = Harness::builder().start().await;
     assert_eq!(h.get("/v1/me").await.0.status(), StatusCode::OK);
     h.shutdown.cancel();
     h.task.await.unwrap().unwrap();
     let config = Config::load(&h.config_path).unwrap();
-    let (response, _) = get_at(serve(config).await, "/v1/me").await;
+    let (response, _) = get_at(serve(config).await.proxy, "/v1/me").await;
     assert_eq!(response.status(), StatusCode::OK);
     let calls = h.wise.token_calls();
     assert_eq!(
@@ -171,7 +171,7 @@ async fn a_restart_reuses_the_stored_tokens() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn token_endpoint_down_then_back() {
-    let h = Harness::start_with(short_lived(2)).await;
+    let h = short_lived(2).start().await;
     h.wise.set_token_endpoint(TokenEndpointMode::Unavailable);
     // While the token is valid, requests go through although refreshes fail.
     assert_eq!(h.get("/v1/me").await.0.status(), StatusCode::OK);
@@ -210,7 +210,7 @@ async fn token_endpoint_down_then_back() {
 
 #[tokio::test]
 async fn a_revoked_grant_gives_a_clear_503_and_stops_asking() {
-    let h = Harness::start().await;
+    let h = Harness::builder().start().await;
     h.wise.revoke_grant();
     for _ in 0..3 {
         let (response, body) = h.get("/v1/me").await;
@@ -237,7 +237,7 @@ async fn an_empty_store_is_seeded_from_refresh_token_file() {
         dir,
         config_path,
         ..
-    } = common::setup(FakeWiseConfig::default()).await;
+    } = common::Harness::builder().setup().await;
     // Authorize elsewhere (a workstation), keep only the refresh token (a Secret).
     let mut workstation = Config::load(&config_path).unwrap();
     let workstation_store = dir.path().join("workstation.json");
@@ -259,7 +259,7 @@ async fn an_empty_store_is_seeded_from_refresh_token_file() {
     let config = Config::load(&config_path).unwrap();
     let store = config.oauth.token_store.file().unwrap().to_owned();
     assert!(!store.exists());
-    let proxy = serve(config).await;
+    let proxy = serve(config).await.proxy;
     let served = eventually(Duration::from_secs(10), async || {
         get_at(proxy, "/v1/me").await.0.status() == StatusCode::OK
     })
@@ -275,14 +275,13 @@ async fn an_empty_store_is_seeded_from_refresh_token_file() {
 /// only a used refresh token: the lineage lost, `wisegate authorize` needed again.
 #[tokio::test]
 async fn a_refresh_outlives_the_request_whose_app_hung_up() {
-    let h = Harness::start_with(Options {
-        fake: FakeWiseConfig {
+    let h = Harness::builder()
+        .fake(FakeWiseConfig {
             rotate_refresh_token: true,
             ..FakeWiseConfig::default()
-        },
-        ..Options::default()
-    })
-    .await;
+        })
+        .start()
+        .await;
     // Wise has made the grant; its answer is on its way. The app gives up, and its
     // request (which drove the refresh before the fix) is gone.
     common::hang_up_during_a_refresh(&h.wise, h.proxy, h.admin, Duration::from_secs(3)).await;
@@ -301,7 +300,7 @@ async fn a_refresh_outlives_the_request_whose_app_hung_up() {
 /// per waiting request one after the other (each after the previous one failed).
 #[tokio::test]
 async fn requests_waiting_on_a_failing_refresh_share_one_call() {
-    let h = Harness::start().await;
+    let h = Harness::builder().start().await;
     h.wise
         .set_token_endpoint(TokenEndpointMode::SlowUnavailable(Duration::from_secs(1)));
     h.wise.invalidate_access_tokens();

@@ -1,6 +1,5 @@
 //! Test harness: fake-wise on real TLS with certificates made now, a config written to a
 //! temp folder, and wisegate's `run` on `127.0.0.1:0`.
-#![allow(dead_code)]
 
 pub mod redis_server;
 pub mod sentinel;
@@ -20,28 +19,151 @@ use tokio_util::sync::CancellationToken;
 use wisegate::config::Config;
 use wisegate::Listeners;
 
-/// What the harness sets up besides the defaults.
+/// How a test gets a wisegate: [`Harness::builder`], what differs from the defaults, then
+/// [`HarnessBuilder::start`] (fake-wise, the files, authorized, wisegate serving) or
+/// [`HarnessBuilder::setup`] (fake-wise and the files only, for a test that edits the
+/// config, runs the binary or serves with [`serve`] itself).
 #[derive(Clone, Default)]
-pub struct Options {
+pub struct HarnessBuilder {
     /// Config text appended at the end (routes, limits...).
-    pub extra: String,
-    /// Config text inserted into the [oauth] section.
-    pub oauth_extra: String,
+    extra: String,
     /// Skip `authorize --code` before starting.
-    pub unauthorized: bool,
+    unauthorized: bool,
     /// Present a client certificate from a CA fake-wise does not trust.
-    pub untrusted_client_cert: bool,
+    untrusted_client_cert: bool,
     /// Present a client certificate that has expired.
-    pub expired_client_cert: bool,
+    expired_client_cert: bool,
     /// Leave `upstream.ca_file` out, so fake-wise's server certificate is not trusted.
-    pub no_ca_file: bool,
-    pub fake: FakeWiseConfig,
+    no_ca_file: bool,
+    fake: FakeWiseConfig,
     /// `listen.threads` (serving lanes); `None`: one per core.
-    pub threads: Option<usize>,
+    threads: Option<usize>,
     /// The clock of `/status`'s history; `None`: the system clock.
-    pub clock: Option<wisegate::history::Clock>,
+    clock: Option<wisegate::history::Clock>,
 }
 
+impl HarnessBuilder {
+    /// Config text appended at the end of the config (routes, limits...).
+    pub fn extra(mut self, text: impl Into<String>) -> Self {
+        self.extra = text.into();
+        self
+    }
+
+    /// fake-wise configured so.
+    pub fn fake(mut self, fake: FakeWiseConfig) -> Self {
+        self.fake = fake;
+        self
+    }
+
+    /// [`start`](Self::start) skips `authorize --code`.
+    pub fn unauthorized(mut self) -> Self {
+        self.unauthorized = true;
+        self
+    }
+
+    /// wisegate presents a client certificate from a CA fake-wise does not trust.
+    pub fn untrusted_client_cert(mut self) -> Self {
+        self.untrusted_client_cert = true;
+        self
+    }
+
+    /// wisegate presents a client certificate that has expired.
+    pub fn expired_client_cert(mut self) -> Self {
+        self.expired_client_cert = true;
+        self
+    }
+
+    /// `upstream.ca_file` left out, so fake-wise's server certificate is not trusted.
+    pub fn no_ca_file(mut self) -> Self {
+        self.no_ca_file = true;
+        self
+    }
+
+    /// `listen.threads` (serving lanes); by default one per core.
+    pub fn threads(mut self, threads: usize) -> Self {
+        self.threads = Some(threads);
+        self
+    }
+
+    /// The clock of `/status`'s history; by default the system clock.
+    pub fn clock(mut self, clock: wisegate::history::Clock) -> Self {
+        self.clock = Some(clock);
+        self
+    }
+
+    /// fake-wise with a fresh PKI and the files and config written to a temp folder; not
+    /// authorized, wisegate not started.
+    pub async fn setup(self) -> Setup {
+        self.written().await.0
+    }
+
+    /// The files and config, plus the client certificate the config presents.
+    async fn written(&self) -> (Setup, CertKeyPem) {
+        let (wise, client_ca, server_ca) = start_wise(self.fake.clone()).await;
+        let client_cert = if self.untrusted_client_cert {
+            TestCa::new("somebody else's CA").client_cert("Acme")
+        } else if self.expired_client_cert {
+            client_ca.client_cert_expired("Acme")
+        } else {
+            client_ca.client_cert("Acme")
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let config_path = write_setup(dir.path(), &wise, &server_ca, &client_cert, self);
+        let setup = Setup {
+            wise,
+            client_ca,
+            server_ca,
+            dir,
+            config_path,
+        };
+        (setup, client_cert)
+    }
+
+    /// [`setup`](Self::setup), `authorize --code` (unless [`unauthorized`](Self::unauthorized)),
+    /// and wisegate serving on loopback.
+    pub async fn start(self) -> Harness {
+        let (setup, client_cert) = self.written().await;
+        let mut config = setup.config();
+        if self.threads.is_some() {
+            config.listen.threads = self.threads;
+        }
+        if !self.unauthorized {
+            // Authorize with a trusted identity even when the run presents another one.
+            let good = setup.dir.path().join("good");
+            std::fs::create_dir_all(&good).unwrap();
+            let mut authorize_config = config.clone();
+            if self.untrusted_client_cert || self.no_ca_file || self.expired_client_cert {
+                let trusted = setup.client_ca.client_cert("Acme");
+                std::fs::write(good.join("client.crt"), &trusted.cert_pem).unwrap();
+                std::fs::write(good.join("client.key"), &trusted.key_pem).unwrap();
+                std::fs::write(good.join("wise-ca.pem"), setup.server_ca.cert_pem()).unwrap();
+                authorize_config.mtls.cert_file = good.join("client.crt");
+                authorize_config.mtls.key_file = good.join("client.key");
+                authorize_config.upstream.ca_file = Some(good.join("wise-ca.pem"));
+            }
+            authorize_with_code(&authorize_config, &setup.wise).await;
+        }
+        let clock = self.clock.unwrap_or(wisegate::history::Clock::System);
+        let Running {
+            proxy,
+            admin,
+            shutdown,
+            task,
+        } = serve_on_clock(config, clock).await;
+        Harness {
+            dir: setup.dir,
+            wise: setup.wise,
+            client_cert,
+            config_path: setup.config_path,
+            proxy,
+            admin,
+            shutdown,
+            task,
+        }
+    }
+}
+
+/// fake-wise, the files, and wisegate serving them (see [`HarnessBuilder::start`]).
 pub struct Harness {
     pub dir: TempDir,
     pub wise: FakeWise,
@@ -54,7 +176,7 @@ pub struct Harness {
 }
 
 /// fake-wise started with a fresh PKI; returns it, the client CA and the server CA.
-pub async fn start_wise(fake: FakeWiseConfig) -> (FakeWise, TestCa, TestCa) {
+async fn start_wise(fake: FakeWiseConfig) -> (FakeWise, TestCa, TestCa) {
     let server_ca = TestCa::new("fake-wise server CA");
     let client_ca = TestCa::new("fake-wise client CA");
     let wise = FakeWise::start(fake, &server_ca.server_cert(), &client_ca.cert_pem())
@@ -64,12 +186,12 @@ pub async fn start_wise(fake: FakeWiseConfig) -> (FakeWise, TestCa, TestCa) {
 }
 
 /// Writes the files and config for a wisegate in front of `wise` into `dir`.
-pub fn write_setup(
+fn write_setup(
     dir: &Path,
     wise: &FakeWise,
     server_ca: &TestCa,
     client: &CertKeyPem,
-    options: &Options,
+    options: &HarnessBuilder,
 ) -> PathBuf {
     std::fs::write(dir.join("wise-ca.pem"), server_ca.cert_pem()).unwrap();
     std::fs::write(dir.join("client.crt"), &client.cert_pem).unwrap();
@@ -114,7 +236,6 @@ client_secret_file = "client_secret"
 redirect_uri = "{redirect}"
 authorize_url = "{authorize}"
 token_store = "state/tokens.json"
-{oauth_extra}
 
 [personal_token]
 token_file = "personal_token"
@@ -126,7 +247,6 @@ token_file = "personal_token"
         client_id = wise.config().client_id,
         redirect = wise.config().redirect_uri,
         authorize = wise.authorize_url(),
-        oauth_extra = options.oauth_extra,
         extra = options.extra,
     );
     let path = dir.join("wisegate.toml");
@@ -141,7 +261,7 @@ pub async fn authorize_with_code(config: &Config, wise: &FakeWise) {
         .expect("authorize --code succeeds");
 }
 
-pub async fn bind_pair() -> Listeners {
+async fn bind_pair() -> Listeners {
     Listeners {
         proxy: TcpListener::bind("127.0.0.1:0").await.unwrap(),
         admin: TcpListener::bind("127.0.0.1:0").await.unwrap(),
@@ -149,74 +269,9 @@ pub async fn bind_pair() -> Listeners {
 }
 
 impl Harness {
-    pub async fn start() -> Harness {
-        Harness::start_with(Options::default()).await
-    }
-
-    /// The defaults plus config text appended at the end ([`Options::extra`]).
-    pub async fn with_extra(extra: impl Into<String>) -> Harness {
-        Harness::start_with(Options {
-            extra: extra.into(),
-            ..Options::default()
-        })
-        .await
-    }
-
-    pub async fn start_with(options: Options) -> Harness {
-        let (wise, client_ca, server_ca) = start_wise(options.fake.clone()).await;
-        let client_cert = if options.untrusted_client_cert {
-            TestCa::new("somebody else's CA").client_cert("Acme")
-        } else if options.expired_client_cert {
-            client_ca.client_cert_expired("Acme")
-        } else {
-            client_ca.client_cert("Acme")
-        };
-        let dir = tempfile::tempdir().unwrap();
-        let config_path = write_setup(dir.path(), &wise, &server_ca, &client_cert, &options);
-        let mut config = Config::load(&config_path).expect("test config is valid");
-        if options.threads.is_some() {
-            config.listen.threads = options.threads;
-        }
-        if !options.unauthorized {
-            // Authorize with a trusted identity even when the run presents another one.
-            let good = dir.path().join("good");
-            std::fs::create_dir_all(&good).unwrap();
-            let mut authorize_config = config.clone();
-            if options.untrusted_client_cert || options.no_ca_file || options.expired_client_cert {
-                let trusted = client_ca.client_cert("Acme");
-                std::fs::write(good.join("client.crt"), &trusted.cert_pem).unwrap();
-                std::fs::write(good.join("client.key"), &trusted.key_pem).unwrap();
-                std::fs::write(good.join("wise-ca.pem"), server_ca.cert_pem()).unwrap();
-                authorize_config.mtls.cert_file = good.join("client.crt");
-                authorize_config.mtls.key_file = good.join("client.key");
-                authorize_config.upstream.ca_file = Some(good.join("wise-ca.pem"));
-            }
-            authorize_with_code(&authorize_config, &wise).await;
-        }
-        let listeners = bind_pair().await;
-        let proxy = listeners.proxy.local_addr().unwrap();
-        let admin = listeners.admin.local_addr().unwrap();
-        let shutdown = CancellationToken::new();
-        let clock = options
-            .clock
-            .clone()
-            .unwrap_or(wisegate::history::Clock::System);
-        let task = tokio::spawn(wisegate::run_with_clock(
-            config,
-            listeners,
-            shutdown.clone(),
-            clock,
-        ));
-        Harness {
-            dir,
-            wise,
-            client_cert,
-            config_path,
-            proxy,
-            admin,
-            shutdown,
-            task,
-        }
+    /// The defaults; change what a test needs, then `start` or `setup`.
+    pub fn builder() -> HarnessBuilder {
+        HarnessBuilder::default()
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -292,7 +347,8 @@ pub fn first_der(pem: &str) -> Vec<u8> {
         .to_vec()
 }
 
-/// fake-wise plus a written (not yet authorized) setup in a temp folder.
+/// fake-wise plus a written (not yet authorized) setup in a temp folder
+/// ([`HarnessBuilder::setup`]).
 pub struct Setup {
     pub wise: FakeWise,
     pub client_ca: TestCa,
@@ -301,37 +357,44 @@ pub struct Setup {
     pub config_path: PathBuf,
 }
 
-pub async fn setup(fake: FakeWiseConfig) -> Setup {
-    let (wise, client_ca, server_ca) = start_wise(fake).await;
-    let dir = tempfile::tempdir().unwrap();
-    let config_path = write_setup(
-        dir.path(),
-        &wise,
-        &server_ca,
-        &client_ca.client_cert("Acme"),
-        &Options::default(),
-    );
-    Setup {
-        wise,
-        client_ca,
-        server_ca,
-        dir,
-        config_path,
+impl Setup {
+    /// The config as written.
+    pub fn config(&self) -> Config {
+        Config::load(&self.config_path).expect("test config is valid")
     }
 }
 
-/// Runs wisegate with `config` on fresh loopback listeners; returns the proxy address.
-pub async fn serve(config: Config) -> SocketAddr {
-    serve_with_admin(config).await.0
+/// A wisegate serving in this process ([`serve`]).
+pub struct Running {
+    pub proxy: SocketAddr,
+    pub admin: SocketAddr,
+    pub shutdown: CancellationToken,
+    pub task: JoinHandle<Result<(), wisegate::app::BuildError>>,
 }
 
-/// Like [`serve`], also returning the admin address.
-pub async fn serve_with_admin(config: Config) -> (SocketAddr, SocketAddr) {
+/// Runs wisegate with `config` on fresh loopback listeners, in this process.
+pub async fn serve(config: Config) -> Running {
+    serve_on_clock(config, wisegate::history::Clock::System).await
+}
+
+/// [`serve`] with `/status`'s history on `clock`.
+async fn serve_on_clock(config: Config, clock: wisegate::history::Clock) -> Running {
     let listeners = bind_pair().await;
     let proxy = listeners.proxy.local_addr().unwrap();
     let admin = listeners.admin.local_addr().unwrap();
-    tokio::spawn(wisegate::run(config, listeners, CancellationToken::new()));
-    (proxy, admin)
+    let shutdown = CancellationToken::new();
+    let task = tokio::spawn(wisegate::run_with_clock(
+        config,
+        listeners,
+        shutdown.clone(),
+        clock,
+    ));
+    Running {
+        proxy,
+        admin,
+        shutdown,
+        task,
+    }
 }
 
 /// The value of one sample in the admin listener's `/metrics`, e.g.
