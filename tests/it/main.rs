@@ -2,9 +2,13 @@
 //! harness in [`common`]. One binary links wisegate and fake-wise once, instead of once
 //! per file. Run one area with `cargo test --test it admin::`, one test by its name.
 //!
-//! All the tests share one process: a test must not change process-wide state (the
-//! environment, the current folder, signal dispositions, global subscribers) and sends
-//! signals only to the child processes it started.
+//! All the tests share one process, two at a time (one per core). So a test changes no
+//! process-wide state: no `std::env::set_var` (a child gets its variables through
+//! `Command::env`), no `set_current_dir` (`Command::current_dir`), signals only to the
+//! child processes it started (`process.rs`), no global tracing subscriber but
+//! [`common::init_tracing`]'s `try_init`, no rustls provider installed, ports from
+//! `127.0.0.1:0`. The few tests that must not run beside each other hold
+//! [`common::alone`].
 
 mod common;
 

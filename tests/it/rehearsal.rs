@@ -119,6 +119,9 @@ async fn authorize_and_check(config: &str, authorize_port: u16, extra: &[&str]) 
 
 #[tokio::test]
 async fn the_readme_rehearsal_runs_and_survives_a_restart() {
+    // The build below can take both cores for minutes (on a clean checkout it compiles
+    // fake-wise's dependencies for the dev profile): not while the chaos run counts.
+    let _alone = common::alone().await;
     let binary = fake_wise_binary();
     let temp = tempfile::tempdir().unwrap();
     let dir = temp.path().join("rehearsal");

@@ -448,6 +448,15 @@ pub fn init_tracing() {
     }
 }
 
+/// Held for the whole test by the few tests that must not run beside each other in this
+/// process: one whose work takes the machine (the rehearsal's cargo build) and one that
+/// counts on timing under load (the Redis chaos run). Each had a test binary, and so a
+/// process and the machine, to itself before the tests became one binary.
+pub async fn alone() -> tokio::sync::MutexGuard<'static, ()> {
+    static ALONE: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    ALONE.lock().await
+}
+
 /// Polls `check` until it holds or `limit` passes; returns whether it held.
 pub async fn eventually(limit: std::time::Duration, mut check: impl AsyncFnMut() -> bool) -> bool {
     let deadline = std::time::Instant::now() + limit;
