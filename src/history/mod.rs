@@ -11,7 +11,7 @@
 //! figure is in docs/operations.md, "Status page").
 //!
 //! Time comes from a [`Clock`]: the system clock, or a manual one that a test or the
-//! scripted hour (`tests/status_page.rs`, `a_scripted_hour_...`) moves forward.
+//! scripted hour (`tests/it/status_page.rs`, `a_scripted_hour_...`) moves forward.
 
 mod clock;
 mod events;
