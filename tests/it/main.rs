@@ -7,8 +7,9 @@
 //! `Command::env`), no `set_current_dir` (`Command::current_dir`), signals only to the
 //! child processes it started (`process.rs`), no global tracing subscriber but
 //! [`common::init_tracing`]'s `try_init`, no rustls provider installed, ports from
-//! `127.0.0.1:0`. The few tests that must not run beside each other hold
-//! [`common::alone`].
+//! `127.0.0.1:0`. A test that must have the machine to itself (as
+//! each file had when it was a binary run on its own) holds [`common::alone`]; one that
+//! loads it holds [`common::heavy`], and the two never overlap.
 
 mod common;
 

@@ -124,6 +124,7 @@ async fn readyz(admin: SocketAddr) -> (StatusCode, serde_json::Value) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_replicas_under_load_refresh_once_per_lifetime_for_the_group() {
+    let _heavy = common::heavy().await;
     let redis = RedisServer::start(None).await;
     // Tokens of 4 s, refreshed every 2 s. (With 2 s tokens, refreshes 1 s apart, a
     // request's one replay after a 401 sometimes met the next refresh on a busy CI
@@ -169,6 +170,7 @@ async fn three_replicas_under_load_refresh_once_per_lifetime_for_the_group() {
 
 #[tokio::test]
 async fn a_401_after_another_replica_refreshed_adopts_the_stored_token() {
+    let _heavy = common::heavy().await;
     let redis = RedisServer::start(None).await;
     let g = group(FakeWiseConfig::default(), &redis, 0).await;
     let config = Config::load(&g.config_path).unwrap();
@@ -213,6 +215,7 @@ async fn a_401_after_another_replica_refreshed_adopts_the_stored_token() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replicas_meeting_401_at_once_refresh_once_and_replay() {
+    let _heavy = common::heavy().await;
     let redis = RedisServer::start(None).await;
     let g = group(FakeWiseConfig::default(), &redis, 3).await;
     for replica in &g.replicas {
@@ -243,6 +246,7 @@ async fn replicas_meeting_401_at_once_refresh_once_and_replay() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_killed_and_back_empty_loses_nothing() {
+    let _heavy = common::heavy().await;
     let mut redis = RedisServer::start(None).await;
     // 6 s tokens, refreshed 3 s before expiry: an outage of a few seconds is bridged by
     // the valid token without anyone refreshing alone (that starts 0.6 s before expiry).
@@ -327,6 +331,7 @@ async fn redis_killed_and_back_empty_loses_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_redis_gone_a_token_about_to_expire_is_refreshed_alone_and_written_back() {
+    let _heavy = common::heavy().await;
     let mut redis = RedisServer::start(None).await;
     let g = group(lifetime(3), &redis, 1).await;
     let replica = &g.replicas[0];
@@ -371,6 +376,7 @@ async fn with_redis_gone_a_token_about_to_expire_is_refreshed_alone_and_written_
 
 #[tokio::test]
 async fn readiness_is_503_while_no_token_can_be_had_from_an_unreachable_store() {
+    let _heavy = common::heavy().await;
     let mut redis = RedisServer::start(None).await;
     let g = group(FakeWiseConfig::default(), &redis, 0).await;
     redis.kill();
@@ -397,6 +403,7 @@ async fn readiness_is_503_while_no_token_can_be_had_from_an_unreachable_store() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_commands_work_against_redis_and_never_print_the_password() {
+    let _heavy = common::heavy().await;
     let redis = RedisServer::start(Some("s3cret-redis-pw")).await;
     let g = group(FakeWiseConfig::default(), &redis, 0).await;
     let wisegate = |args: &[&str]| {
@@ -449,6 +456,7 @@ async fn the_commands_work_against_redis_and_never_print_the_password() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rotated_password_and_closed_connections_cost_no_request() {
+    let _heavy = common::heavy().await;
     let mut redis = RedisServer::start(Some("first-redis-pw")).await;
     let secrets = tempfile::tempdir().unwrap();
     let password_file = secrets.path().join("redis_password");
@@ -491,6 +499,7 @@ async fn a_rotated_password_and_closed_connections_cost_no_request() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rediss_with_a_private_ca() {
+    let _heavy = common::heavy().await;
     let dir = tempfile::tempdir().unwrap();
     let ca = fake_wise::TestCa::new("redis CA");
     let server = ca.server_cert();
@@ -528,6 +537,7 @@ async fn rediss_with_a_private_ca() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replica_started_while_redis_is_away_seeds_it_once_it_answers() {
+    let _heavy = common::heavy().await;
     let mut redis = RedisServer::start(None).await;
     let g = group(FakeWiseConfig::default(), &redis, 0).await;
     // Keep only the refresh token (a Kubernetes Secret), then lose Redis entirely.

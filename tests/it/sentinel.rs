@@ -49,6 +49,7 @@ fn store(group: &SentinelGroup) -> RedisStore {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn after_a_manual_failover_the_next_write_goes_to_the_new_master() {
+    let _heavy = common::heavy().await;
     let group = SentinelGroup::start(1).await;
     let store = store(&group);
     let old = group.master_port().await;
@@ -83,6 +84,7 @@ async fn after_a_manual_failover_the_next_write_goes_to_the_new_master() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_master_demoted_under_a_kept_connection_is_left_on_readonly() {
+    let _heavy = common::heavy().await;
     let mut group = SentinelGroup::start(1).await;
     let store = store(&group);
     let (old, new) = (group.nodes[0].port, group.nodes[1].port);
@@ -227,6 +229,7 @@ async fn refreshed_through_the_master(group: &SentinelGroup, wise: &FakeWise, si
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replicas_under_load_ride_through_a_failover_and_a_killed_primary() {
+    let _heavy = common::heavy().await;
     // Three sentinels (quorum 2), a primary and a replica; two wisegate replicas.
     let mut sentinels = SentinelGroup::start(3).await;
     let group = &mut sentinels;

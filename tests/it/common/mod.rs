@@ -448,13 +448,23 @@ pub fn init_tracing() {
     }
 }
 
-/// Held for the whole test by the few tests that must not run beside each other in this
-/// process: one whose work takes the machine (the rehearsal's cargo build) and one that
-/// counts on timing under load (the Redis chaos run). Each had a test binary, and so a
-/// process and the machine, to itself before the tests became one binary.
-pub async fn alone() -> tokio::sync::MutexGuard<'static, ()> {
-    static ALONE: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-    ALONE.lock().await
+/// Who has the machine: [`alone`] excludes every [`heavy`] test and other `alone` ones.
+static MACHINE: tokio::sync::RwLock<()> = tokio::sync::RwLock::const_new(());
+
+/// Held for the whole test by a test that must have the machine to itself, as it had when
+/// each file was a binary run on its own: one whose work takes the machine (the
+/// rehearsal's cargo build) or one that counts on timing under load (the Redis chaos
+/// run). Take it once, first thing.
+pub async fn alone() -> tokio::sync::RwLockWriteGuard<'static, ()> {
+    MACHINE.write().await
+}
+
+/// Held for the whole test by a test that loads the machine (Redis replicas under load,
+/// Sentinel failovers), so that it never runs beside one that holds [`alone`]; `heavy`
+/// tests run beside each other. Take it once, first thing (a second one could wait
+/// behind an `alone` that waits for the first).
+pub async fn heavy() -> tokio::sync::RwLockReadGuard<'static, ()> {
+    MACHINE.read().await
 }
 
 /// Polls `check` until it holds or `limit` passes; returns whether it held.
