@@ -8,7 +8,7 @@ use hyper::body::Incoming;
 
 use crate::body::{self, oauth_error, BodyDigest, RespBody};
 use crate::config::{HostKind, RecordedRequest};
-use crate::state::{Shared, TokenKind};
+use crate::state::{Credential, Shared, TokenKind};
 
 /// The longest `/test/slow` delay honoured.
 const MAX_SLOW: Duration = Duration::from_secs(600);
@@ -60,8 +60,11 @@ pub(crate) async fn handle(
         Err(d) => (d, false),
     };
 
-    let kind = authenticate(shared, host, &parts.headers);
-    let resp = match kind {
+    let credential = authenticate(shared, host, &parts.headers);
+    let user = credential
+        .and_then(|c| c.user)
+        .map(|i| shared.users[i].name.clone());
+    let resp = match credential.map(|c| c.kind) {
         _ if !body_ok => oauth_error(
             StatusCode::BAD_REQUEST,
             "invalid_request",
@@ -108,6 +111,7 @@ pub(crate) async fn handle(
                 "body_len": digest.len,
                 "body_sha256": digest.sha256,
                 "token_kind": kind.as_str(),
+                "user": user,
             });
             special(parts.uri.path(), parts.uri.query(), &echo).await
         }
@@ -132,6 +136,7 @@ pub(crate) async fn handle(
         client_cert_der: conn.client_cert_der.clone(),
         peer: conn.peer,
         http_version: format!("{:?}", parts.version),
+        user,
         status: resp.status().as_u16(),
     });
     resp
@@ -150,8 +155,8 @@ fn header_list(headers: &HeaderMap) -> Vec<(String, String)> {
         .collect()
 }
 
-/// The kind of credential the request carries, if it is valid on this host.
-fn authenticate(shared: &Shared, host: HostKind, headers: &HeaderMap) -> Option<TokenKind> {
+/// The credential the request carries (its kind and whose), if it is valid on this host.
+fn authenticate(shared: &Shared, host: HostKind, headers: &HeaderMap) -> Option<Credential> {
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.trim().split_once(' ')?;
     if !scheme.eq_ignore_ascii_case("bearer") {
@@ -159,8 +164,8 @@ fn authenticate(shared: &Shared, host: HostKind, headers: &HeaderMap) -> Option<
     }
     let token = token.trim();
     match host {
-        HostKind::Mtls => shared.oauth_token_kind(token),
-        HostKind::Legacy => (token == shared.config.personal_token).then_some(TokenKind::Personal),
+        HostKind::Mtls => shared.oauth_credential(token),
+        HostKind::Legacy => shared.personal_credential(token),
     }
 }
 

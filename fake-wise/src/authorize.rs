@@ -1,5 +1,7 @@
 //! The authorize page (plain HTTP): `GET /oauth/authorize/?client_id=..&redirect_uri=..&state=..`
-//! approves at once, as if the user had clicked, and redirects back with a fresh code.
+//! approves at once, as if the user had clicked, and redirects back with a fresh code and
+//! the user's `profileId`. `&user=NAME` picks which of the double's users approves (the
+//! first without it); a name no user has gets 400.
 
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
 
@@ -46,12 +48,28 @@ pub(crate) fn handle<B>(shared: &Shared, req: &Request<B>) -> Response<RespBody>
             ),
         );
     }
+    let user = match param("user") {
+        None => 0,
+        Some(name) => match shared.user_index(name) {
+            Some(index) => index,
+            None => {
+                return body::text(
+                    StatusCode::BAD_REQUEST,
+                    format!(
+                        "user {name:?} is not one of fake-wise's users ({}): \
+                         pass one of them as ?user=NAME, or leave it out for the first\n",
+                        shared.user_names()
+                    ),
+                )
+            }
+        },
+    };
     let mut out = form_urlencoded::Serializer::new(String::new());
-    out.append_pair("code", &shared.issue_code());
+    out.append_pair("code", &shared.issue_code(user));
     if let Some(state) = param("state") {
         out.append_pair("state", state);
     }
-    out.append_pair("profileId", &cfg.profile_id.to_string());
+    out.append_pair("profileId", &shared.users[user].profile_id.to_string());
     let separator = if cfg.redirect_uri.contains('?') {
         '&'
     } else {

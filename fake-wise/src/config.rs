@@ -1,6 +1,7 @@
-//! The public value types of the double: its configuration, the token-endpoint failure
-//! modes, the token-call counters and the record of one API request.
+//! The public value types of the double: its configuration and users, the token-endpoint
+//! failure modes, the token-call counters and the record of one API request.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use crate::token_shape::TokenShape;
@@ -14,7 +15,8 @@ pub struct FakeWiseConfig {
     pub client_secret: String,
     /// The one registered redirect URI (`http://127.0.0.1:8765/callback`).
     pub redirect_uri: String,
-    /// The personal token the legacy host accepts (`personal-token-abcdef`).
+    /// The personal token the legacy host accepts (`personal-token-abcdef`): the user
+    /// `default`'s, when [`FakeWiseConfig::users`] is empty.
     pub personal_token: String,
     /// How long access tokens live (43199 s, like Wise).
     pub access_token_lifetime: Duration,
@@ -30,8 +32,14 @@ pub struct FakeWiseConfig {
     /// token of the lineage die), as RFC 9700 allows a server that rotates refresh tokens
     /// to do. Spent tokens presented are counted either way ([`ReuseCounts`]).
     pub revoke_grant_on_reuse: bool,
-    /// The profile id the authorize page hands out (12345).
+    /// The profile id the authorize page hands out (12345): the user `default`'s, when
+    /// [`FakeWiseConfig::users`] is empty.
     pub profile_id: u64,
+    /// The Wise users who can authorize the client, each with its own personal token,
+    /// profile and token lineage (none: one user named `default` with
+    /// [`FakeWiseConfig::personal_token`] and [`FakeWiseConfig::profile_id`]). The first
+    /// is the one the authorize page and the methods without `_for` mean.
+    pub users: Vec<FakeUser>,
     /// The RSA public key (SPKI PEM) registered for SCA signatures on `/test/sca` (none).
     pub sca_public_key_pem: Option<String>,
     /// The HTTP versions both TLS hosts offer by ALPN ([`HttpVersions::Both`]).
@@ -42,6 +50,42 @@ pub struct FakeWiseConfig {
     /// The ports the three listeners bind on 127.0.0.1 (all 0: any free port). Fixed
     /// ports let a rehearsal's `wisegate.toml` stay valid across restarts.
     pub ports: ListenPorts,
+}
+
+/// One Wise user (a business account's owner) who can authorize the OAuth client: the
+/// authorization codes made for it start its own token lineage, and the legacy host
+/// takes its personal token.
+#[derive(Clone, PartialEq, Eq)]
+pub struct FakeUser {
+    /// Its name, as in the authorize page's `?user=NAME` and the echo's `user`.
+    pub name: String,
+    /// The personal token the legacy host accepts for it.
+    pub personal_token: String,
+    /// The profile id the authorize page hands out for it.
+    pub profile_id: u64,
+}
+
+impl FakeUser {
+    /// A user with a random personal token (shaped like Wise's, a UUID) and a profile id
+    /// no other `FakeUser::new` of this process, nor the default 12345, has.
+    pub fn new(name: &str) -> FakeUser {
+        static NEXT_PROFILE: AtomicU64 = AtomicU64::new(20_001);
+        FakeUser {
+            name: name.to_owned(),
+            personal_token: crate::state::random_uuid(),
+            profile_id: NEXT_PROFILE.fetch_add(1, Ordering::Relaxed),
+        }
+    }
+}
+
+/// The personal token stays out of `Debug` output.
+impl std::fmt::Debug for FakeUser {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FakeUser")
+            .field("name", &self.name)
+            .field("profile_id", &self.profile_id)
+            .finish_non_exhaustive()
+    }
 }
 
 /// The ports of the three listeners; 0 picks a free one.
@@ -68,11 +112,53 @@ impl Default for FakeWiseConfig {
             app_token_shape: TokenShape::Uuid,
             revoke_grant_on_reuse: false,
             profile_id: 12345,
+            users: Vec::new(),
             sca_public_key_pem: None,
             http_versions: HttpVersions::default(),
             recorded_body_limit: 64 * 1024,
             ports: ListenPorts::default(),
         }
+    }
+}
+
+impl FakeWiseConfig {
+    /// The users the double serves: [`FakeWiseConfig::users`], or when that is empty the
+    /// one user `default` with [`FakeWiseConfig::personal_token`] and
+    /// [`FakeWiseConfig::profile_id`].
+    pub fn resolved_users(&self) -> Vec<FakeUser> {
+        if !self.users.is_empty() {
+            return self.users.clone();
+        }
+        vec![FakeUser {
+            name: "default".to_owned(),
+            personal_token: self.personal_token.clone(),
+            profile_id: self.profile_id,
+        }]
+    }
+
+    /// Every problem with [`FakeWiseConfig::users`]: empty or repeated names, repeated
+    /// personal tokens (the legacy host could not tell whose it is).
+    pub(crate) fn user_problems(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        for (i, user) in self.users.iter().enumerate() {
+            let earlier = &self.users[..i];
+            if user.name.is_empty() {
+                problems.push(format!("users[{i}] has an empty name"));
+            }
+            if earlier.iter().any(|u| u.name == user.name) {
+                problems.push(format!("users[{i}]: the name {:?} is taken", user.name));
+            }
+            if earlier
+                .iter()
+                .any(|u| u.personal_token == user.personal_token)
+            {
+                problems.push(format!(
+                    "users[{i}] ({:?}) has the personal token of an earlier user",
+                    user.name
+                ));
+            }
+        }
+        problems
     }
 }
 
@@ -194,6 +280,9 @@ pub struct RecordedRequest {
     pub peer: Option<std::net::SocketAddr>,
     /// `HTTP/1.1` or `HTTP/2.0`.
     pub http_version: String,
+    /// The user whose user access token or personal token the request carried (none for
+    /// an app token, or when no valid credential came), as in the echo's `user`.
+    pub user: Option<String>,
     /// The status the double answered.
     pub status: u16,
 }

@@ -9,8 +9,17 @@
 //!   the personal token;
 //! - the **authorize page** (plain HTTP): approves at once and redirects with a code.
 //!
+//! One OAuth client, one or more Wise users ([`FakeWiseConfig::users`], by default one
+//! named `default`): each user has a personal token, a profile id and its own token
+//! lineage. An authorization code names its user (`?user=NAME` on the authorize page,
+//! [`FakeWise::issue_code_for`]); a refresh replaces only that user's access token, and
+//! reuse detection and revocation act on that lineage alone. The client-credentials (app)
+//! token is the client's, one for all users. The methods without `_for` mean the first
+//! user.
+//!
 //! API calls answer a JSON echo of what arrived (`host`, `method`, `path_and_query`,
-//! `headers`, `body_len`, `body_sha256`, `token_kind`), and are recorded as they arrived,
+//! `headers`, `body_len`, `body_sha256`, `token_kind`, and `user`: whose user access or
+//! personal token it was, null for an app token), and are recorded as they arrived,
 //! authenticated or not ([`FakeWise::requests`]: head, every header field, trailers, the
 //! body's first bytes), so tests can assert on exactly what reached Wise over HTTP/1.1 or
 //! HTTP/2 ([`HttpVersions`] picks what ALPN offers). Special paths: `/test/download?bytes=N`,
@@ -21,9 +30,9 @@
 //!
 //! # Layout
 //!
-//! - `config`: the public value types (config, modes, counters, recorded requests)
+//! - `config`: the public value types (config, users, modes, counters, recorded requests)
 //! - `pki`: the run-time test PKI
-//! - `state`: codes, tokens, counters, the request record
+//! - `state`: codes, tokens, counters, the request record; `lineage`: one user's tokens
 //! - `tls`: rustls server configurations
 //! - `server`: accept loops, connections, dispatch
 //! - `token`: the token endpoint; `token_shape`: what the access tokens look like
@@ -35,6 +44,7 @@ mod api;
 mod authorize;
 mod body;
 mod config;
+mod lineage;
 pub mod pki;
 mod sca;
 mod server;
@@ -52,8 +62,8 @@ use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
 
 pub use config::{
-    FakeWiseConfig, HostKind, HttpVersions, ListenPorts, RecordedRequest, ReuseCounts, TokenCalls,
-    TokenEndpointMode,
+    FakeUser, FakeWiseConfig, HostKind, HttpVersions, ListenPorts, RecordedRequest, ReuseCounts,
+    TokenCalls, TokenEndpointMode,
 };
 pub use pki::{CertKeyPem, TestCa};
 pub use token_shape::{TokenShape, JWE_MIN_LENGTH};
@@ -98,6 +108,13 @@ impl FakeWise {
         let mtls_l = bind(ports.mtls).await?;
         let legacy_l = bind(ports.legacy).await?;
         let authorize_l = bind(ports.authorize).await?;
+        let problems = config.user_problems();
+        if !problems.is_empty() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!("FakeWiseConfig::users: {}", problems.join("; ")),
+            ));
+        }
         let shared = Arc::new(Shared::new(config));
         let (stop, stop_rx) = watch::channel(());
         let mut fake = FakeWise {
@@ -154,30 +171,74 @@ impl FakeWise {
         &self.shared.config
     }
 
-    /// A fresh single-use authorization code, as if the user had approved (30 minutes).
+    /// The users it serves ([`FakeWiseConfig::resolved_users`]), the first first.
+    pub fn users(&self) -> &[FakeUser] {
+        &self.shared.users
+    }
+
+    /// A fresh single-use authorization code for the first user, as if it had approved
+    /// (30 minutes).
     pub fn issue_code(&self) -> String {
-        self.shared.issue_code()
+        self.shared.issue_code(0)
     }
 
-    /// The newest user access token, if it is still valid.
+    /// A fresh single-use authorization code for the user named `user`: exchanging it
+    /// starts (or restarts) that user's lineage.
+    ///
+    /// # Panics
+    ///
+    /// If no user has that name (the message lists the users).
+    pub fn issue_code_for(&self, user: &str) -> String {
+        self.shared.issue_code(self.shared.expect_user(user))
+    }
+
+    /// The first user's newest user access token, if it is still valid.
     pub fn current_access_token(&self) -> Option<String> {
-        self.shared.current_access_token()
+        self.shared.current_access_token(0)
     }
 
-    /// The newest client-credentials (app) access token, if it is still valid.
+    /// The newest user access token of the user named `user`, if it is still valid
+    /// (none for a name no user has).
+    pub fn current_access_token_for(&self, user: &str) -> Option<String> {
+        self.shared
+            .current_access_token(self.shared.user_index(user)?)
+    }
+
+    /// The newest client-credentials (app) access token, if it is still valid. It is the
+    /// client's, shared by every user.
     pub fn current_app_token(&self) -> Option<String> {
         self.shared.current_app_token()
     }
 
-    /// Every user access token becomes invalid (as if another party had refreshed).
+    /// The first user's access tokens become invalid (as if another party had refreshed).
     pub fn invalidate_access_tokens(&self) {
-        self.shared.invalidate_access_tokens();
+        self.shared.invalidate_access_tokens(0);
     }
 
-    /// The user's grant is revoked: refresh token and user access tokens stop working.
-    /// App (client-credentials) tokens are not tied to the user's grant and stay valid.
+    /// The access tokens of the user named `user` become invalid; other users' stay.
+    ///
+    /// # Panics
+    ///
+    /// If no user has that name.
+    pub fn invalidate_access_tokens_for(&self, user: &str) {
+        self.shared
+            .invalidate_access_tokens(self.shared.expect_user(user));
+    }
+
+    /// The first user's grant is revoked: its refresh token and user access tokens stop
+    /// working. App (client-credentials) tokens are not tied to a user's grant and stay
+    /// valid.
     pub fn revoke_grant(&self) {
-        self.shared.revoke_grant();
+        self.shared.revoke_grant(0);
+    }
+
+    /// The grant of the user named `user` is revoked; other users' tokens stay valid.
+    ///
+    /// # Panics
+    ///
+    /// If no user has that name.
+    pub fn revoke_grant_for(&self, user: &str) {
+        self.shared.revoke_grant(self.shared.expect_user(user));
     }
 
     /// Wise enforces mTLS for this client from now on (`true`): the legacy host refuses
@@ -199,9 +260,18 @@ impl FakeWise {
     }
 
     /// Spent refresh tokens presented so far, and grants revoked for it
-    /// ([`FakeWiseConfig::revoke_grant_on_reuse`]).
+    /// ([`FakeWiseConfig::revoke_grant_on_reuse`]), over every user's lineage.
     pub fn reuse(&self) -> ReuseCounts {
         self.shared.reuse()
+    }
+
+    /// The reuse counts of the lineage of the user named `user` alone.
+    ///
+    /// # Panics
+    ///
+    /// If no user has that name.
+    pub fn reuse_for(&self, user: &str) -> ReuseCounts {
+        self.shared.reuse_of(self.shared.expect_user(user))
     }
 
     /// Every API request on the mTLS and legacy hosts (not token calls, nor wisegate's

@@ -1,16 +1,18 @@
 //! The double's mutable state: authorization codes, tokens, the token-endpoint mode and
 //! counters, and the record of API requests. Shared by every connection behind an `Arc`.
 //!
-//! One client, one user: at most one valid user access token (each new one replaces the
-//! last, as Wise's refresh does), one refresh token lineage, one app token.
+//! One client, one or more users: each user has its own token lineage ([`Lineage`]), each
+//! authorization code names its user, and the client has one app token.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use crate::config::{FakeWiseConfig, RecordedRequest, ReuseCounts, TokenCalls, TokenEndpointMode};
-use crate::token_shape::TokenShape;
+use crate::config::{
+    FakeUser, FakeWiseConfig, RecordedRequest, ReuseCounts, TokenCalls, TokenEndpointMode,
+};
+use crate::lineage::{Issued, Lineage, Presented};
 
 /// How long an authorization code stays usable.
 const CODE_LIFETIME: Duration = Duration::from_secs(30 * 60);
@@ -33,6 +35,14 @@ impl TokenKind {
     }
 }
 
+/// A valid credential: its kind, and the index of the user it belongs to (none for an
+/// app token).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Credential {
+    pub kind: TokenKind,
+    pub user: Option<usize>,
+}
+
 /// Which grant a token-endpoint call used (for the counters).
 #[derive(Clone, Copy, Debug)]
 pub(crate) enum GrantKind {
@@ -47,39 +57,19 @@ pub(crate) struct Grant {
     pub refresh_token: Option<String>,
 }
 
-#[derive(Clone)]
-struct Issued {
-    token: String,
-    expires: Instant,
-}
-
-impl Issued {
-    fn new(shape: TokenShape, lifetime: Duration) -> Issued {
-        Issued {
-            token: shape.generate(),
-            expires: Instant::now() + lifetime,
-        }
-    }
-
-    fn valid(&self, token: &str) -> bool {
-        self.token == token && Instant::now() < self.expires
-    }
-}
-
-#[derive(Default)]
 struct Tokens {
-    codes: HashMap<String, Instant>,
-    user_access: Option<Issued>,
-    refresh: Option<String>,
-    /// Refresh tokens a refresh rotated away: presenting one again is reuse.
-    spent: HashSet<String>,
-    reuse: ReuseCounts,
+    /// Live codes: when each expires and the index of the user it names.
+    codes: HashMap<String, (Instant, usize)>,
+    /// One lineage per user, in the order of `Shared::users`.
+    lineages: Vec<Lineage>,
     app_access: Option<Issued>,
 }
 
 /// Everything the listeners share.
 pub(crate) struct Shared {
     pub config: FakeWiseConfig,
+    /// The users ([`FakeWiseConfig::users`], or the one `default` user); at least one.
+    pub users: Vec<FakeUser>,
     tokens: Mutex<Tokens>,
     mode: Mutex<TokenEndpointMode>,
     calls: Mutex<TokenCalls>,
@@ -126,9 +116,16 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
 
 impl Shared {
     pub(crate) fn new(config: FakeWiseConfig) -> Shared {
+        let users = config.resolved_users();
+        let tokens = Tokens {
+            codes: HashMap::new(),
+            lineages: users.iter().map(|_| Lineage::default()).collect(),
+            app_access: None,
+        };
         Shared {
             config,
-            tokens: Mutex::default(),
+            users,
+            tokens: Mutex::new(tokens),
             mode: Mutex::default(),
             calls: Mutex::default(),
             in_flight: AtomicU64::new(0),
@@ -140,63 +137,91 @@ impl Shared {
         }
     }
 
-    pub(crate) fn issue_code(&self) -> String {
+    /// The index of the user with this name.
+    pub(crate) fn user_index(&self, name: &str) -> Option<usize> {
+        self.users.iter().position(|u| u.name == name)
+    }
+
+    /// The index of the user with this name; a test that names no user is wrong.
+    pub(crate) fn expect_user(&self, name: &str) -> usize {
+        self.user_index(name).unwrap_or_else(|| {
+            panic!(
+                "fake-wise has no user {name:?} (its users: {})",
+                self.user_names()
+            )
+        })
+    }
+
+    /// The users' names, quoted and comma-separated (for messages).
+    pub(crate) fn user_names(&self) -> String {
+        let names: Vec<String> = self.users.iter().map(|u| format!("{:?}", u.name)).collect();
+        names.join(", ")
+    }
+
+    /// A fresh code that starts a lineage for the user at `user`.
+    pub(crate) fn issue_code(&self, user: usize) -> String {
         let code = hex(&rand::random::<[u8; 20]>());
         let mut t = lock(&self.tokens);
         let now = Instant::now();
-        t.codes.retain(|_, expires| *expires > now);
-        t.codes.insert(code.clone(), now + CODE_LIFETIME);
+        t.codes.retain(|_, (expires, _)| *expires > now);
+        t.codes.insert(code.clone(), (now + CODE_LIFETIME, user));
         code
     }
 
-    /// Spends a code: a new refresh-token lineage and a new user access token.
+    fn new_user_access(&self) -> Issued {
+        Issued::new(
+            self.config.user_token_shape,
+            self.config.access_token_lifetime,
+        )
+    }
+
+    /// Spends a code: a new refresh-token lineage and a new user access token for the
+    /// user it names.
     pub(crate) fn exchange_code(&self, code: &str) -> Option<Grant> {
         let mut t = lock(&self.tokens);
-        let expires = t.codes.remove(code)?;
+        let (expires, user) = t.codes.remove(code)?;
         if Instant::now() >= expires {
             return None;
         }
         let refresh = random_uuid();
-        t.refresh = Some(refresh.clone());
-        let access = Issued::new(
-            self.config.user_token_shape,
-            self.config.access_token_lifetime,
-        );
-        t.user_access = Some(access.clone());
+        let access = self.new_user_access();
+        let lineage = &mut t.lineages[user];
+        lineage.refresh = Some(refresh.clone());
+        lineage.user_access = Some(access.clone());
         Some(Grant {
             access_token: access.token,
             refresh_token: Some(refresh),
         })
     }
 
-    /// Refreshes: a new user access token (earlier ones die), maybe a new refresh token.
-    /// A spent refresh token is counted, and with reuse detection revokes the grant.
+    /// Refreshes the lineage the token belongs to: a new user access token (that user's
+    /// earlier ones die), maybe a new refresh token. A spent refresh token is counted,
+    /// and with reuse detection revokes that lineage's grant.
     pub(crate) fn refresh(&self, refresh_token: &str) -> Option<Grant> {
         let mut t = lock(&self.tokens);
-        if t.spent.contains(refresh_token) {
-            t.reuse.spent_refresh_tokens_presented += 1;
-            if self.config.revoke_grant_on_reuse && t.refresh.is_some() {
-                t.reuse.grants_revoked += 1;
-                t.user_access = None;
-                t.refresh = None;
-            }
-            return None;
-        }
-        if t.refresh.as_deref() != Some(refresh_token) {
+        let found =
+            t.lineages
+                .iter()
+                .enumerate()
+                .find_map(|(i, l)| match l.presented(refresh_token) {
+                    Presented::Foreign => None,
+                    presented => Some((i, presented)),
+                });
+        let (user, presented) = found?;
+        let lineage = &mut t.lineages[user];
+        if let Presented::Spent = presented {
+            lineage.reused(self.config.revoke_grant_on_reuse);
             return None;
         }
         if self.config.rotate_refresh_token {
-            t.spent.insert(refresh_token.to_owned());
-            t.refresh = Some(random_uuid());
+            lineage.spent.insert(refresh_token.to_owned());
+            lineage.refresh = Some(random_uuid());
         }
-        let access = Issued::new(
-            self.config.user_token_shape,
-            self.config.access_token_lifetime,
-        );
-        t.user_access = Some(access.clone());
+        let access = self.new_user_access();
+        lineage.user_access = Some(access.clone());
         Some(Grant {
             access_token: access.token,
-            refresh_token: t.refresh.clone(),
+            refresh_token: lineage.refresh.clone(),
         })
     }
 
@@ -213,47 +238,71 @@ impl Shared {
         }
     }
 
-    /// The kind of a valid, unexpired OAuth access token (user or app).
-    pub(crate) fn oauth_token_kind(&self, token: &str) -> Option<TokenKind> {
+    /// A valid, unexpired OAuth access token (a user's or the app's).
+    pub(crate) fn oauth_credential(&self, token: &str) -> Option<Credential> {
         let t = lock(&self.tokens);
-        if t.user_access.as_ref().is_some_and(|i| i.valid(token)) {
-            Some(TokenKind::User)
+        let user = t
+            .lineages
+            .iter()
+            .position(|l| l.user_access.as_ref().is_some_and(|i| i.valid(token)));
+        if user.is_some() {
+            Some(Credential {
+                kind: TokenKind::User,
+                user,
+            })
         } else if t.app_access.as_ref().is_some_and(|i| i.valid(token)) {
-            Some(TokenKind::App)
+            Some(Credential {
+                kind: TokenKind::App,
+                user: None,
+            })
         } else {
             None
         }
     }
 
-    pub(crate) fn current_access_token(&self) -> Option<String> {
+    /// The user whose personal token this is.
+    pub(crate) fn personal_credential(&self, token: &str) -> Option<Credential> {
+        let user = self.users.iter().position(|u| u.personal_token == token)?;
+        Some(Credential {
+            kind: TokenKind::Personal,
+            user: Some(user),
+        })
+    }
+
+    /// The user's newest user access token, if it is still valid.
+    pub(crate) fn current_access_token(&self, user: usize) -> Option<String> {
         let t = lock(&self.tokens);
-        t.user_access
-            .as_ref()
-            .filter(|i| Instant::now() < i.expires)
-            .map(|i| i.token.clone())
+        t.lineages[user].user_access.as_ref()?.current()
     }
 
     /// The newest client-credentials token, if it is still valid.
     pub(crate) fn current_app_token(&self) -> Option<String> {
-        let t = lock(&self.tokens);
-        t.app_access
-            .as_ref()
-            .filter(|i| Instant::now() < i.expires)
-            .map(|i| i.token.clone())
+        lock(&self.tokens).app_access.as_ref()?.current()
     }
 
-    pub(crate) fn invalidate_access_tokens(&self) {
-        lock(&self.tokens).user_access = None;
+    pub(crate) fn invalidate_access_tokens(&self, user: usize) {
+        lock(&self.tokens).lineages[user].user_access = None;
     }
 
-    pub(crate) fn revoke_grant(&self) {
-        let mut t = lock(&self.tokens);
-        t.user_access = None;
-        t.refresh = None;
+    pub(crate) fn revoke_grant(&self, user: usize) {
+        lock(&self.tokens).lineages[user].revoke();
     }
 
+    /// One user's reuse counts.
+    pub(crate) fn reuse_of(&self, user: usize) -> ReuseCounts {
+        lock(&self.tokens).lineages[user].reuse
+    }
+
+    /// The reuse counts of every lineage together.
     pub(crate) fn reuse(&self) -> ReuseCounts {
-        lock(&self.tokens).reuse
+        let t = lock(&self.tokens);
+        t.lineages
+            .iter()
+            .fold(ReuseCounts::default(), |sum, l| ReuseCounts {
+                spent_refresh_tokens_presented: sum.spent_refresh_tokens_presented
+                    + l.reuse.spent_refresh_tokens_presented,
+                grants_revoked: sum.grants_revoked + l.reuse.grants_revoked,
+            })
     }
 
     pub(crate) fn mode(&self) -> TokenEndpointMode {
@@ -346,6 +395,13 @@ impl Drop for InFlight<'_> {
 mod tests {
     use super::*;
 
+    /// `Some(user index)` for a valid user access token.
+    fn user_of(s: &Shared, token: &str) -> Option<Option<usize>> {
+        s.oauth_credential(token)
+            .filter(|c| c.kind == TokenKind::User)
+            .map(|c| c.user)
+    }
+
     #[test]
     fn uuid_shape() {
         let u = random_uuid();
@@ -356,12 +412,12 @@ mod tests {
     #[test]
     fn refresh_replaces_access_token() {
         let s = Shared::new(FakeWiseConfig::default());
-        let code = s.issue_code();
+        let code = s.issue_code(0);
         let g = s.exchange_code(&code).unwrap();
         assert!(s.exchange_code(&code).is_none());
         let r = s.refresh(g.refresh_token.as_deref().unwrap()).unwrap();
-        assert_eq!(s.oauth_token_kind(&g.access_token), None);
-        assert_eq!(s.oauth_token_kind(&r.access_token), Some(TokenKind::User));
+        assert_eq!(s.oauth_credential(&g.access_token), None);
+        assert_eq!(user_of(&s, &r.access_token), Some(Some(0)));
         assert_eq!(r.refresh_token, g.refresh_token);
         assert_eq!(s.reuse(), ReuseCounts::default());
     }
@@ -373,7 +429,7 @@ mod tests {
             revoke_grant_on_reuse: true,
             ..FakeWiseConfig::default()
         });
-        let g = s.exchange_code(&s.issue_code()).unwrap();
+        let g = s.exchange_code(&s.issue_code(0)).unwrap();
         let spent = g.refresh_token.unwrap();
         let r = s.refresh(&spent).unwrap();
         let current = r.refresh_token.unwrap();
@@ -381,7 +437,7 @@ mod tests {
         assert!(s.refresh("never-issued").is_none());
         assert_eq!(s.reuse(), ReuseCounts::default(), "unknown is not reuse");
         assert!(s.refresh(&spent).is_none());
-        assert_eq!(s.oauth_token_kind(&r.access_token), None, "revoked");
+        assert_eq!(s.oauth_credential(&r.access_token), None, "revoked");
         assert!(s.refresh(&current).is_none(), "the whole grant is revoked");
         let reuse = s.reuse();
         assert_eq!(reuse.spent_refresh_tokens_presented, 1);
@@ -394,11 +450,11 @@ mod tests {
             rotate_refresh_token: true,
             ..FakeWiseConfig::default()
         });
-        let g = s.exchange_code(&s.issue_code()).unwrap();
+        let g = s.exchange_code(&s.issue_code(0)).unwrap();
         let spent = g.refresh_token.unwrap();
         let r = s.refresh(&spent).unwrap();
         assert!(s.refresh(&spent).is_none());
-        assert_eq!(s.oauth_token_kind(&r.access_token), Some(TokenKind::User));
+        assert_eq!(user_of(&s, &r.access_token), Some(Some(0)));
         assert!(s.refresh(r.refresh_token.as_deref().unwrap()).is_some());
         assert_eq!(s.reuse().spent_refresh_tokens_presented, 1);
         assert_eq!(s.reuse().grants_revoked, 0);
