@@ -12,9 +12,14 @@ use std::process::ExitCode;
 use cli::args::{Command, TokenShapes, USAGE};
 use cli::wisegate_toml::Outcome;
 use cli::{folder, wisegate_toml};
-use fake_wise::{FakeWise, FakeWiseConfig, ListenPorts};
+use fake_wise::{FakeUser, FakeWise, FakeWiseConfig, ListenPorts};
 
-async fn serve(dir: &Path, ports: ListenPorts, tokens: TokenShapes) -> Result<(), String> {
+async fn serve(
+    dir: &Path,
+    ports: ListenPorts,
+    tokens: TokenShapes,
+    extra_users: Vec<(String, String)>,
+) -> Result<(), String> {
     folder::private_dir(dir)?;
     folder::private_dir(&dir.join("tls"))?;
     let pki = folder::pki(dir)?;
@@ -26,6 +31,18 @@ async fn serve(dir: &Path, ports: ListenPorts, tokens: TokenShapes) -> Result<()
     };
     config.client_secret = folder::secret(dir, "client_secret", &config.client_secret)?;
     config.personal_token = folder::secret(dir, "personal_token", &config.personal_token)?;
+    if !extra_users.is_empty() {
+        let mut users = config.resolved_users();
+        users.extend(
+            extra_users
+                .into_iter()
+                .map(|(name, personal_token)| FakeUser {
+                    personal_token,
+                    ..FakeUser::new(&name)
+                }),
+        );
+        config.users = users;
+    }
     let fake = FakeWise::start(config, &pki.server, &pki.ca.cert_pem())
         .await
         .map_err(|e| format!("cannot listen on 127.0.0.1 (ports {ports:?}): {e}"))?;
@@ -35,6 +52,9 @@ async fn serve(dir: &Path, ports: ListenPorts, tokens: TokenShapes) -> Result<()
     println!("authorize_url {}", fake.authorize_url());
     println!("client_id     {}", fake.config().client_id);
     println!("redirect_uri  {}", fake.config().redirect_uri);
+    for user in fake.users() {
+        println!("user          {} (profile {})", user.name, user.profile_id);
+    }
     println!("files in      {} (test CA {pki_note})", dir.display());
     let config_file = dir.join("wisegate.toml");
     match wisegate_toml::write_if_absent(dir, &fake)? {
@@ -98,7 +118,12 @@ async fn main() -> ExitCode {
             println!("{USAGE}");
             Ok(())
         }
-        Ok(Command::Serve { dir, ports, tokens }) => serve(&dir, ports, tokens).await,
+        Ok(Command::Serve {
+            dir,
+            ports,
+            tokens,
+            users,
+        }) => serve(&dir, ports, tokens, users).await,
         Ok(Command::SignCsr { dir, csr, out }) => sign_csr(&dir, &csr, &out),
         Err(message) => {
             eprintln!("fake-wise: {message}");

@@ -9,7 +9,7 @@ use fake_wise::{ListenPorts, TokenShape, JWE_MIN_LENGTH};
 /// `--help`'s text: the commands, the kept folder, the ports and the exit codes.
 pub const USAGE: &str = "\
 usage: fake-wise --dir DIR [--mtls-port N] [--legacy-port N] [--authorize-port N]
-                 [--jwe-app-tokens N] [--jwe-user-tokens N]
+                 [--jwe-app-tokens N] [--jwe-user-tokens N] [--user NAME=TOKEN]...
        fake-wise sign-csr --dir DIR [--csr FILE] [--out FILE]
 
 A local double of Wise (mTLS API host with the token endpoint, legacy host, authorize
@@ -31,6 +31,12 @@ fake-wise --dir DIR
     Issue client-credentials (app) or user access tokens shaped like a JWE of N
     characters (five base64url segments; N at least 480) instead of UUIDs, as Wise's
     client-credentials tokens are becoming (500-800+ characters).
+  --user NAME=PERSONAL_TOKEN (repeatable)
+    One more Wise user (a business account) besides `default`, whose personal token is
+    DIR/personal_token. Each user has its own token lineage and profile id; the
+    legacy host takes each one's personal token, and the echo's `user` says whose
+    token arrived. Authorize as a user with `&user=NAME` on the authorize page (the
+    first user without it). NAME: letters, digits, `-` and `_`.
 
 fake-wise sign-csr --dir DIR [--csr FILE] [--out FILE]
     Signs a CSR made by `wisegate csr` (RSA or EC) with DIR's CA, as Wise's Developer
@@ -49,6 +55,8 @@ pub enum Command {
         dir: PathBuf,
         ports: ListenPorts,
         tokens: TokenShapes,
+        /// `--user` in order: name and personal token.
+        users: Vec<(String, String)>,
     },
     /// Sign a CSR with the folder's CA.
     SignCsr {
@@ -75,6 +83,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, String
     let (mut dir, mut csr, mut out) = (None, None, None);
     let mut ports = ListenPorts::default();
     let mut tokens = TokenShapes::default();
+    let mut users = Vec::new();
     while let Some(arg) = args.next() {
         let name = arg.to_string_lossy().into_owned();
         let mut value = || args.next().ok_or_else(|| format!("{name} needs a value"));
@@ -88,6 +97,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, String
             ("--authorize-port", false) => ports.authorize = port(&name, value()?)?,
             ("--jwe-app-tokens", false) => tokens.app = jwe_length(&name, value()?)?,
             ("--jwe-user-tokens", false) => tokens.user = jwe_length(&name, value()?)?,
+            ("--user", false) => users.push(user(&users, value()?)?),
             _ => return Err(format!("unknown argument `{name}` (see --help)")),
         }
     }
@@ -99,8 +109,46 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, String
             dir,
         }
     } else {
-        Command::Serve { dir, ports, tokens }
+        Command::Serve {
+            dir,
+            ports,
+            tokens,
+            users,
+        }
     })
+}
+
+/// `--user NAME=PERSONAL_TOKEN`: a new name, a token no earlier `--user` has.
+fn user(earlier: &[(String, String)], value: OsString) -> Result<(String, String), String> {
+    let text = value.to_string_lossy();
+    let Some((name, token)) = text.split_once('=') else {
+        // Not echoed: a value without `=` may be a bare token.
+        return Err("--user takes NAME=PERSONAL_TOKEN, and this value has no `=`".to_owned());
+    };
+    let name_ok = name
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    if name.is_empty() || !name_ok {
+        return Err(format!(
+            "--user {name}=...: the name must be letters, digits, `-` or `_`"
+        ));
+    }
+    if name == "default" || earlier.iter().any(|(n, _)| n == name) {
+        return Err(format!(
+            "--user {name}=...: the name is taken (`default` is DIR/personal_token's user)"
+        ));
+    }
+    if token.trim().is_empty() || token.trim() != token {
+        return Err(format!(
+            "--user {name}=...: the personal token is empty or has spaces around it"
+        ));
+    }
+    if earlier.iter().any(|(_, t)| t == token) {
+        return Err(format!(
+            "--user {name}=...: another --user has the same personal token"
+        ));
+    }
+    Ok((name.to_owned(), token.to_owned()))
 }
 
 fn jwe_length(name: &str, value: OsString) -> Result<TokenShape, String> {
@@ -150,8 +198,36 @@ mod tests {
                 dir: "d".into(),
                 ports,
                 tokens: TokenShapes::default(),
+                users: Vec::new(),
             })
         );
+    }
+
+    #[test]
+    fn repeated_users() {
+        let command = run(&["--dir", "d", "--user", "uk-ltd=tok-1", "--user", "us=tok=2"]);
+        let Ok(Command::Serve { users, .. }) = command else {
+            panic!("{command:?}");
+        };
+        let pair = |n: &str, t: &str| (n.to_owned(), t.to_owned());
+        assert_eq!(users, [pair("uk-ltd", "tok-1"), pair("us", "tok=2")]);
+        let error = |args: &[&str]| run(args).unwrap_err();
+        let bare = error(&["--dir", "d", "--user", "bare-token"]);
+        assert!(bare.contains("NAME=PERSONAL_TOKEN") && !bare.contains("bare-token"));
+        assert!(error(&["--dir", "d", "--user", "default=x"]).contains("taken"));
+        assert!(error(&["--dir", "d", "--user", "a=x", "--user", "a=y"]).contains("taken"));
+        assert!(error(&["--dir", "d", "--user", "a=x", "--user", "b=x"]).contains("same"));
+        assert!(error(&["--dir", "d", "--user", "a b=x"]).contains("letters"));
+        assert!(error(&["--dir", "d", "--user", "a="]).contains("empty"));
+        let leak = error(&[
+            "--dir",
+            "d",
+            "--user",
+            "a=secret-token",
+            "--user",
+            "b=secret-token",
+        ]);
+        assert!(!leak.contains("secret-token"), "{leak}");
     }
 
     #[test]
