@@ -3,27 +3,32 @@
 //! Like the `fake-wise` binary it writes a test PKI and the secrets into `--dir` and serves
 //! the double on 127.0.0.1, but it also takes the access-token lifetime (`--lifetime
 //! SECONDS`, default 43199 like Wise), prints a fresh authorization code (`code ...`) for
-//! `wisegate authorize --code`, and forgets its request record every second so that a
+//! `wisegate authorize --code`, serves more Wise users than `default` with `--user
+//! NAME=PERSONAL_TOKEN` (repeatable; a line `user NAME code CODE` for each), and forgets its request record every second so that a
 //! long load does not grow it. On SIGTERM or SIGINT it prints the token-endpoint counts and
 //! how many API calls it answered with 401, then exits.
 //!
-//! `cargo run --release --example bench-fake-wise -- --dir DIR [--lifetime SECONDS]`
+//! `cargo run --release --example bench-fake-wise -- --dir DIR [--lifetime SECONDS]
+//! [--user NAME=PERSONAL_TOKEN]...`
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use fake_wise::{FakeWise, FakeWiseConfig, TestCa};
+use fake_wise::{FakeUser, FakeWise, FakeWiseConfig, TestCa};
 use tokio::signal::unix::{signal, SignalKind};
 
 struct Args {
     dir: PathBuf,
     lifetime: Duration,
+    /// `--user NAME=PERSONAL_TOKEN`, in order.
+    users: Vec<FakeUser>,
 }
 
 fn parse_args() -> Result<Args, String> {
     let mut args = std::env::args().skip(1);
     let mut dir = None;
     let mut lifetime = Duration::from_secs(43199);
+    let mut users = Vec::new();
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--dir" => dir = args.next().map(PathBuf::from),
@@ -34,12 +39,23 @@ fn parse_args() -> Result<Args, String> {
                     .map_err(|_| format!("--lifetime takes seconds, not {value:?}"))?;
                 lifetime = Duration::from_secs(seconds.max(1));
             }
+            "--user" => {
+                let value = args.next().unwrap_or_default();
+                let Some((name, token)) = value.split_once('=') else {
+                    return Err("--user takes NAME=PERSONAL_TOKEN (no `=` in it)".to_owned());
+                };
+                users.push(FakeUser {
+                    personal_token: token.to_owned(),
+                    ..FakeUser::new(name)
+                });
+            }
             other => return Err(format!("unknown argument {other:?}")),
         }
     }
     Ok(Args {
         dir: dir.ok_or("--dir DIR is required")?,
         lifetime,
+        users,
     })
 }
 
@@ -54,10 +70,15 @@ fn write(dir: &Path, name: &str, contents: &str) -> std::io::Result<()> {
 async fn main() -> std::io::Result<()> {
     let args = parse_args().map_err(std::io::Error::other)?;
     std::fs::create_dir_all(&args.dir)?;
-    let config = FakeWiseConfig {
+    let mut config = FakeWiseConfig {
         access_token_lifetime: args.lifetime,
         ..FakeWiseConfig::default()
     };
+    if !args.users.is_empty() {
+        // `default` (DIR/personal_token) stays the first user, the one `code` is for.
+        config.users = config.resolved_users();
+        config.users.extend(args.users);
+    }
     // One CA issues the server certificate and the client certificate, and is the CA the
     // mTLS host verifies client certificates against.
     let ca = TestCa::new("bench fake-wise CA");
@@ -77,6 +98,13 @@ async fn main() -> std::io::Result<()> {
     println!("redirect_uri {}", fake.config().redirect_uri);
     println!("lifetime_s {}", args.lifetime.as_secs());
     println!("code {}", fake.issue_code());
+    for user in &fake.users()[1..] {
+        println!(
+            "user {} code {}",
+            user.name,
+            fake.issue_code_for(&user.name)
+        );
+    }
     println!("ready");
 
     let mut term = signal(SignalKind::terminate())?;
