@@ -22,6 +22,40 @@ made by "wisegate.volumeMounts"; keys are those of config.example.toml.
 {{- end -}}
 {{- end -}}
 
+{{/*
+A token store file on the token volume: (list root "name.json"). An emptyDir is
+world-writable (0777): there the store sits in a folder wisegate makes 0700.
+*/}}
+{{- define "wisegate.fileStore" -}}
+{{- $root := index . 0 -}}
+{{- if include "wisegate.tokenClaim" $root -}}
+{{- printf "%s/%s" (include "wisegate.stateDir" $root) (index . 1) -}}
+{{- else -}}
+{{- printf "%s/private/%s" (include "wisegate.stateDir" $root) (index . 1) -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+One account's token store: (list root account). Its own tokenStore, else the shared
+Redis (wisegate gives each account its own key prefix), else tokens-<name>.json.
+*/}}
+{{- define "wisegate.accountStore" -}}
+{{- $root := index . 0 -}}
+{{- $account := index . 1 -}}
+{{- if $account.tokenStore -}}
+{{- $account.tokenStore -}}
+{{- else if $root.Values.tokenStore.redis.url -}}
+{{- $root.Values.tokenStore.redis.url -}}
+{{- else -}}
+{{- include "wisegate.fileStore" (list $root (printf "tokens-%s.json" $account.name)) -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Where one account's Secret is mounted: (list root account "personal-token"). */}}
+{{- define "wisegate.accountSecretDir" -}}
+{{- printf "%s/accounts/%s/%s" (include "wisegate.secretsDir" (index . 0)) (index . 1).name (index . 2) -}}
+{{- end -}}
+
 {{- define "wisegate.toml" -}}
 {{- $secrets := include "wisegate.secretsDir" . -}}
 {{- $gateway := eq .Values.mode "gateway" -}}
@@ -72,8 +106,10 @@ client_secret_file = {{ printf "%s/client-secret/%s" $secrets .Values.secrets.cl
 redirect_uri = {{ $c.oauth.redirectUri | toJson }}
 {{- with .Values.tokenStore.redis }}
 {{- if .url }}
+{{- if not $.Values.accounts }}
 # Shared by every pod of this client: one token lineage, refreshed once for all.
 token_store = {{ .url | toJson }}
+{{- end }}
 {{- if .passwordSecret.name }}
 redis_password_file = {{ printf "%s/redis-password/%s" $secrets .passwordSecret.key | toJson }}
 {{- end }}
@@ -83,11 +119,11 @@ redis_key_prefix = {{ . | toJson }}
 {{- if .caConfigMap.name }}
 redis_ca_file = {{ printf "%s/redis-ca/%s" $secrets .caConfigMap.key | toJson }}
 {{- end }}
-{{- else if include "wisegate.tokenClaim" $ }}
-token_store = {{ printf "%s/tokens.json" (include "wisegate.stateDir" $) | toJson }}
-{{- else }}
+{{- else if not $.Values.accounts }}
+{{- if not (include "wisegate.tokenClaim" $) }}
 # An emptyDir is world-writable (0777): the store sits in a folder wisegate makes 0700.
-token_store = {{ printf "%s/private/tokens.json" (include "wisegate.stateDir" $) | toJson }}
+{{- end }}
+token_store = {{ include "wisegate.fileStore" (list $ "tokens.json") | toJson }}
 {{- end }}
 {{- end }}
 {{- if .Values.secrets.refreshTokenSeed.name }}
@@ -124,6 +160,25 @@ level = {{ $c.log.level | toJson }}
 
 [rollback]
 all = {{ .Values.rollback.all | default false }}
+{{- range .Values.accounts }}
+{{- $account := . }}
+
+[[account]]
+name = {{ .name | toJson }}
+app_token_sha256 = [
+{{- range .appTokenSha256 }}
+  {{ . | toJson }},
+{{- end }}
+]
+token_store = {{ include "wisegate.accountStore" (list $ .) | toJson }}
+personal_token_file = {{ printf "%s/%s" (include "wisegate.accountSecretDir" (list $ . "personal-token")) (.personalToken.key | default "personal_token") | toJson }}
+{{- with .scaKey }}
+sca_key_file = {{ printf "%s/%s" (include "wisegate.accountSecretDir" (list $ $account "sca-key")) (.key | default "sca.key") | toJson }}
+{{- end }}
+{{- if hasKey . "rollback" }}
+rollback = {{ .rollback }}
+{{- end }}
+{{- end }}
 {{- range $index, $route := $c.routes }}
 
 [[route]]

@@ -117,12 +117,48 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- if not .Values.secrets.clientSecret.name -}}
 {{- fail "secrets.clientSecret.name is required: a Secret holding the OAuth client secret" -}}
 {{- end -}}
+{{- include "wisegate.validateAccounts" . -}}
 {{- $personal := false -}}
 {{- range .Values.config.routes -}}
 {{- if eq (toString .mode) "personal_token" -}}{{- $personal = true -}}{{- end -}}
 {{- end -}}
-{{- if and (or .Values.rollback.all $personal) (not .Values.secrets.personalToken.name) -}}
+{{- if and (or .Values.rollback.all $personal) (not .Values.secrets.personalToken.name) (not .Values.accounts) -}}
 {{- fail "rollback.all and personal_token routes send the personal token: set secrets.personalToken.name (a Secret holding it), or wisegate would refuse the config" -}}
 {{- end -}}
 {{- $_ := include "wisegate.terminationGracePeriodSeconds" . -}}
+{{- end -}}
+
+
+{{/* Refuses accounts wisegate would refuse, all problems at once. Renders nothing. */}}
+{{- define "wisegate.validateAccounts" -}}
+{{- $problems := list -}}
+{{- if .Values.accounts -}}
+{{- if .Values.secrets.personalToken.name -}}
+{{- $problems = append $problems "secrets.personalToken.name is the single account's personal token: with accounts, each account names its own Secret in accounts[].personalToken; leave secrets.personalToken.name empty" -}}
+{{- end -}}
+{{- if .Values.secrets.refreshTokenSeed.name -}}
+{{- $problems = append $problems "secrets.refreshTokenSeed.name seeds the single account's token store: with accounts, keep the tokens in tokenStore.persistentVolumeClaim or tokenStore.redis and run `wisegate authorize --account NAME` for each; leave secrets.refreshTokenSeed.name empty" -}}
+{{- end -}}
+{{- end -}}
+{{- $names := list -}}
+{{- $hashes := dict -}}
+{{- range $index, $account := .Values.accounts -}}
+{{- if has $account.name $names -}}
+{{- $problems = append $problems (printf "accounts[%d].name %q: another account has that name; names must be unique" $index $account.name) -}}
+{{- end -}}
+{{- $names = append $names $account.name -}}
+{{- range $account.appTokenSha256 -}}
+{{- if hasKey $hashes . -}}
+{{- $problems = append $problems (printf "accounts[%d] (%s): an appTokenSha256 hash is also in account %s; one app token must select one account" $index $account.name (get $hashes .)) -}}
+{{- else -}}
+{{- $_ := set $hashes . $account.name -}}
+{{- end -}}
+{{- end -}}
+{{- if regexMatch "^rediss?(\\+sentinel)?://[^@/]*:[^@/]*@" ($account.tokenStore | default "") -}}
+{{- $problems = append $problems (printf "accounts[%d].tokenStore carries a password, which would sit in the ConfigMap: put it in the Secret tokenStore.redis.passwordSecret names" $index) -}}
+{{- end -}}
+{{- end -}}
+{{- if $problems -}}
+{{- fail (printf "accounts: %s" (join "; " $problems)) -}}
+{{- end -}}
 {{- end -}}

@@ -100,6 +100,16 @@ config (rollback.all!) and a rotated certificate Secret take effect without a re
       mountPath: {{ $secrets }}/redis-ca
       readOnly: true
     {{- end }}
+    {{- range .Values.accounts }}
+    - name: {{ printf "wisegate-acct-%s-token" .name }}
+      mountPath: {{ include "wisegate.accountSecretDir" (list $ . "personal-token") }}
+      readOnly: true
+    {{- if .scaKey }}
+    - name: {{ printf "wisegate-acct-%s-sca" .name }}
+      mountPath: {{ include "wisegate.accountSecretDir" (list $ . "sca-key") }}
+      readOnly: true
+    {{- end }}
+    {{- end }}
     {{- if .Values.config.upstream.caConfigMap.name }}
     - name: wisegate-wise-ca
       mountPath: {{ $secrets }}/wise-ca
@@ -162,6 +172,19 @@ before the app's containers, runs as long as the pod, and stops after them.
 - name: wisegate-wise-ca
   configMap:
     name: {{ . }}
+{{- end }}
+{{- range .Values.accounts }}
+{{- $account := . }}
+- name: {{ printf "wisegate-acct-%s-token" .name }}
+  secret:
+    secretName: {{ .personalToken.name }}
+    defaultMode: {{ $mode }}
+{{- with .scaKey }}
+- name: {{ printf "wisegate-acct-%s-sca" $account.name }}
+  secret:
+    secretName: {{ .name }}
+    defaultMode: {{ $mode }}
+{{- end }}
 {{- end }}
 {{- $claim := include "wisegate.tokenClaim" . }}
 - name: wisegate-tokens
