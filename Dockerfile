@@ -15,14 +15,15 @@ WORKDIR /src
 # manifests or the lock file change, not on every source edit. fake-wise (the test
 # double, a dev-dependency) is a workspace member: cargo reads its manifest, and a stub
 # library is all it needs, since nothing of it is built here. Cargo.toml also names the
-# benchmark's targets ([[bench]] hot_path, [[example]] bench-fake-wise): cargo refuses
-# a manifest whose named targets are missing, so they get empty stubs too, kept for the
-# build below (they are never compiled; .dockerignore keeps benches/ and bench/ out).
+# benchmark's targets ([[bench]] hot_path and allocations, [[example]] bench-fake-wise):
+# cargo refuses a manifest whose named targets are missing, so they get empty stubs too,
+# kept for the build below (they are never compiled; .dockerignore keeps benches/ and
+# bench/ out).
 COPY Cargo.toml Cargo.lock ./
 COPY fake-wise/Cargo.toml fake-wise/Cargo.toml
 RUN mkdir -p src fake-wise/src benches bench \
     && echo 'fn main() {}' > src/main.rs \
-    && touch src/lib.rs fake-wise/src/lib.rs benches/hot_path.rs bench/fake_wise.rs \
+    && touch src/lib.rs fake-wise/src/lib.rs benches/hot_path.rs benches/allocations.rs bench/fake_wise.rs \
     && cargo build --release --locked --bin wisegate \
     && rm -rf src
 
