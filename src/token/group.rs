@@ -1,30 +1,13 @@
 //! One refresh for the whole group of replicas sharing a Redis store.
 //!
-//! A replica about to refresh (on schedule, after a 401, or with an expired token):
-//!
-//! 1. reads the store: a newer generation than the one it holds (and not the token that
-//!    just failed) is adopted, no call to Wise;
-//! 2. takes the group's lock ([`super::lock`]); if another replica holds it, waits for
-//!    that replica's result (a newer generation appears) or for the lock to go away;
-//! 3. under the lock, reads the store again and adopts if someone was faster;
-//! 4. refreshes with the stored refresh token, writes the new tokens as the next
-//!    generation (which notifies the group), releases the lock.
-//!
-//! Redis unreachable: while the held token is valid nothing is refreshed (a replica
-//! refreshing alone would invalidate the token the others hold, forking the lineage);
-//! requests keep using it. Only when it is about to expire (the last tenth of its
-//! lifetime, at most 5 minutes) does a replica refresh on its own, the lesser evil
-//! against certain expiry, and writes the result back once Redis answers. The sync task
-//! ([`super::sync`]) adopts newer generations and writes the lineage back into an
-//! emptied store.
-
-//! One refresh for the whole group of replicas sharing a Redis store.
-//!
 //! A replica about to refresh (on schedule, after a 401, or with an expired token) looks
 //! at what it holds and what the store holds and takes the step the rules of
 //! [`super::reconcile`] give (their module doc states the invariant: no refresh token
 //! that may have been spent is ever presented):
 //!
+//! 0. a valid token other than the one the caller saw fail, which arrived while it
+//!    waited (the sync task adopts the group's as soon as Redis answers), answers the
+//!    caller at once, whatever the store says by then;
 //! 1. a newer generation in the store is adopted, no call to Wise;
 //! 2. a held lineage newer than the store (Redis lost data) is written back first
 //!    (compare-and-set on the generation), unless Wise rejected it;
@@ -120,6 +103,18 @@ impl TokenManager {
         loop {
             let changed = self.lineage.changed();
             let current = self.lineage.load();
+            // A newer token arrived while this caller waited (the sync task adopted the
+            // group's after Redis came back): it answers the caller, whatever the store
+            // says now. Without this, a store gone again meanwhile made a request whose
+            // token Wise had rejected fail although a valid one was held.
+            let now = SystemTime::now();
+            if let Some(newer) = current
+                .as_deref()
+                .zip(stale)
+                .and_then(|(held, stale)| held.instead_of(stale, now))
+            {
+                return Ok(Obtained::Adopted(newer));
+            }
             let looked = self.look(redis, current.as_deref(), guard).await;
             let (next, stored) = match looked {
                 Ok(looked) => {

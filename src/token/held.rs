@@ -149,6 +149,13 @@ impl Held {
         self.tokens.expires_at > now
     }
 
+    /// This token's header, when it can stand in for `stale` (the token a caller saw
+    /// fail or expire): a different one, valid, and not rejected by Wise. It arrived
+    /// while the caller waited (the sync task adopted it, or a refresh here made it).
+    pub(super) fn instead_of(&self, stale: &HeaderValue, now: SystemTime) -> Option<HeaderValue> {
+        (self.bearer != *stale && self.usable(now) && !self.rejected()).then(|| self.bearer.clone())
+    }
+
     pub(super) fn lifetime(&self) -> Duration {
         self.tokens
             .expires_at
@@ -219,6 +226,20 @@ mod tests {
         // A shared store's higher generation is newer, a lower one never.
         assert!(newer_lineage(&held("D", 1000, 8), &held("B", 2000, 7)));
         assert!(!newer_lineage(&held("D", 3000, 6), &held("B", 2000, 7)));
+    }
+
+    #[test]
+    fn only_a_different_valid_token_wise_has_not_rejected_stands_in_for_a_stale_one() {
+        let now = UNIX_EPOCH + Duration::from_secs(3000);
+        let old = held("A", 1000, 7);
+        let new = held("B", 2000, 8);
+        let stale = old.bearer.clone();
+        assert_eq!(new.instead_of(&stale, now), Some(new.bearer.clone()));
+        assert_eq!(old.instead_of(&stale, now), None, "the stale token itself");
+        let expired = now + Duration::from_secs(43_200);
+        assert_eq!(new.instead_of(&stale, expired), None, "expired");
+        new.mark_rejected();
+        assert_eq!(new.instead_of(&stale, now), None, "rejected by Wise");
     }
 
     #[test]

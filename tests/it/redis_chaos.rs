@@ -35,6 +35,9 @@ const LIFETIME: Duration = Duration::from_secs(6);
 
 /// One request as a client saw it.
 struct Outcome {
+    replica: usize,
+    /// Wall-clock time sent, to find the request in the replicas' log.
+    sent_at: std::time::SystemTime,
     sent: Instant,
     done: Instant,
     status: StatusCode,
@@ -130,9 +133,11 @@ async fn chaos(kills: usize) {
                 let mut outcomes = Vec::new();
                 let mut turn = client;
                 while !stop.load(Ordering::Relaxed) {
-                    let proxy = proxies[turn % proxies.len()];
+                    let replica = turn % proxies.len();
+                    let proxy = proxies[replica];
                     turn += 1;
                     let url = format!("http://{proxy}/v1/balances?client={client}");
+                    let sent_at = std::time::SystemTime::now();
                     let sent = Instant::now();
                     let (response, _) =
                         send(Request::get(&url).body(Full::new(Bytes::new())).unwrap()).await;
@@ -143,6 +148,8 @@ async fn chaos(kills: usize) {
                         .unwrap_or("")
                         .to_owned();
                     outcomes.push(Outcome {
+                        replica,
+                        sent_at,
                         sent,
                         done: Instant::now(),
                         status: response.status(),
@@ -242,6 +249,16 @@ async fn chaos(kills: usize) {
         reuse.grants_revoked,
         no_valid.moments.lock().unwrap().len(),
     );
+    for outcome in &unexcused {
+        eprintln!(
+            "unexcused: replica {} sent at {} answered {} {} after {} ms",
+            outcome.replica,
+            humantime::format_rfc3339_millis(outcome.sent_at),
+            outcome.status,
+            outcome.error_kind,
+            (outcome.done - outcome.sent).as_millis(),
+        );
+    }
     assert_eq!(
         reuse.spent_refresh_tokens_presented, 0,
         "a spent refresh token was presented"
