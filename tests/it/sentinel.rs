@@ -236,8 +236,13 @@ async fn replicas_under_load_ride_through_a_failover_and_a_killed_primary() {
     // 20 s tokens, refreshed at half-life: the seconds a failover takes (2.5 s here, 6.5 s
     // on a loaded machine) are bridged by the valid token, far from the last tenth of its
     // life where a replica cut off from Redis would refresh alone.
+    // Refresh tokens rotate and a spent one presented revokes the grant (RFC 9700), as
+    // in the chaos test: a failover that loses the last write must not make any replica
+    // spend a refresh token twice.
     let fake = FakeWiseConfig {
         access_token_lifetime: Duration::from_secs(20),
+        rotate_refresh_token: true,
+        revoke_grant_on_reuse: true,
         ..FakeWiseConfig::default()
     };
     let (wise, _dir, replicas) = wisegate_group(fake, &group.url(), 2).await;
@@ -295,12 +300,20 @@ async fn replicas_under_load_ride_through_a_failover_and_a_killed_primary() {
         );
     }
     let calls = wise.token_calls();
+    let reuse = wise.reuse();
     eprintln!(
-        "{total} requests, {} not 200; {} refreshes, generation {:?}",
+        "{total} requests, {} not 200; {} refreshes, generation {:?}; {} spent refresh tokens presented, {} grants revoked",
         failed.len(),
         calls.refresh_token,
-        master_generation(group).await
+        master_generation(group).await,
+        reuse.spent_refresh_tokens_presented,
+        reuse.grants_revoked,
     );
+    assert_eq!(
+        reuse.spent_refresh_tokens_presented, 0,
+        "a spent refresh token was presented"
+    );
+    assert_eq!(reuse.grants_revoked, 0, "the grant was revoked");
     // Every token stayed valid through both failovers: no replica ever lacked a valid
     // token, so every request is answered 200.
     assert!(failed.is_empty(), "not 200: {failed:?}");
