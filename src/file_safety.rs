@@ -127,6 +127,9 @@ pub fn credential_files(config: &Config) -> Vec<(&'static str, PathBuf)> {
             if let Some(password) = &redis.password_file {
                 files.push(("the Redis password", password.clone()));
             }
+            if let Some(password) = &redis.sentinel_password_file {
+                files.push(("the Redis Sentinel password", password.clone()));
+            }
         }
     }
     files

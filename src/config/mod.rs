@@ -167,6 +167,9 @@ pub struct RedisStoreConfig {
     pub key_prefix: String,
     /// `oauth.redis_ca_file`: trust anchors (PEM) for `rediss://` instead of the system's.
     pub ca_file: Option<PathBuf>,
+    /// `oauth.redis_sentinel_password_file`: the password the sentinels themselves
+    /// require (their `requirepass`), for a Sentinel URL.
+    pub sentinel_password_file: Option<PathBuf>,
 }
 
 /// A `redis://` or `rediss://` URL, or a Sentinel one ([`SentinelUrl`]), that may carry

@@ -67,6 +67,7 @@ pub struct RawOAuth {
     pub redis_password_file: Option<String>,
     pub redis_key_prefix: Option<String>,
     pub redis_ca_file: Option<String>,
+    pub redis_sentinel_password_file: Option<String>,
     pub refresh_token_file: Option<String>,
     pub token_url: Option<String>,
     pub authorize_url: Option<String>,

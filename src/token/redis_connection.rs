@@ -13,6 +13,9 @@
 //! master demoted under a kept connection) also drops the connection
 //! ([`needs_new_connection`]).
 //!
+//! The sentinels' own password (`oauth.redis_sentinel_password_file`) is read at every
+//! connect too, by [`super::redis_sentinel`].
+//!
 //! Never a password in a message: the store is named by its redacted URL.
 
 use super::error::StoreError;
@@ -89,7 +92,10 @@ impl RedisConnection {
             message,
         };
         let target = match config.url.sentinel() {
-            Some(url) => Target::Sentinel(SentinelTarget::new(url)),
+            Some(url) => Target::Sentinel(SentinelTarget::new(
+                url,
+                config.sentinel_password_file.clone(),
+            )),
             None => Target::Direct(Box::new(
                 config
                     .url

@@ -11,7 +11,9 @@
 //! (and on a `READONLY` answer), so the next command rediscovers.
 //!
 //! Credentials: the URL's user and password, or `oauth.redis_password_file`, are for the
-//! master (and its replicas); the sentinels are asked without them. With TLS, the CA of
+//! master (and its replicas); the sentinels get the password of
+//! `oauth.redis_sentinel_password_file` (their own `requirepass`, read again at every
+//! connect so that it can be rotated), or none. With TLS, the CA of
 //! `oauth.redis_ca_file` is trusted for both the sentinels and the master.
 
 use super::redis_connection::REDIS_TIMEOUT;
@@ -20,6 +22,7 @@ use futures_util::StreamExt;
 use redis::sentinel::{SentinelClient, SentinelClientBuilder, SentinelServerType};
 use redis::{ConnectionAddr, TlsCertificates, TlsMode};
 use std::future::Future;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
@@ -31,15 +34,31 @@ const RESUBSCRIBE_WAIT: Duration = Duration::from_secs(1);
 #[derive(Clone)]
 pub struct SentinelTarget {
     url: Arc<SentinelUrl>,
+    /// `oauth.redis_sentinel_password_file`.
+    password_file: Option<Arc<PathBuf>>,
 }
 
 impl SentinelTarget {
-    pub fn new(url: SentinelUrl) -> SentinelTarget {
-        SentinelTarget { url: Arc::new(url) }
+    pub fn new(url: SentinelUrl, password_file: Option<PathBuf>) -> SentinelTarget {
+        SentinelTarget {
+            url: Arc::new(url),
+            password_file: password_file.map(Arc::new),
+        }
     }
 
-    /// The crate's client for the master, `password` (the URL's or the file's) and
-    /// `ca_pem` applied. No connection yet: this is also how `open` checks the settings.
+    /// The sentinels' password as its file says now.
+    fn sentinel_password(&self) -> Result<Option<String>, String> {
+        let Some(file) = &self.password_file else {
+            return Ok(None);
+        };
+        let password = crate::secret::read_file("the Redis Sentinel password", file)
+            .map_err(|error| format!("oauth.redis_sentinel_password_file: {error}"))?;
+        Ok(Some(password.trim().to_owned()))
+    }
+
+    /// The crate's client for the master, `password` (the URL's or the file's), the
+    /// sentinels' password and `ca_pem` applied. No connection yet: this is also how
+    /// `open` checks the settings.
     pub fn client(
         &self,
         password: Option<&str>,
@@ -64,6 +83,9 @@ impl SentinelTarget {
         }
         if let Some(password) = password.or(url.password.as_deref()) {
             builder = builder.set_client_to_redis_password(password);
+        }
+        if let Some(password) = self.sentinel_password()? {
+            builder = builder.set_client_to_sentinel_password(password);
         }
         if url.tls {
             builder = builder.set_client_to_redis_tls_mode(TlsMode::Secure);

@@ -311,6 +311,7 @@ mod tests {
             password_file: None,
             key_prefix: "p:".into(),
             ca_file: None,
+            sentinel_password_file: None,
         };
         let store = RedisStore::open(&config, None).unwrap();
         let lineage = store.decode(&encode(&tokens), "7").unwrap();

@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
-use wisegate::config::{Config, Environment};
+use wisegate::config::{Config, Environment, TokenStoreConfig};
 
 const GOOD: &str = r#"
 environment = "production"
@@ -431,6 +431,30 @@ fn redis_keys_are_checked_and_named() {
         message.contains("oauth.redis_ca_file: only applies to a rediss://"),
         "{message}"
     );
+
+    let direct = GOOD.replace(
+        "token_store = \"state/tokens.json\"",
+        "token_store = \"redis://redis.example.svc\"\nredis_sentinel_password_file = \"s\"",
+    );
+    let message = Config::parse(Path::new("w.toml"), &direct)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        message.contains("oauth.redis_sentinel_password_file: only applies to a redis+sentinel://"),
+        "{message}"
+    );
+    let sentinel = GOOD.replace(
+        "token_store = \"state/tokens.json\"",
+        "token_store = \"redis+sentinel://s1:26379/mymaster\"\nredis_sentinel_password_file = \"s\"",
+    );
+    let config = Config::parse(Path::new("w.toml"), &sentinel).expect("a Sentinel store");
+    match &config.oauth.token_store {
+        TokenStoreConfig::Redis(redis) => assert_eq!(
+            redis.sentinel_password_file.as_deref(),
+            Some(Path::new("s"))
+        ),
+        other => panic!("not a Redis store: {other:?}"),
+    }
 
     for bad in [
         "redis://:pw@/0",

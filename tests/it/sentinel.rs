@@ -8,7 +8,7 @@
 use crate::common;
 
 use bytes::Bytes;
-use common::sentinel::SentinelGroup;
+use common::sentinel::{Passwords, SentinelGroup};
 use common::{eventually, get_at, json, send, serve, Running};
 use fake_wise::{FakeWise, FakeWiseConfig};
 use http::{Request, StatusCode};
@@ -43,8 +43,57 @@ fn store(group: &SentinelGroup) -> RedisStore {
         password_file: None,
         key_prefix: PREFIX.into(),
         ca_file: None,
+        sentinel_password_file: None,
     };
     RedisStore::open(&config, None).expect("the store opens")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn password_protected_sentinels_and_master_are_used_with_both_password_files() {
+    let passwords = Passwords {
+        master: Some("master-secret".into()),
+        sentinels: Some("sentinel-secret".into()),
+    };
+    let _heavy = common::heavy().await;
+    let group = SentinelGroup::start_with(1, passwords).await;
+    let dir = tempfile::tempdir().unwrap();
+    let master_file = dir.path().join("redis_password");
+    let sentinel_file = dir.path().join("redis_sentinel_password");
+    std::fs::write(&master_file, "master-secret\n").unwrap();
+    std::fs::write(&sentinel_file, "sentinel-secret\n").unwrap();
+    let config = |sentinel_password_file| RedisStoreConfig {
+        url: RedisUrl::parse(&group.url()).expect("a Sentinel URL"),
+        password_file: Some(master_file.clone()),
+        key_prefix: PREFIX.into(),
+        ca_file: None,
+        sentinel_password_file,
+    };
+
+    // Without the sentinels' password they cannot be asked for the master.
+    let without = RedisStore::open(&config(None), None).expect("the store opens");
+    let error = without.save_next(0, &tokens("0")).await.unwrap_err();
+    let message = error.to_string();
+    assert!(message.contains("sentinels"), "{message}");
+    assert!(!message.contains("secret"), "{message}");
+
+    let store = RedisStore::open(&config(Some(sentinel_file.clone())), None).expect("opens");
+    assert_eq!(store.save_next(0, &tokens("1")).await.unwrap(), 1);
+    assert_eq!(group.nodes[0].generation(PREFIX).await, Some(1));
+    assert!(store.trouble().is_none(), "{:?}", store.trouble());
+
+    // A failover is followed with both passwords (the switch is heard from a sentinel
+    // that wants its password too).
+    let old = group.master_port().await;
+    group.failover().await;
+    let new = group.wait_for_master_other_than(old).await;
+    let announced = eventually(Duration::from_secs(10), async || {
+        store.master_switches() == 1
+    })
+    .await;
+    assert!(announced, "the store heard of the switch");
+    assert_eq!(store.save_next(1, &tokens("2")).await.unwrap(), 2);
+    let new_node = group.nodes.iter().find(|n| n.port == new).unwrap();
+    assert_eq!(new_node.generation(PREFIX).await, Some(2));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

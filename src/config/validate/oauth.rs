@@ -88,6 +88,7 @@ pub(super) fn oauth(
             password_file: raw.redis_password_file.as_deref(),
             key_prefix: raw.redis_key_prefix.as_deref(),
             ca_file: raw.redis_ca_file.as_deref(),
+            sentinel_password_file: raw.redis_sentinel_password_file.as_deref(),
         },
         &client_id,
     );

@@ -13,6 +13,7 @@ pub(super) struct RedisKeys<'a> {
     pub(super) password_file: Option<&'a str>,
     pub(super) key_prefix: Option<&'a str>,
     pub(super) ca_file: Option<&'a str>,
+    pub(super) sentinel_password_file: Option<&'a str>,
 }
 
 /// `oauth.token_store` and the keys that only make sense with a Redis store.
@@ -26,6 +27,7 @@ pub(super) fn token_store(
         password_file,
         key_prefix,
         ca_file,
+        sentinel_password_file,
     } = keys;
     let redis_text = store
         .filter(|s| s.starts_with("redis://") || s.starts_with("rediss://") || is_sentinel_url(s));
@@ -41,6 +43,10 @@ pub(super) fn token_store(
             ("oauth.redis_password_file", password_file.is_some()),
             ("oauth.redis_key_prefix", key_prefix.is_some()),
             ("oauth.redis_ca_file", ca_file.is_some()),
+            (
+                "oauth.redis_sentinel_password_file",
+                sentinel_password_file.is_some(),
+            ),
         ] {
             if set {
                 c.problem(
@@ -77,6 +83,14 @@ pub(super) fn token_store(
             "only applies to a rediss:// or rediss+sentinel:// (TLS) token_store",
         );
     }
+    let sentinel_password_file =
+        c.path("oauth.redis_sentinel_password_file", sentinel_password_file);
+    if sentinel_password_file.is_some() && !is_sentinel_url(text) {
+        c.problem(
+            "oauth.redis_sentinel_password_file",
+            "only applies to a redis+sentinel:// or rediss+sentinel:// token_store: the password the sentinels themselves require",
+        );
+    }
     let key_prefix = match key_prefix {
         Some(prefix) if prefix.is_empty() || prefix.chars().any(char::is_whitespace) => {
             c.problem(
@@ -94,6 +108,7 @@ pub(super) fn token_store(
             password_file,
             key_prefix,
             ca_file,
+            sentinel_password_file,
         }),
         None => TokenStoreConfig::File(PathBuf::new()),
     }

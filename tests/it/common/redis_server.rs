@@ -50,11 +50,12 @@ impl RedisServer {
     }
 
     /// Starts a node of a replicated group (see [`super::sentinel`]) on a free port, in
-    /// a folder of its own, replicating `replica_of` if given.
-    pub async fn start_node(replica_of: Option<u16>) -> RedisServer {
+    /// a folder of its own, replicating `replica_of` if given; `password` is both its
+    /// `requirepass` and the `masterauth` it replicates with.
+    pub async fn start_node(replica_of: Option<u16>, password: Option<&str>) -> RedisServer {
         let mut server = RedisServer {
             port: free_port(),
-            password: None,
+            password: password.map(str::to_owned),
             tls: None,
             dir: Some(tempfile::tempdir().unwrap()),
             replica_of,
@@ -101,6 +102,7 @@ impl RedisServer {
             .stderr(Stdio::null());
         if let Some(password) = &self.password {
             command.args(["--requirepass", password]);
+            command.args(["--masterauth", password]);
         }
         if let Some(primary) = self.replica_of {
             command.args(["--replicaof", "127.0.0.1", &primary.to_string()]);

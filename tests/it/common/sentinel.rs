@@ -15,6 +15,8 @@ pub const DOWN_AFTER_MS: u64 = 1000;
 
 struct Sentinel {
     port: u16,
+    /// Its own `requirepass`.
+    password: Option<String>,
     /// The folder of its config file, which it rewrites.
     _dir: tempfile::TempDir,
     child: Option<Child>,
@@ -22,20 +24,32 @@ struct Sentinel {
 
 impl Sentinel {
     /// Writes a config watching `master_port` with `quorum` and starts `redis-sentinel`.
-    async fn start(port: u16, dir: tempfile::TempDir, master_port: u16, quorum: usize) -> Sentinel {
+    async fn start(
+        port: u16,
+        dir: tempfile::TempDir,
+        master_port: u16,
+        quorum: usize,
+        passwords: &Passwords,
+    ) -> Sentinel {
         let config = dir.path().join("sentinel.conf");
-        std::fs::write(
-            &config,
-            format!(
-                "port {port}\nbind 127.0.0.1\ndir {dir}\n\
-                 sentinel monitor {MASTER} 127.0.0.1 {master_port} {quorum}\n\
-                 sentinel down-after-milliseconds {MASTER} {DOWN_AFTER_MS}\n\
-                 sentinel failover-timeout {MASTER} 2000\n\
-                 sentinel parallel-syncs {MASTER} 1\n",
-                dir = dir.path().display()
-            ),
-        )
-        .unwrap();
+        let mut text = format!(
+            "port {port}\nbind 127.0.0.1\ndir {dir}\n\
+             sentinel monitor {MASTER} 127.0.0.1 {master_port} {quorum}\n\
+             sentinel down-after-milliseconds {MASTER} {DOWN_AFTER_MS}\n\
+             sentinel failover-timeout {MASTER} 2000\n\
+             sentinel parallel-syncs {MASTER} 1\n",
+            dir = dir.path().display()
+        );
+        if let Some(master) = &passwords.master {
+            text.push_str(&format!("sentinel auth-pass {MASTER} {master}\n"));
+        }
+        if let Some(own) = &passwords.sentinels {
+            // Its peers log in with the same one.
+            text.push_str(&format!(
+                "requirepass {own}\nsentinel sentinel-pass {own}\n"
+            ));
+        }
+        std::fs::write(&config, text).unwrap();
         let child = Command::new("redis-sentinel")
             .arg(&config)
             .stdout(Stdio::null())
@@ -44,6 +58,7 @@ impl Sentinel {
             .expect("redis-sentinel is installed (`apt-get install -y redis-sentinel`; .ci/run does it)");
         let sentinel = Sentinel {
             port,
+            password: passwords.sentinels.clone(),
             _dir: dir,
             child: Some(child),
         };
@@ -56,7 +71,11 @@ impl Sentinel {
     }
 
     async fn connection(&self) -> Option<redis::aio::MultiplexedConnection> {
-        let client = redis::Client::open(format!("redis://127.0.0.1:{}", self.port)).ok()?;
+        let url = match &self.password {
+            Some(password) => format!("redis://:{password}@127.0.0.1:{}", self.port),
+            None => format!("redis://127.0.0.1:{}", self.port),
+        };
+        let client = redis::Client::open(url).ok()?;
         client.get_multiplexed_async_connection().await.ok()
     }
 
@@ -109,28 +128,46 @@ impl Drop for Sentinel {
     }
 }
 
+/// The passwords of a group: the nodes' `requirepass` (and `masterauth`), and the
+/// sentinels' own `requirepass`.
+#[derive(Clone, Default)]
+pub struct Passwords {
+    pub master: Option<String>,
+    pub sentinels: Option<String>,
+}
+
 /// A primary, a replica and `count` sentinels.
 pub struct SentinelGroup {
     /// The Redis nodes, the first one the primary at the start.
     pub nodes: Vec<RedisServer>,
     sentinels: Vec<Sentinel>,
+    passwords: Passwords,
 }
 
 impl SentinelGroup {
     /// Starts the nodes and `count` sentinels (quorum: a majority), and waits until a
     /// failover could happen (the replica in sync and known to every sentinel).
     pub async fn start(count: usize) -> SentinelGroup {
-        let primary = RedisServer::start_node(None).await;
-        let replica = RedisServer::start_node(Some(primary.port)).await;
+        SentinelGroup::start_with(count, Passwords::default()).await
+    }
+
+    /// [`SentinelGroup::start`] with passwords on the nodes and on the sentinels.
+    pub async fn start_with(count: usize, passwords: Passwords) -> SentinelGroup {
+        let master = passwords.master.as_deref();
+        let primary = RedisServer::start_node(None, master).await;
+        let replica = RedisServer::start_node(Some(primary.port), master).await;
         let master_port = primary.port;
         let mut sentinels = Vec::new();
         for _ in 0..count {
             let dir = tempfile::tempdir().unwrap();
-            sentinels.push(Sentinel::start(free_port(), dir, master_port, count / 2 + 1).await);
+            let quorum = count / 2 + 1;
+            sentinels
+                .push(Sentinel::start(free_port(), dir, master_port, quorum, &passwords).await);
         }
         let group = SentinelGroup {
             nodes: vec![primary, replica],
             sentinels,
+            passwords,
         };
         group.wait_ready_for_failover().await;
         group
@@ -244,8 +281,9 @@ impl SentinelGroup {
             .collect();
         for port in ports {
             let dir = tempfile::tempdir().unwrap();
+            let quorum = count / 2 + 1;
             self.sentinels
-                .push(Sentinel::start(port, dir, master, count / 2 + 1).await);
+                .push(Sentinel::start(port, dir, master, quorum, &self.passwords).await);
         }
     }
 }
