@@ -91,20 +91,6 @@ fn describe(description: &Option<String>) -> String {
         .unwrap_or_default()
 }
 
-impl OAuthError {
-    /// Whether retrying later can help (network trouble, 5xx, garbage) as opposed to a
-    /// verdict on the grant or the client that needs a person.
-    pub fn is_transient(&self) -> bool {
-        match self {
-            OAuthError::Transport(_) | OAuthError::Malformed { .. } => true,
-            OAuthError::Refused { status, .. } => {
-                status.is_server_error() || *status == StatusCode::TOO_MANY_REQUESTS
-            }
-            OAuthError::InvalidGrant { .. } | OAuthError::InvalidClient { .. } => false,
-        }
-    }
-}
-
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("cannot read the token store {file}: {message}")]
