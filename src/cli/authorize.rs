@@ -1,9 +1,10 @@
 //! `wisegate authorize`: the one-time OAuth step, with the questions around it (replace
 //! a stored lineage?) and the hand-over to a running wisegate.
 
-use super::{rfc3339, EXIT_USAGE};
+use super::EXIT_USAGE;
 use wisegate::admin_client::{self, Lookup};
 use wisegate::config::Config;
+use wisegate::timestamps::rfc3339;
 use wisegate::{app, authorize};
 
 /// Authorizes, stores the tokens and hands them to a running wisegate.

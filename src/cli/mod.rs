@@ -11,17 +11,5 @@ pub mod dispatch;
 pub mod serve;
 pub mod token;
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 /// Invalid arguments or config (sysexits' EX_USAGE).
 pub const EXIT_USAGE: u8 = 64;
-
-/// A time as RFC 3339, to the second.
-pub fn rfc3339(time: SystemTime) -> String {
-    let seconds = time
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    humantime::format_rfc3339_seconds(UNIX_EPOCH + std::time::Duration::from_secs(seconds))
-        .to_string()
-}

@@ -1,11 +1,11 @@
 //! `wisegate token status` and `wisegate token refresh`.
 
-use super::rfc3339;
 use anyhow::Context;
 use std::time::SystemTime;
 use wisegate::admin_client::{self, Lookup};
 use wisegate::app;
 use wisegate::config::Config;
+use wisegate::timestamps::rfc3339;
 
 /// Prints the stored token's state (never the token) and the running process's last
 /// refresh.

@@ -10,10 +10,10 @@
 use super::error::StoreError;
 use super::token_store::TokenSet;
 use crate::secret::{AccessToken, RefreshToken};
+use crate::timestamps::{from_unix_seconds, unix_seconds};
 use serde::{Deserialize, Serialize};
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// The on-disk shape; versioned so it can evolve.
 #[derive(Serialize, Deserialize)]
@@ -26,16 +26,6 @@ struct StoredTokens {
     refresh_token_expires_at: Option<u64>,
     profile_id: Option<String>,
     obtained_at: u64,
-}
-
-fn to_unix(time: SystemTime) -> u64 {
-    time.duration_since(UNIX_EPOCH)
-        .unwrap_or(Duration::ZERO)
-        .as_secs()
-}
-
-fn from_unix(seconds: u64) -> SystemTime {
-    UNIX_EPOCH + Duration::from_secs(seconds)
 }
 
 /// A token store in one file.
@@ -87,11 +77,11 @@ impl FileStore {
         }
         Ok(Some(TokenSet {
             access_token: AccessToken::new(stored.access_token),
-            expires_at: from_unix(stored.access_token_expires_at),
+            expires_at: from_unix_seconds(stored.access_token_expires_at),
             refresh_token: stored.refresh_token.map(RefreshToken::new),
-            refresh_token_expires_at: stored.refresh_token_expires_at.map(from_unix),
+            refresh_token_expires_at: stored.refresh_token_expires_at.map(from_unix_seconds),
             profile_id: stored.profile_id,
-            obtained_at: from_unix(stored.obtained_at),
+            obtained_at: from_unix_seconds(stored.obtained_at),
         }))
     }
 
@@ -100,11 +90,11 @@ impl FileStore {
         let stored = StoredTokens {
             version: 1,
             access_token: tokens.access_token.expose().to_owned(),
-            access_token_expires_at: to_unix(tokens.expires_at),
+            access_token_expires_at: unix_seconds(tokens.expires_at),
             refresh_token: tokens.refresh_token.as_ref().map(|t| t.expose().to_owned()),
-            refresh_token_expires_at: tokens.refresh_token_expires_at.map(to_unix),
+            refresh_token_expires_at: tokens.refresh_token_expires_at.map(unix_seconds),
             profile_id: tokens.profile_id.clone(),
-            obtained_at: to_unix(tokens.obtained_at),
+            obtained_at: unix_seconds(tokens.obtained_at),
         };
         let text = serde_json::to_vec_pretty(&stored).map_err(|error| self.write_error(&error))?;
         write_atomically(&self.path, &text).map_err(|error| self.write_error(&error))
@@ -172,11 +162,11 @@ mod tests {
     fn sample() -> TokenSet {
         TokenSet {
             access_token: AccessToken::new("access-1"),
-            expires_at: from_unix(2_000_000_000),
+            expires_at: from_unix_seconds(2_000_000_000),
             refresh_token: Some(RefreshToken::new("refresh-1")),
-            refresh_token_expires_at: Some(from_unix(2_100_000_000)),
+            refresh_token_expires_at: Some(from_unix_seconds(2_100_000_000)),
             profile_id: Some("12345".into()),
-            obtained_at: from_unix(1_900_000_000),
+            obtained_at: from_unix_seconds(1_900_000_000),
         }
     }
 

@@ -25,9 +25,9 @@ use super::redis_connection::{needs_new_connection, RedisConnection};
 use super::token_store::{Lineage, TokenSet};
 use crate::config::RedisStoreConfig;
 use crate::secret::{AccessToken, RefreshToken};
+use crate::timestamps::{from_unix_millis, unix_millis};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// The key names of one lineage.
 #[derive(Debug, Clone)]
@@ -99,24 +99,15 @@ struct SharedTokens {
     obtained_at_ms: u64,
 }
 
-fn to_ms(time: SystemTime) -> u64 {
-    time.duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-}
-
-fn from_ms(ms: u64) -> SystemTime {
-    UNIX_EPOCH + Duration::from_millis(ms)
-}
-
 fn encode(tokens: &TokenSet) -> String {
     let shared = SharedTokens {
         version: 1,
         access_token: tokens.access_token.expose().to_owned(),
-        access_token_expires_at_ms: to_ms(tokens.expires_at),
+        access_token_expires_at_ms: unix_millis(tokens.expires_at),
         refresh_token: tokens.refresh_token.as_ref().map(|t| t.expose().to_owned()),
-        refresh_token_expires_at_ms: tokens.refresh_token_expires_at.map(to_ms),
+        refresh_token_expires_at_ms: tokens.refresh_token_expires_at.map(unix_millis),
         profile_id: tokens.profile_id.clone(),
-        obtained_at_ms: to_ms(tokens.obtained_at),
+        obtained_at_ms: unix_millis(tokens.obtained_at),
     };
     serde_json::to_string(&shared).unwrap_or_default()
 }
@@ -249,11 +240,11 @@ impl RedisStore {
         Ok(Lineage {
             tokens: TokenSet {
                 access_token: AccessToken::new(shared.access_token),
-                expires_at: from_ms(shared.access_token_expires_at_ms),
+                expires_at: from_unix_millis(shared.access_token_expires_at_ms),
                 refresh_token: shared.refresh_token.map(RefreshToken::new),
-                refresh_token_expires_at: shared.refresh_token_expires_at_ms.map(from_ms),
+                refresh_token_expires_at: shared.refresh_token_expires_at_ms.map(from_unix_millis),
                 profile_id: shared.profile_id,
-                obtained_at: from_ms(shared.obtained_at_ms),
+                obtained_at: from_unix_millis(shared.obtained_at_ms),
             },
             generation,
         })
@@ -300,11 +291,11 @@ mod tests {
     fn tokens_round_trip_in_milliseconds() {
         let tokens = TokenSet {
             access_token: AccessToken::new("access-1"),
-            expires_at: from_ms(2_000_000_000_123),
+            expires_at: from_unix_millis(2_000_000_000_123),
             refresh_token: Some(RefreshToken::new("refresh-1")),
             refresh_token_expires_at: None,
             profile_id: Some("42".into()),
-            obtained_at: from_ms(1_999_999_998_123),
+            obtained_at: from_unix_millis(1_999_999_998_123),
         };
         let config = RedisStoreConfig {
             url: crate::config::RedisUrl::parse("redis://:pw@127.0.0.1:1/0").unwrap(),
