@@ -96,7 +96,10 @@ async fn main() -> Result<()> {
     println!("Browser: {} {}", response.status(), page.trim());
     let profile = authorizing.await??.profile_id.unwrap_or_default();
     println!("Authorized. profileId: {profile}");
-    println!("Tokens stored in {}", config.oauth.token_store.display());
+    println!(
+        "Tokens stored in {}",
+        wisegate::app::token_store(&config)?.describe()
+    );
 
     println!();
     println!("== 3. Serving, and one call as a legacy app would make it");

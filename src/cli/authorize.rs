@@ -5,16 +5,18 @@ use super::EXIT_USAGE;
 use wisegate::admin_client::{self, Lookup};
 use wisegate::config::Config;
 use wisegate::timestamps::rfc3339;
+use wisegate::token::TokenStore;
 use wisegate::{app, authorize};
 
 /// Authorizes, stores the tokens and hands them to a running wisegate.
 pub async fn run(config: &Config, code: Option<String>, force: bool) -> anyhow::Result<()> {
-    confirm_replacing(config, force).await?;
+    let store = app::token_store(config)?;
+    confirm_replacing(&store, force).await?;
     let stdin = tokio::io::BufReader::new(tokio::io::stdin());
     let authorized = authorize::authorize(config, code, stdin, |text| println!("{text}")).await?;
     println!(
         "Authorized. Tokens stored in {} (access token valid until {}).",
-        config.oauth.token_store.display(),
+        store.describe(),
         rfc3339(authorized.expires_at)
     );
     match authorized.profile_id {
@@ -29,8 +31,7 @@ pub async fn run(config: &Config, code: Option<String>, force: bool) -> anyhow::
 
 /// Before `authorize` replaces a stored lineage: says so, and asks on a terminal; when
 /// stdin is not one, only `--force` goes ahead (exit 64 otherwise).
-async fn confirm_replacing(config: &Config, force: bool) -> anyhow::Result<()> {
-    let store = app::token_store(config)?;
+async fn confirm_replacing(store: &TokenStore, force: bool) -> anyhow::Result<()> {
     // A store that cannot be read is reported by the authorization itself.
     let Ok(Some(lineage)) = store.load().await else {
         return Ok(());

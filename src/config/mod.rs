@@ -147,14 +147,6 @@ impl TokenStoreConfig {
             TokenStoreConfig::Redis(_) => None,
         }
     }
-
-    /// For messages: the path, or the Redis URL without its password.
-    pub fn display(&self) -> String {
-        match self {
-            TokenStoreConfig::File(path) => path.display().to_string(),
-            TokenStoreConfig::Redis(redis) => redis.url.redacted().to_owned(),
-        }
-    }
 }
 
 /// A shared token store on Redis.

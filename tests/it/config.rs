@@ -368,7 +368,6 @@ fn the_example_configs_commented_routes_are_valid_when_uncommented() {
 
 #[test]
 fn a_redis_token_store_is_parsed_with_a_default_key_prefix() {
-    use wisegate::config::TokenStoreConfig;
     let text = GOOD.replace(
         "token_store = \"state/tokens.json\"",
         "token_store = \"redis://wisegate:s3cret-pw@redis.example.svc:6379/2\"",
@@ -379,7 +378,7 @@ fn a_redis_token_store_is_parsed_with_a_default_key_prefix() {
     };
     assert_eq!(redis.key_prefix, "wisegate:yourapp:");
     assert_eq!(
-        config.oauth.token_store.display(),
+        wisegate::app::token_store(&config).unwrap().describe(),
         "redis://wisegate:redacted@redis.example.svc:6379/2"
     );
     let debug = format!("{config:?}");
