@@ -6,12 +6,10 @@
 
 use crate::common;
 
-use bytes::Bytes;
 use common::redis_server::RedisServer;
-use common::{eventually, get_at, json, send, serve, Running};
+use common::{eventually, get_at, json, load, serve, Running};
 use fake_wise::{FakeWise, FakeWiseConfig};
-use http::{Request, StatusCode};
-use http_body_util::Full;
+use http::StatusCode;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -77,41 +75,21 @@ async fn group_with(fake: FakeWiseConfig, store: &str, replicas: usize) -> Group
     }
 }
 
-/// Clients sending GETs round-robin to every replica until `stop`; their statuses.
-fn load(
-    replicas: &[Replica],
-    clients: usize,
-    stop: Arc<AtomicBool>,
-) -> Vec<tokio::task::JoinHandle<Vec<StatusCode>>> {
-    let proxies: Vec<SocketAddr> = replicas.iter().map(|r| r.proxy).collect();
-    (0..clients)
-        .map(|client| {
-            let proxies = proxies.clone();
-            let stop = stop.clone();
-            tokio::spawn(async move {
-                let mut statuses = Vec::new();
-                let mut turn = client;
-                while !stop.load(Ordering::Relaxed) {
-                    let proxy = proxies[turn % proxies.len()];
-                    turn += 1;
-                    let url = format!("http://{proxy}/v1/balances?client={client}");
-                    let (response, _) =
-                        send(Request::get(&url).body(Full::new(Bytes::new())).unwrap()).await;
-                    statuses.push(response.status());
-                }
-                statuses
-            })
-        })
-        .collect()
+fn proxies(replicas: &[Replica]) -> Vec<SocketAddr> {
+    replicas.iter().map(|r| r.proxy).collect()
 }
 
 /// Every status the clients saw; panics on anything but 200.
-async fn all_ok(clients: Vec<tokio::task::JoinHandle<Vec<StatusCode>>>) -> usize {
+async fn all_ok(clients: Vec<tokio::task::JoinHandle<Vec<(Instant, StatusCode)>>>) -> usize {
     let mut total = 0;
     for client in clients {
         let statuses = client.await.unwrap();
         total += statuses.len();
-        let failed: Vec<_> = statuses.iter().filter(|s| **s != StatusCode::OK).collect();
+        let failed: Vec<_> = statuses
+            .iter()
+            .map(|(_, status)| status)
+            .filter(|s| **s != StatusCode::OK)
+            .collect();
         assert!(failed.is_empty(), "not 200: {failed:?}");
     }
     total
@@ -133,7 +111,7 @@ async fn three_replicas_under_load_refresh_once_per_lifetime_for_the_group() {
     let g = group(lifetime(4), &redis, 3).await;
     let authorized = Instant::now();
     let stop = Arc::new(AtomicBool::new(false));
-    let clients = load(&g.replicas, 9, stop.clone());
+    let clients = load(&proxies(&g.replicas), 9, stop.clone());
     // Two lifetimes of 4 s: tokens refreshed at half-life, about four refreshes.
     tokio::time::sleep(Duration::from_secs(8)).await;
     stop.store(true, Ordering::Relaxed);
@@ -252,7 +230,7 @@ async fn redis_killed_and_back_empty_loses_nothing() {
     // the valid token without anyone refreshing alone (that starts 0.6 s before expiry).
     let g = group(lifetime(6), &redis, 3).await;
     let stop = Arc::new(AtomicBool::new(false));
-    let clients = load(&g.replicas, 3, stop.clone());
+    let clients = load(&proxies(&g.replicas), 3, stop.clone());
     let first_refresh = eventually(Duration::from_secs(10), async || {
         g.wise.token_calls().refresh_token >= 1
     })
@@ -341,7 +319,7 @@ async fn with_redis_gone_a_token_about_to_expire_is_refreshed_alone_and_written_
     );
     redis.kill();
     let stop = Arc::new(AtomicBool::new(false));
-    let clients = load(&g.replicas, 2, stop.clone());
+    let clients = load(&proxies(&g.replicas), 2, stop.clone());
     // No refresh at half-life (Redis is away); one alone in the token's last tenth.
     let refreshed = eventually(Duration::from_secs(10), async || {
         g.wise.token_calls().refresh_token >= 1

@@ -7,12 +7,10 @@
 
 use crate::common;
 
-use bytes::Bytes;
 use common::sentinel::{Passwords, SentinelGroup};
-use common::{eventually, get_at, json, send, serve, Running};
+use common::{eventually, get_at, json, load, serve, Running};
 use fake_wise::{FakeWise, FakeWiseConfig};
-use http::{Request, StatusCode};
-use http_body_util::Full;
+use http::StatusCode;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -207,35 +205,6 @@ async fn wisegate_group(
     (wise, dir, running)
 }
 
-/// Clients sending GETs round-robin to every replica until `stop`: each answer's status
-/// and when it came.
-fn load(
-    replicas: &[Replica],
-    clients: usize,
-    stop: Arc<AtomicBool>,
-) -> Vec<tokio::task::JoinHandle<Vec<(Instant, StatusCode)>>> {
-    let proxies: Vec<SocketAddr> = replicas.iter().map(|r| r.proxy).collect();
-    (0..clients)
-        .map(|client| {
-            let proxies = proxies.clone();
-            let stop = stop.clone();
-            tokio::spawn(async move {
-                let mut statuses = Vec::new();
-                let mut turn = client;
-                while !stop.load(Ordering::Relaxed) {
-                    let proxy = proxies[turn % proxies.len()];
-                    turn += 1;
-                    let url = format!("http://{proxy}/v1/balances?client={client}");
-                    let (response, _) =
-                        send(Request::get(&url).body(Full::new(Bytes::new())).unwrap()).await;
-                    statuses.push((Instant::now(), response.status()));
-                }
-                statuses
-            })
-        })
-        .collect()
-}
-
 /// Waits until every replica uses the token the master holds.
 async fn settled(group: &SentinelGroup, replicas: &[Replica]) -> bool {
     eventually(Duration::from_secs(20), async || {
@@ -296,7 +265,8 @@ async fn replicas_under_load_ride_through_a_failover_and_a_killed_primary() {
     };
     let (wise, _dir, replicas) = wisegate_group(fake, &group.url(), 2).await;
     let stop = Arc::new(AtomicBool::new(false));
-    let clients = load(&replicas, 4, stop.clone());
+    let proxies: Vec<SocketAddr> = replicas.iter().map(|r| r.proxy).collect();
+    let clients = load(&proxies, 4, stop.clone());
     let first = eventually(Duration::from_secs(30), async || {
         wise.token_calls().refresh_token >= 1
     })

@@ -572,3 +572,31 @@ pub fn assert_no_piece_of(secrets: &[String], output: &str) {
         panic!("a {PIECE}-character piece of secret {index} is in the output, line {line}");
     }
 }
+
+/// Clients sending GETs round-robin to every proxy in `proxies` until `stop`: each
+/// answer's status and when it came.
+pub fn load(
+    proxies: &[SocketAddr],
+    clients: usize,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> Vec<JoinHandle<Vec<(std::time::Instant, http::StatusCode)>>> {
+    (0..clients)
+        .map(|client| {
+            let proxies = proxies.to_vec();
+            let stop = stop.clone();
+            tokio::spawn(async move {
+                let mut statuses = Vec::new();
+                let mut turn = client;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let proxy = proxies[turn % proxies.len()];
+                    turn += 1;
+                    let url = format!("http://{proxy}/v1/balances?client={client}");
+                    let (response, _) =
+                        send(Request::get(&url).body(Full::new(Bytes::new())).unwrap()).await;
+                    statuses.push((std::time::Instant::now(), response.status()));
+                }
+                statuses
+            })
+        })
+        .collect()
+}
