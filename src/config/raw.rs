@@ -26,6 +26,8 @@ pub struct RawConfig {
     pub log: RawLog,
     #[serde(default, rename = "route")]
     pub routes: Vec<RawRoute>,
+    #[serde(default, rename = "account")]
+    pub accounts: Vec<RawAccount>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -123,4 +125,17 @@ pub struct RawRoute {
     #[serde(default)]
     pub fallback: bool,
     pub fallback_cooldown: Option<String>,
+}
+
+/// One `[[account]]`: a Wise account served through this wisegate, chosen by the app's
+/// token (its SHA-256 in `app_token_sha256`).
+#[derive(Debug, Deserialize)]
+pub struct RawAccount {
+    pub name: Option<String>,
+    pub app_token_sha256: Option<Vec<String>>,
+    pub token_store: Option<String>,
+    pub personal_token_file: Option<String>,
+    pub sca_key_file: Option<String>,
+    #[serde(default)]
+    pub rollback: bool,
 }

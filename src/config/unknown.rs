@@ -10,16 +10,17 @@
 
 use super::locate::line_of;
 use super::raw::{
-    RawAdmin, RawConfig, RawLimits, RawListen, RawLog, RawMtls, RawOAuth, RawPersonalToken,
-    RawRollback, RawRoute, RawUpstream,
+    RawAccount, RawAdmin, RawConfig, RawLimits, RawListen, RawLog, RawMtls, RawOAuth,
+    RawPersonalToken, RawRollback, RawRoute, RawUpstream,
 };
 use super::Problem;
 use serde::Deserialize;
 use std::cell::Cell;
 use toml_edit::{Document, Item, TableLike, Value};
 
-/// The array of tables among the sections (`[[route]]`).
+/// The arrays of tables among the sections (`[[route]]`, `[[account]]`).
 const ROUTE: &str = "route";
+const ACCOUNT: &str = "account";
 
 /// Every unknown key in `text`, in file order; none when `text` is not TOML (the
 /// parser reports that).
@@ -41,7 +42,7 @@ pub fn unknown_keys(text: &str) -> Vec<Problem> {
             check_table(text, &schema, name, table, fields, &mut problems);
             continue;
         }
-        // [[route]] or route = [{ ... }]; any other shape is serde's to refuse.
+        // [[route]], [[account]] or route = [{ ... }]; any other shape is serde's to refuse.
         let elements: Vec<&dyn TableLike> = match item {
             Item::ArrayOfTables(array) => array.iter().map(|t| t as &dyn TableLike).collect(),
             Item::Value(Value::Array(array)) => array
@@ -78,7 +79,7 @@ fn check_table(
 /// The keys wisegate reads: the top level's, and each section's.
 struct Schema {
     top: &'static [&'static str],
-    sections: [(&'static str, &'static [&'static str]); 10],
+    sections: [(&'static str, &'static [&'static str]); 11],
 }
 
 impl Schema {
@@ -96,6 +97,7 @@ impl Schema {
                 ("rollback", fields_of::<RawRollback>()),
                 ("log", fields_of::<RawLog>()),
                 (ROUTE, fields_of::<RawRoute>()),
+                (ACCOUNT, fields_of::<RawAccount>()),
             ],
         }
     }

@@ -14,6 +14,7 @@ pub(super) fn oauth(
     raw: Option<RawOAuth>,
     environment: Environment,
     mtls_url: &Uri,
+    accounts_given: bool,
 ) -> OAuth {
     let default_token_url = format!("{}/oauth/token", mtls_url.to_string().trim_end_matches('/'));
     let Some(raw) = c.required(
@@ -76,22 +77,28 @@ pub(super) fn oauth(
             format!("`{redirect_uri}` is not an absolute URL"),
         );
     }
-    let store = c.required(
-        "oauth.token_store",
-        raw.token_store,
-        "a file where wisegate keeps the tokens, e.g. \"state/tokens.json\", or a redis:// URL shared by replicas",
-    );
-    let token_store = token_store(
-        c,
-        store.as_deref(),
-        RedisKeys {
-            password_file: raw.redis_password_file.as_deref(),
-            key_prefix: raw.redis_key_prefix.as_deref(),
-            ca_file: raw.redis_ca_file.as_deref(),
-            sentinel_password_file: raw.redis_sentinel_password_file.as_deref(),
-        },
-        &client_id,
-    );
+    // With [[account]] tables each account names its store (accounts.rs checks them).
+    let token_store = if accounts_given {
+        TokenStoreConfig::File(PathBuf::new())
+    } else {
+        let store = c.required(
+            "oauth.token_store",
+            raw.token_store,
+            "a file where wisegate keeps the tokens, e.g. \"state/tokens.json\", or a redis:// URL shared by replicas",
+        );
+        token_store(
+            c,
+            "oauth.token_store",
+            store.as_deref(),
+            RedisKeys {
+                password_file: raw.redis_password_file.as_deref(),
+                key_prefix: raw.redis_key_prefix.as_deref(),
+                ca_file: raw.redis_ca_file.as_deref(),
+                sentinel_password_file: raw.redis_sentinel_password_file.as_deref(),
+            },
+            &client_id,
+        )
+    };
     let token_url = match raw.token_url {
         None => default_token_url
             .parse()

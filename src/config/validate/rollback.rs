@@ -28,6 +28,17 @@ pub(super) fn personal_token_needed(
     if personal_token.is_some() {
         return;
     }
+    if let Some(key) = legacy_use(rollback_all, routes) {
+        c.problem(
+            key,
+            "sends requests the personal-token way, but there is no [personal_token] section with token_file: add one, or remove this setting",
+        );
+    }
+}
+
+/// The first key that sends requests to the legacy host (which then needs a personal
+/// token), if any.
+pub(super) fn legacy_use(rollback_all: bool, routes: &RouteTable) -> Option<String> {
     let personal_route = routes
         .routes()
         .iter()
@@ -37,7 +48,7 @@ pub(super) fn personal_token_needed(
         .routes()
         .iter()
         .position(|r| r.fallback.is_some() || (r.shadow && r.mode != Mode::PersonalToken));
-    let key = match (rollback_all, personal_route, legacy_use) {
+    match (rollback_all, personal_route, legacy_use) {
         (true, _, _) => Some("rollback.all".to_owned()),
         (false, Some(index), _) => Some(format!("route[{index}].mode")),
         (false, None, Some(index)) => Some(format!(
@@ -49,11 +60,5 @@ pub(super) fn personal_token_needed(
             }
         )),
         (false, None, None) => None,
-    };
-    if let Some(key) = key {
-        c.problem(
-            key,
-            "sends requests the personal-token way, but there is no [personal_token] section with token_file: add one, or remove this setting",
-        );
     }
 }

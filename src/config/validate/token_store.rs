@@ -19,6 +19,7 @@ pub(super) struct RedisKeys<'a> {
 /// `oauth.token_store` and the keys that only make sense with a Redis store.
 pub(super) fn token_store(
     c: &mut Checker<'_>,
+    store_key: &str,
     store: Option<&str>,
     keys: RedisKeys<'_>,
     client_id: &str,
@@ -35,7 +36,7 @@ pub(super) fn token_store(
         if let Some(other) = store.filter(|s| s.contains("://")) {
             let scheme = other.split("://").next().unwrap_or_default();
             c.problem(
-                "oauth.token_store",
+                store_key,
                 format!("`{scheme}://...` is neither a file path nor a redis://, rediss://, redis+sentinel:// or rediss+sentinel:// URL"),
             );
         }
@@ -51,29 +52,29 @@ pub(super) fn token_store(
             if set {
                 c.problem(
                     key,
-                    "only applies when oauth.token_store is a redis:// or rediss:// URL",
+                    format!("only applies when {store_key} is a redis:// or rediss:// URL"),
                 );
             }
         }
-        return TokenStoreConfig::File(c.path("oauth.token_store", store).unwrap_or_default());
+        return TokenStoreConfig::File(c.path(store_key, store).unwrap_or_default());
     };
     // Never echo the URL itself: it may carry a password.
     let url = match SentinelUrl::parse(text) {
         Err(problem) if is_sentinel_url(text) => {
             c.problem(
-                "oauth.token_store",
+                store_key,
                 format!("{problem}; write e.g. \"{SENTINEL_EXAMPLE}\""),
             );
             None
         }
         Ok(_) => RedisUrl::parse(text),
-        Err(_) => direct_url(c, text),
+        Err(_) => direct_url(c, store_key, text),
     };
     let password_file = c.path("oauth.redis_password_file", password_file);
     if password_file.is_some() && url.as_ref().is_some_and(RedisUrl::has_password) {
         c.problem(
             "oauth.redis_password_file",
-            "the Redis URL in oauth.token_store already has a password: use one or the other",
+            format!("the Redis URL in {store_key} already has a password: use one or the other"),
         );
     }
     let ca_file = c.path("oauth.redis_ca_file", ca_file);
@@ -115,14 +116,14 @@ pub(super) fn token_store(
 }
 
 /// A `redis://` or `rediss://` URL, checked by the crate.
-fn direct_url(c: &mut Checker<'_>, text: &str) -> Option<RedisUrl> {
+fn direct_url(c: &mut Checker<'_>, store_key: &str, text: &str) -> Option<RedisUrl> {
     match RedisUrl::parse(text) {
         Some(url) => match redis::Client::open(url.expose()) {
             Ok(_) => Some(url),
             Err(error) => {
                 let detail = error.detail().unwrap_or_else(|| error.category());
                 c.problem(
-                    "oauth.token_store",
+                    store_key,
                     format!("the Redis URL is not usable ({detail}); write e.g. \"redis://redis.example.svc:6379/0\""),
                 );
                 None
@@ -130,7 +131,7 @@ fn direct_url(c: &mut Checker<'_>, text: &str) -> Option<RedisUrl> {
         },
         None => {
             c.problem(
-                "oauth.token_store",
+                store_key,
                 "the Redis URL cannot be parsed: write e.g. \"redis://redis.example.svc:6379/0\" or \"rediss://user@host:6380/0\" (percent-encode special characters of a password, or use oauth.redis_password_file)",
             );
             None
