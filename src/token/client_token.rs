@@ -1,4 +1,5 @@
-//! The client-credentials token (`oauth_client` routes): one per process, requested from
+//! The client-credentials token (`oauth_client` routes): one per process (every account's
+//! manager shares it: it belongs to the OAuth client), requested from
 //! the token endpoint when none is held or it is about to expire, never stored (a new
 //! one is a single request away).
 
@@ -12,7 +13,7 @@ use std::time::{Duration, SystemTime};
 
 /// The held client-credentials token and the single flight that renews it.
 #[derive(Default)]
-pub(super) struct ClientToken {
+pub struct ClientToken {
     held: ArcSwapOption<Held>,
     lock: tokio::sync::Mutex<()>,
 }

@@ -69,7 +69,8 @@ pub struct TokenManager {
     /// `limits.token_store_wait` in milliseconds: how long a request whose token Wise
     /// rejected waits for the shared store to answer or a newer lineage to arrive.
     pub(super) store_wait_ms: AtomicU64,
-    client: ClientToken,
+    /// Shared by every account's manager: the token belongs to the OAuth client.
+    client: Arc<ClientToken>,
     /// `oauth.refresh_token_file`, kept for a shared store found empty later.
     pub(super) seed: Option<RefreshToken>,
     /// Why the last refresh could not be written to a file store, until one is.
@@ -99,7 +100,7 @@ impl TokenManager {
     /// not fatal: the manager starts without a token and the sync task
     /// ([`super::sync::keep_in_sync`]) adopts the group's when Redis answers.
     pub async fn load(
-        oauth: OAuthClient,
+        oauth: Arc<OAuthClient>,
         store: TokenStore,
         refresh_before: Duration,
         seed: Option<RefreshToken>,
@@ -118,7 +119,7 @@ impl TokenManager {
             None => seed.as_ref().and_then(seeded),
         };
         Ok(TokenManager {
-            oauth: ArcSwap::from_pointee(oauth),
+            oauth: ArcSwap::new(oauth),
             refreshes: Family::default(),
             floor: RefreshFloor::default(),
             store,
@@ -127,7 +128,7 @@ impl TokenManager {
             refresh_lock: tokio::sync::Mutex::new(()),
             outcome: ArcSwapOption::empty(),
             store_wait_ms: AtomicU64::new(millis(DEFAULT_TOKEN_STORE_WAIT)),
-            client: ClientToken::default(),
+            client: Arc::default(),
             seed,
             store_failure: ArcSwapOption::empty(),
             store_down_since: std::sync::Mutex::new(None),
@@ -175,8 +176,21 @@ impl TokenManager {
         self.oauth.load_full()
     }
 
-    pub fn replace_oauth(&self, oauth: OAuthClient) {
-        self.oauth.store(Arc::new(oauth));
+    /// The OAuth client is the company's: every account's manager is handed the same.
+    pub fn replace_oauth(&self, oauth: Arc<OAuthClient>) {
+        self.oauth.store(oauth);
+    }
+
+    /// Uses `client` (another manager's [`Self::client_token`]) for client-credentials
+    /// tokens: there is one such token for the OAuth client, whatever the account.
+    pub fn with_client_token(mut self, client: Arc<ClientToken>) -> TokenManager {
+        self.client = client;
+        self
+    }
+
+    /// The client-credentials token this manager hands out (see [`ClientToken`]).
+    pub fn client_token(&self) -> Arc<ClientToken> {
+        self.client.clone()
     }
 
     /// The refresh counter family, for the metrics registry.

@@ -27,6 +27,7 @@ pub mod sync;
 pub mod token_store;
 
 pub use client::{OAuthClient, OAuthError, TokenResponse};
+pub use client_token::ClientToken;
 pub use error::StoreError;
 pub use file_store::FileStore;
 pub use held::{bearer_header, token_set};
