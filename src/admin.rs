@@ -12,8 +12,9 @@
 //! [`CONFIG_SHA256_HEADER`] naming the config this process runs (a browser cannot send
 //! that header cross-site without a preflight, which nothing here answers).
 
+use crate::account::Account;
 use crate::body::{full, ProxyBody};
-use crate::readiness::{degraded_reasons, not_ready_reasons};
+use crate::readiness::{degraded_reasons, not_ready_reasons, unavailable_accounts};
 use crate::token::adopt::Reloaded;
 use crate::Shared;
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
@@ -40,6 +41,10 @@ pub async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> Response
             };
             if !degraded.is_empty() {
                 body["degraded"] = serde_json::json!(degraded);
+            }
+            let unavailable = unavailable_accounts(&shared);
+            if !unavailable.is_empty() {
+                body["accounts_not_ready"] = serde_json::json!(unavailable);
             }
             json(status, body)
         }
@@ -86,22 +91,23 @@ fn status(shared: &Shared, request: &Request<Incoming>) -> Response<ProxyBody> {
 /// Refreshes the gauges that mirror state, then renders every metric.
 fn metrics(shared: &Shared) -> Response<ProxyBody> {
     let metrics = &shared.metrics;
-    let expiry = shared
-        .tokens
+    let accounts = shared.accounts.load();
+    let first = &accounts.first().tokens;
+    let expiry = first
         .status()
         .expires_at
         .map_or(0, crate::timestamps::unix_seconds);
     metrics
         .token_expiry
         .set(i64::try_from(expiry).unwrap_or(i64::MAX));
-    if shared.tokens.store().is_shared() {
-        let up = i64::from(shared.tokens.store_trouble().is_none());
+    if first.store().is_shared() {
+        let up = i64::from(first.store_trouble().is_none());
         metrics.token_store_up.set(up);
     }
     metrics
         .ready
         .set(i64::from(not_ready_reasons(shared).is_empty()));
-    let refused = shared.tokens.authorization_required().is_some();
+    let refused = first.authorization_required().is_some();
     metrics.authorization_required.set(i64::from(refused));
     let cert = shared.resolver.current().not_after_unix();
     metrics
@@ -131,9 +137,13 @@ async fn token_refresh(shared: Arc<Shared>, request: &Request<Incoming>) -> Resp
     if let Some(refused) = refuse_token_call(&shared, request) {
         return refused;
     }
-    let tokens = shared.tokens.clone();
+    let account = match named_account(&shared, request) {
+        Ok(account) => account,
+        Err(refused) => return *refused,
+    };
+    let tokens = account.tokens.clone();
     match tokio::spawn(async move { tokens.refresh_now().await }).await {
-        Ok(Ok(())) => json(StatusCode::OK, token_answer(&shared, true)),
+        Ok(Ok(())) => json(StatusCode::OK, token_answer(&account, true)),
         Ok(Err(error)) => admin_error(
             StatusCode::BAD_GATEWAY,
             "refresh_failed",
@@ -152,10 +162,14 @@ async fn token_reload(shared: Arc<Shared>, request: &Request<Incoming>) -> Respo
     if let Some(refused) = refuse_token_call(&shared, request) {
         return refused;
     }
-    match shared.tokens.reload_from_store().await {
+    let account = match named_account(&shared, request) {
+        Ok(account) => account,
+        Err(refused) => return *refused,
+    };
+    match account.tokens.reload_from_store().await {
         Ok(reloaded) => json(
             StatusCode::OK,
-            token_answer(&shared, reloaded == Reloaded::Adopted),
+            token_answer(&account, reloaded == Reloaded::Adopted),
         ),
         Err(error) => admin_error(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -165,14 +179,45 @@ async fn token_reload(shared: Arc<Shared>, request: &Request<Incoming>) -> Respo
     }
 }
 
-/// What a token call answers: whether the held token changed, and its expiry.
-fn token_answer(shared: &Shared, changed: bool) -> serde_json::Value {
-    let expires_at = shared
+/// What a token call answers: whether the account's held token changed, and its expiry.
+fn token_answer(account: &Account, changed: bool) -> serde_json::Value {
+    let expires_at = account
         .tokens
         .status()
         .expires_at
         .map(crate::timestamps::rfc3339);
-    serde_json::json!({ "changed": changed, "expires_at": expires_at })
+    serde_json::json!({ "account": &*account.name, "changed": changed, "expires_at": expires_at })
+}
+
+/// The account a token call is for: `?account=NAME`, or the only one.
+fn named_account(
+    shared: &Shared,
+    request: &Request<Incoming>,
+) -> Result<Arc<Account>, Box<Response<ProxyBody>>> {
+    let name = request.uri().query().and_then(|query| {
+        form_urlencoded::parse(query.as_bytes())
+            .find(|(key, _)| key == "account")
+            .map(|(_, value)| value.into_owned())
+    });
+    let accounts = shared.accounts.load();
+    let found = match &name {
+        Some(name) => accounts.get(name),
+        None if accounts.len() == 1 => Some(accounts.first()),
+        None => None,
+    };
+    found.cloned().ok_or_else(|| {
+        let message = match name {
+            Some(name) => format!(
+                "this wisegate serves no account named `{name}`; its accounts are: {}",
+                accounts.names()
+            ),
+            None => format!(
+                "this wisegate serves several accounts: name one with ?account=NAME (one of: {})",
+                accounts.names()
+            ),
+        };
+        Box::new(admin_error(StatusCode::NOT_FOUND, "unknown_account", &message))
+    })
 }
 
 /// Whether the request names this host by a loopback address (`Host`, or the HTTP/2

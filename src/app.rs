@@ -1,9 +1,10 @@
 //! Assembles the running parts from a validated config: the client identity and its
-//! resolver, the upstream clients, the personal token, the token manager. A
-//! [`Snapshot`] is everything the request path needs from one config; it is built
-//! whole (and so validated whole) before it is published.
+//! resolver, the upstream clients, an account's personal token, SCA key and token
+//! manager (the accounts themselves are [`crate::account`]'s). A [`Snapshot`] is
+//! everything else the request path needs from one config; it is built whole (and so
+//! validated whole) before it is published.
 
-use crate::config::{Config, SecretSource, TokenStoreConfig};
+use crate::config::{AccountConfig, Config, PersonalTokenConfig, SecretSource, TokenStoreConfig};
 use crate::route::Mode;
 use crate::route_counts::{self, RouteCounts};
 use crate::sca::ScaSigner;
@@ -100,9 +101,15 @@ pub fn oauth_client(
     ))
 }
 
-/// The token store `oauth.token_store` names (a Redis store connects lazily).
+/// The token store of the config's first account (the only one with the
+/// single-account keys); see [`store_of`].
 pub fn token_store(config: &Config) -> Result<TokenStore, BuildError> {
-    match &config.oauth.token_store {
+    store_of(&config.accounts()[0].token_store)
+}
+
+/// The token store `store` names (a Redis store connects lazily).
+pub fn store_of(store: &TokenStoreConfig) -> Result<TokenStore, BuildError> {
+    match store {
         TokenStoreConfig::File(path) => Ok(TokenStore::File(FileStore::new(path))),
         TokenStoreConfig::Redis(redis) => {
             let ca_pem = match &redis.ca_file {
@@ -120,13 +127,24 @@ pub fn token_store(config: &Config) -> Result<TokenStore, BuildError> {
     }
 }
 
-/// The token manager for `config`, with the stored lineage loaded.
+/// The token manager of the config's first account (the only one with the
+/// single-account keys), with its stored lineage loaded.
 pub async fn token_manager(
     config: &Config,
     resolver: &Arc<ClientCertResolver>,
 ) -> Result<TokenManager, BuildError> {
-    let oauth = oauth_client(config, resolver)?;
-    let seed = match &config.oauth.refresh_token_file {
+    let oauth = Arc::new(oauth_client(config, resolver)?);
+    account_token_manager(config, &config.accounts()[0], oauth).await
+}
+
+/// The token manager of `account`, with its stored lineage loaded, using `oauth` (the
+/// company's client, shared by every account).
+pub async fn account_token_manager(
+    config: &Config,
+    account: &AccountConfig,
+    oauth: Arc<OAuthClient>,
+) -> Result<TokenManager, BuildError> {
+    let seed = match &account.refresh_token_file {
         Some(file) => Some(RefreshToken::new(secret::read_file(
             "the refresh token seed",
             file,
@@ -135,7 +153,7 @@ pub async fn token_manager(
     };
     let manager = TokenManager::load(
         oauth,
-        token_store(config)?,
+        store_of(&account.token_store)?,
         config.oauth.refresh_before,
         seed,
     )
@@ -145,16 +163,38 @@ pub async fn token_manager(
     Ok(manager)
 }
 
+/// `Bearer <personal token>` from `personal`'s token file, marked sensitive.
+pub fn personal_bearer(personal: &PersonalTokenConfig) -> Result<HeaderValue, BuildError> {
+    let token = PersonalToken::new(secret::read_file(
+        "the personal token",
+        &personal.token_file,
+    )?);
+    let mut value = HeaderValue::try_from(format!("Bearer {}", token.expose())).map_err(|_| {
+        SecretFileError {
+            what: "the personal token",
+            file: personal.token_file.clone(),
+            message: "it holds characters that cannot go in a header".into(),
+        }
+    })?;
+    value.set_sensitive(true);
+    Ok(value)
+}
+
+/// The SCA signer of `personal`'s `sca_key_file`, when one is set.
+pub fn sca_signer(personal: &PersonalTokenConfig) -> Result<Option<ScaSigner>, BuildError> {
+    personal
+        .sca_key_file
+        .as_ref()
+        .map(|file| ScaSigner::load(file).map_err(|message| BuildError::Sca { message }))
+        .transpose()
+}
+
 /// Everything the request path reads from one config.
 #[derive(Debug)]
 pub struct Snapshot {
     pub config: Config,
     pub mtls: Upstream,
     pub legacy: Upstream,
-    /// `Bearer <personal token>`, when `[personal_token]` is configured.
-    pub personal_bearer: Option<HeaderValue>,
-    /// Signs SCA challenges on the legacy host, when `sca_key_file` is set.
-    pub sca: Option<ScaSigner>,
     pub generation: u64,
     /// When this snapshot was built (for `/status`).
     pub loaded_at: std::time::SystemTime,
@@ -201,38 +241,9 @@ impl Snapshot {
             tls::client_config(roots, None),
             settings(&config, lanes),
         );
-        let personal_bearer = match &config.personal_token {
-            Some(personal) => {
-                let token = PersonalToken::new(secret::read_file(
-                    "the personal token",
-                    &personal.token_file,
-                )?);
-                let mut value = HeaderValue::try_from(format!("Bearer {}", token.expose()))
-                    .map_err(|_| SecretFileError {
-                        what: "the personal token",
-                        file: personal.token_file.clone(),
-                        message: "it holds characters that cannot go in a header".into(),
-                    })?;
-                value.set_sensitive(true);
-                Some(value)
-            }
-            None => None,
-        };
-        let sca = match config
-            .personal_token
-            .as_ref()
-            .and_then(|p| p.sca_key_file.as_ref())
-        {
-            Some(file) => {
-                Some(ScaSigner::load(file).map_err(|message| BuildError::Sca { message })?)
-            }
-            None => None,
-        };
         Ok(Snapshot {
             mtls,
             legacy,
-            personal_bearer,
-            sca,
             generation,
             loaded_at: std::time::SystemTime::now(),
             counts: RouteCounts::for_table(&config.routes),
@@ -247,10 +258,11 @@ impl Snapshot {
         })
     }
 
-    /// The route a request takes, with what it does now (the rollback applied).
-    pub fn route(&self, method: &Method, path: &str) -> Selected<'_> {
+    /// The route a request takes, with what it does now (the rollback applied: all of
+    /// it, or `account_rollback`, the request's account alone).
+    pub fn route(&self, method: &Method, path: &str, account_rollback: bool) -> Selected<'_> {
         let (index, route) = self.config.routes.find(method, path);
-        let now = route.effective(self.config.rollback_all);
+        let now = route.effective(self.config.rollback_all || account_rollback);
         Selected {
             label: &self.labels[index],
             index,

@@ -5,7 +5,7 @@
 //! ([`crate::check_online`]).
 
 use crate::app;
-use crate::config::{Config, SecretSource};
+use crate::config::{AccountConfig, Config, SecretSource};
 use crate::expiry;
 use crate::timestamps::rfc3339;
 use crate::tls::{self, ClientIdentity};
@@ -99,29 +99,10 @@ pub async fn check(config: &Config, online: bool) -> Checklist {
             });
         }
     }
-    if let Some(personal) = &config.personal_token {
-        list.result(
-            crate::secret::read_file("the personal token", &personal.token_file),
-            |_| {
-                format!(
-                    "personal token file {} is readable",
-                    personal.token_file.display()
-                )
-            },
-        );
-        if let Some(key) = &personal.sca_key_file {
-            list.result(crate::sca::ScaSigner::load(key), |_| {
-                format!("SCA signing key {} is an RSA private key", key.display())
-            });
-        }
+    let several = config.accounts().len() > 1;
+    for account in config.accounts() {
+        check_account(&mut list, &account, several).await;
     }
-    if let Some(seed) = &config.oauth.refresh_token_file {
-        list.result(
-            crate::secret::read_file("the refresh token seed", seed),
-            |_| format!("refresh token seed {} is readable", seed.display()),
-        );
-    }
-    check_store(&mut list, config).await;
     for exposure in crate::file_safety::exposures(config) {
         list.warn(exposure.to_string());
     }
@@ -136,9 +117,43 @@ pub async fn check(config: &Config, online: bool) -> Checklist {
     list
 }
 
-async fn check_store(list: &mut Checklist, config: &Config) {
-    let seeded = config.oauth.refresh_token_file.is_some();
-    let store = match app::token_store(config) {
+/// One account's files and token store; with `several` accounts each line names it.
+async fn check_account(list: &mut Checklist, account: &AccountConfig, several: bool) {
+    let of = match several {
+        true => format!(" of account {}", account.name),
+        false => String::new(),
+    };
+    if let Some(personal) = &account.personal_token {
+        list.result(
+            crate::secret::read_file("the personal token", &personal.token_file),
+            |_| {
+                format!(
+                    "personal token file {}{of} is readable",
+                    personal.token_file.display()
+                )
+            },
+        );
+        if let Some(key) = &personal.sca_key_file {
+            list.result(crate::sca::ScaSigner::load(key), |_| {
+                format!(
+                    "SCA signing key {}{of} is an RSA private key",
+                    key.display()
+                )
+            });
+        }
+    }
+    if let Some(seed) = &account.refresh_token_file {
+        list.result(
+            crate::secret::read_file("the refresh token seed", seed),
+            |_| format!("refresh token seed {} is readable", seed.display()),
+        );
+    }
+    let authorize = match several {
+        true => format!("wisegate authorize --account {}", account.name),
+        false => "wisegate authorize".to_owned(),
+    };
+    let seeded = account.refresh_token_file.is_some();
+    let store = match app::store_of(&account.token_store) {
         Ok(store) => store,
         Err(error) => return list.fail(error.to_string()),
     };
@@ -162,30 +177,30 @@ async fn check_store(list: &mut Checklist, config: &Config) {
                 String::new()
             };
             list.ok(format!(
-                "token store {name}{shared} holds a lineage{generation}; access token {state} until {}",
+                "token store {name}{of}{shared} holds a lineage{generation}; access token {state} until {}",
                 rfc3339(tokens.expires_at)
             ));
             if tokens.refresh_token.is_none() {
                 list.fail(format!(
-                    "token store {name} has no refresh token: run `wisegate authorize` again"
+                    "token store {name}{of} has no refresh token: run `{authorize}` again"
                 ));
             }
         }
         Ok(None) if seeded => list.ok(format!(
             "token store {name}{shared} {} and will be seeded from oauth.refresh_token_file",
-            no_tokens(config)
+            no_tokens(account)
         )),
         Ok(None) => list.fail(format!(
-            "token store {name}{shared} {}: run `wisegate authorize` once",
-            no_tokens(config)
+            "token store {name}{of}{shared} {}: run `{authorize}` once",
+            no_tokens(account)
         )),
         Err(error) => list.fail(error.to_string()),
     }
 }
 
 /// Why a store holds no lineage: a file store that was never written is not "empty".
-fn no_tokens(config: &Config) -> &'static str {
-    match config.oauth.token_store.file() {
+fn no_tokens(account: &AccountConfig) -> &'static str {
+    match account.token_store.file() {
         Some(file) if !file.exists() => "does not exist yet (no tokens)",
         _ => "holds no tokens",
     }

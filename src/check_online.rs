@@ -8,7 +8,7 @@
 use crate::admin_client::{self, Lookup};
 use crate::app::{self, Snapshot};
 use crate::check::Checklist;
-use crate::config::Config;
+use crate::config::{AccountConfig, Config, DEFAULT_ACCOUNT};
 use crate::tls::{self, ClientIdentity};
 use crate::token::bearer_header;
 use http::{header, HeaderValue, Request, StatusCode};
@@ -26,7 +26,16 @@ pub async fn check_online(list: &mut Checklist, config: &Config, identity: Clien
         Err(error) => return list.fail(error.to_string()),
     };
     running(list, config).await;
-    legacy(list, &snapshot).await;
+    let accounts = config.accounts();
+    for account in &accounts {
+        let bearer = match account.personal_token.as_ref().map(app::personal_bearer) {
+            Some(Ok(bearer)) => Some(bearer),
+            Some(Err(error)) => return list.fail(error.to_string()),
+            None => None,
+        };
+        let name = (accounts.len() > 1).then_some(account.name.as_str());
+        legacy(list, &snapshot, bearer, name).await;
+    }
 
     let oauth = match app::oauth_client(config, &resolver) {
         Ok(oauth) => oauth,
@@ -48,13 +57,19 @@ pub async fn check_online(list: &mut Checklist, config: &Config, identity: Clien
             None
         }
     };
-    let user = stored_user_token(list, config).await;
-    let (bearer, which) = match (user, app_token) {
-        (Some(user), _) => (Some(user), "the stored user token"),
-        (None, Some(app)) => (Some(app), "a client-credentials token"),
-        (None, None) => (None, "no token"),
-    };
-    test_call(list, &snapshot, bearer, which).await;
+    for account in &accounts {
+        let user = stored_user_token(list, account).await;
+        let (bearer, which) = match (user, app_token.clone()) {
+            (Some(user), _) => (Some(user), "the stored user token".to_owned()),
+            (None, Some(app)) => (Some(app), "a client-credentials token".to_owned()),
+            (None, None) => (None, "no token".to_owned()),
+        };
+        let which = match accounts.len() {
+            1 => which,
+            _ => format!("{which} of account {}", account.name),
+        };
+        test_call(list, &snapshot, bearer, &which).await;
+    }
 }
 
 /// Says whether a wisegate runs on this config: nothing here changes its token.
@@ -74,12 +89,20 @@ async fn running(list: &mut Checklist, config: &Config) {
 /// personal token fails the check when the config sends traffic that way now
 /// (`rollback.all` or a personal-token route) and warns otherwise. Without one: TLS
 /// only, and Wise's 401 is the expected answer to a call without a credential.
-async fn legacy(list: &mut Checklist, snapshot: &Snapshot) {
+async fn legacy(
+    list: &mut Checklist,
+    snapshot: &Snapshot,
+    bearer: Option<http::HeaderValue>,
+    account: Option<&str>,
+) {
     use crate::rollback_readiness::{probe, LegacyPath};
-    if snapshot.personal_bearer.is_some() {
-        let probe = probe(snapshot).await;
+    if bearer.is_some() {
+        let probe = probe(snapshot, bearer.as_ref()).await;
+        let of = account
+            .map(|name| format!(" of account {name}"))
+            .unwrap_or_default();
         let line = format!(
-            "rollback readiness: {}: {}",
+            "rollback readiness{of}: {}: {}",
             probe.state.as_str(),
             probe.detail
         );
@@ -114,11 +137,11 @@ async fn legacy(list: &mut Checklist, snapshot: &Snapshot) {
 
 /// The stored access token when it is still valid; else a line saying why there is
 /// none (not refreshed here: see the module docs).
-async fn stored_user_token(list: &mut Checklist, config: &Config) -> Option<HeaderValue> {
-    let store = app::token_store(config).ok()?;
+async fn stored_user_token(list: &mut Checklist, account: &AccountConfig) -> Option<HeaderValue> {
+    let store = app::store_of(&account.token_store).ok()?;
     let tokens = store.load().await.ok()??.tokens;
     if tokens.expires_at <= SystemTime::now() {
-        list.warn("the stored access token has expired; check does not refresh it (a running wisegate refreshes its own, or run `wisegate token refresh`)");
+        list.warn(format!("the stored access token has expired{}; check does not refresh it (a running wisegate refreshes its own, or run `wisegate token refresh{}`)", of_account(account), for_account(account)));
         return None;
     }
     bearer_header(&tokens.access_token)
@@ -154,5 +177,21 @@ async fn test_call(
             "Wise's test call on the mTLS host {target} with {which} answered {}",
             response.status()
         )),
+    }
+}
+
+/// " (account NAME)" for an `[[account]]`, nothing for the single-account config's.
+fn of_account(account: &AccountConfig) -> String {
+    match account.name.as_str() {
+        DEFAULT_ACCOUNT if account.app_token_sha256.is_empty() => String::new(),
+        name => format!(" (account {name})"),
+    }
+}
+
+/// " --account NAME" for an `[[account]]`, nothing for the single-account config's.
+fn for_account(account: &AccountConfig) -> String {
+    match account.name.as_str() {
+        DEFAULT_ACCOUNT if account.app_token_sha256.is_empty() => String::new(),
+        name => format!(" --account {name}"),
     }
 }

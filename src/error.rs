@@ -4,6 +4,7 @@
 //! wisegate's answers from Wise's. `error_description` is where Wise puts its own
 //! sentence: a client library generated from Wise's API description reads it there.
 
+use crate::account::UnknownAccount;
 use crate::body::{full, ProxyBody};
 use crate::body_stall::{BodyStalled, BodyTooSlow};
 use crate::token::CredentialError;
@@ -51,6 +52,10 @@ pub enum ProxyError {
     Upstream(#[from] UpstreamError),
     #[error(transparent)]
     Credential(#[from] CredentialError),
+    /// Several accounts are configured and the app's token selects none: nothing is
+    /// sent, never with another account's credential.
+    #[error(transparent)]
+    UnknownAccount(#[from] UnknownAccount),
 }
 
 /// How wisegate answers one error: the status, the kind carried in the body and in
@@ -104,6 +109,7 @@ impl ProxyError {
                 (status, kind, KEEP)
             }
             ProxyError::Credential(error) => (S::SERVICE_UNAVAILABLE, credential_kind(error), KEEP),
+            ProxyError::UnknownAccount(_) => (S::UNAUTHORIZED, "unknown_account", CLOSE),
         };
         Answer {
             status,

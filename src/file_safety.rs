@@ -112,26 +112,29 @@ pub fn credential_files(config: &Config) -> Vec<(&'static str, PathBuf)> {
     if let SecretSource::File(file) = &config.oauth.client_secret {
         files.push(("the client secret", file.clone()));
     }
-    if let Some(personal) = &config.personal_token {
-        files.push(("the personal token", personal.token_file.clone()));
-        if let Some(key) = &personal.sca_key_file {
-            files.push(("the SCA signing key", key.clone()));
+    for account in config.accounts() {
+        if let Some(personal) = account.personal_token {
+            files.push(("the personal token", personal.token_file));
+            files.extend(
+                personal
+                    .sca_key_file
+                    .map(|key| ("the SCA signing key", key)),
+            );
+        }
+        if let Some(seed) = account.refresh_token_file {
+            files.push(("the refresh token seed", seed));
+        }
+        match account.token_store {
+            TokenStoreConfig::File(store) => files.push(("the token store", store)),
+            TokenStoreConfig::Redis(redis) => {
+                files.extend(redis.password_file.map(|p| ("the Redis password", p)));
+                files.extend(
+                    (redis.sentinel_password_file).map(|p| ("the Redis Sentinel password", p)),
+                );
+            }
         }
     }
-    if let Some(seed) = &config.oauth.refresh_token_file {
-        files.push(("the refresh token seed", seed.clone()));
-    }
-    match &config.oauth.token_store {
-        TokenStoreConfig::File(store) => files.push(("the token store", store.clone())),
-        TokenStoreConfig::Redis(redis) => {
-            if let Some(password) = &redis.password_file {
-                files.push(("the Redis password", password.clone()));
-            }
-            if let Some(password) = &redis.sentinel_password_file {
-                files.push(("the Redis Sentinel password", password.clone()));
-            }
-        }
-    }
+    files.dedup();
     files
 }
 
@@ -142,8 +145,10 @@ pub fn exposures(config: &Config) -> Vec<Exposure> {
         .into_iter()
         .filter_map(|(what, file)| file_exposure(what, &file))
         .collect();
-    if let Some(store) = config.oauth.token_store.file() {
-        found.extend(store_folder_exposure(store));
+    for account in config.accounts() {
+        if let Some(store) = account.token_store.file() {
+            found.extend(store_folder_exposure(store));
+        }
     }
     found
 }

@@ -55,6 +55,7 @@
 //!
 //! Tests and embedders call [`run()`](fn@run) with listeners they bound themselves.
 
+pub mod account;
 pub mod admin;
 pub mod admin_client;
 pub mod admission;

@@ -9,6 +9,7 @@
 //! symlink in mounted ConfigMaps and Secrets. SIGHUP also re-reads the token store, so a
 //! lineage `wisegate authorize` stored meanwhile is taken up.
 
+use crate::account::reload as account_reload;
 use crate::app::{self, Snapshot};
 use crate::config::restart::needs_restart;
 use crate::config::Config;
@@ -43,14 +44,17 @@ pub struct Reloader {
     shared: Arc<Shared>,
     file: PathBuf,
     lock: tokio::sync::Mutex<()>,
+    /// The process's shutdown: accounts a reload adds run their tasks until it.
+    shutdown: CancellationToken,
 }
 
 impl Reloader {
-    pub fn new(shared: Arc<Shared>, file: PathBuf) -> Arc<Reloader> {
+    pub fn new(shared: Arc<Shared>, file: PathBuf, shutdown: CancellationToken) -> Arc<Reloader> {
         Arc::new(Reloader {
             shared,
             file,
             lock: tokio::sync::Mutex::new(()),
+            shutdown,
         })
     }
 
@@ -122,21 +126,28 @@ impl Reloader {
                 Ok(snapshot) => snapshot,
                 Err(error) => return reject(error.to_string()),
             };
+        let accounts = match account_reload::prepare(shared, &snapshot.config, oauth).await {
+            Ok(accounts) => accounts,
+            Err(error) => return reject(error.to_string()),
+        };
         snapshot.series = shared.history.series_for(&snapshot.labels);
-        shared.tokens.replace_oauth(oauth);
-        shared
-            .tokens
-            .set_min_refresh_interval_on_401(snapshot.config.limits.min_refresh_interval_on_401);
-        shared
-            .tokens
-            .set_token_store_wait(snapshot.config.limits.token_store_wait);
+        let personal = |shared: &Shared| {
+            let accounts = shared.accounts.load();
+            let bearers = accounts
+                .iter()
+                .map(|a| (a.name.clone(), a.personal_bearer.clone()));
+            bearers.collect::<Vec<_>>()
+        };
+        let personal_before = personal(shared);
+        account_reload::publish(shared, &snapshot.config, accounts, &self.shutdown);
+        let personal_changed = personal(shared) != personal_before;
         snapshot.carry_counts_from(&old);
         let changes = mode_changes(&old, &snapshot);
         let generation = snapshot.generation;
         let snapshot = Arc::new(snapshot);
         shared.snapshot.store(snapshot.clone());
         publish(shared, &snapshot);
-        crate::rollback_readiness::after_reload(shared, &old, &snapshot);
+        crate::rollback_readiness::after_reload(shared, &old, &snapshot, personal_changed);
         let result = if cert_rejected {
             "cert_rejected"
         } else {
@@ -234,9 +245,11 @@ fn watched_files(config: &Config) -> Vec<(PathBuf, std::ffi::OsString)> {
         config.mtls.key_file.clone(),
     ];
     files.extend(config.upstream.ca_file.clone());
-    if let Some(personal) = &config.personal_token {
-        files.push(personal.token_file.clone());
-        files.extend(personal.sca_key_file.clone());
+    for account in config.accounts() {
+        if let Some(personal) = account.personal_token {
+            files.push(personal.token_file);
+            files.extend(personal.sca_key_file);
+        }
     }
     files
         .into_iter()
@@ -329,11 +342,14 @@ pub async fn watch(reloader: Arc<Reloader>, shutdown: CancellationToken) {
     }
 }
 
-/// SIGHUP also re-reads the token store: a lineage `wisegate authorize` stored while
-/// this process ran (without handing it over) is taken up.
+/// SIGHUP also re-reads every account's token store: a lineage `wisegate authorize`
+/// stored while this process ran (without handing it over) is taken up.
 async fn adopt_stored_lineage(shared: &Shared) {
-    if let Err(error) = shared.tokens.reload_from_store().await {
-        tracing::warn!("SIGHUP: the token store was not re-read: {error}");
+    for account in shared.accounts.load_full().iter() {
+        if let Err(error) = account.tokens.reload_from_store().await {
+            let account = &*account.name;
+            tracing::warn!(account, "SIGHUP: the token store was not re-read: {error}");
+        }
     }
 }
 

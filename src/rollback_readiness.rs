@@ -12,6 +12,7 @@
 //! in its `User-Agent` ([`PROBE_USER_AGENT`]), so that Wise's logs (and the test double)
 //! can tell it from app traffic.
 
+use crate::account::AccountSet;
 use crate::app::Snapshot;
 use crate::upstream::UpstreamError;
 use crate::Shared;
@@ -88,10 +89,10 @@ impl Readiness {
     }
 }
 
-/// Probes the legacy path of `snapshot` once.
-pub async fn probe(snapshot: &Snapshot) -> Probe {
+/// Probes the legacy path of `snapshot` once with `personal_bearer` (an account's).
+pub async fn probe(snapshot: &Snapshot, personal_bearer: Option<&http::HeaderValue>) -> Probe {
     let at = SystemTime::now();
-    let (state, detail) = match &snapshot.personal_bearer {
+    let (state, detail) = match personal_bearer {
         None => (
             LegacyPath::NotConfigured,
             "no [personal_token] is configured: a rollback has no credential to use".to_owned(),
@@ -99,6 +100,28 @@ pub async fn probe(snapshot: &Snapshot) -> Probe {
         Some(bearer) => ask(snapshot, bearer.clone()).await,
     };
     Probe { state, at, detail }
+}
+
+/// Probes the legacy path with every account's personal token, one after the other:
+/// with one account its probe; with several the first that is not available (its
+/// detail naming the account), else the first.
+pub async fn probe_accounts(snapshot: &Snapshot, accounts: &AccountSet) -> Probe {
+    let mut first = None;
+    for account in accounts.iter() {
+        let mut probe = probe(snapshot, account.personal_bearer.as_ref()).await;
+        if accounts.len() > 1 {
+            probe.detail = format!("account {}: {}", account.name, probe.detail);
+        }
+        if probe.state != LegacyPath::Available {
+            return probe;
+        }
+        first.get_or_insert(probe);
+    }
+    first.unwrap_or_else(|| Probe {
+        state: LegacyPath::NotConfigured,
+        at: SystemTime::now(),
+        detail: "no account is configured".to_owned(),
+    })
 }
 
 async fn ask(snapshot: &Snapshot, bearer: http::HeaderValue) -> (LegacyPath, String) {
@@ -146,9 +169,10 @@ pub async fn keep_probing(shared: Arc<Shared>, shutdown: CancellationToken) {
         let snapshot = shared.snapshot.load_full();
         let interval = snapshot.config.rollback_probe_interval;
         if interval.is_some() {
+            let accounts = shared.accounts.load_full();
             let result = tokio::select! {
                 _ = shutdown.cancelled() => return,
-                result = probe(&snapshot) => result,
+                result = probe_accounts(&snapshot, &accounts) => result,
             };
             record(&shared, result);
         }
@@ -200,11 +224,11 @@ fn record(shared: &Shared, probe: Probe) {
     shared.rollback_readiness.last.store(Some(Arc::new(probe)));
 }
 
-/// After a reload: probes again when the personal token changed, and says loudly when
+/// After a reload: probes again when a personal token changed, and says loudly when
 /// the rollback was turned on while the last probe found the legacy path refused.
-pub fn after_reload(shared: &Shared, old: &Snapshot, new: &Snapshot) {
-    if old.personal_bearer != new.personal_bearer
-        || old.config.rollback_probe_interval != new.config.rollback_probe_interval
+/// `personal_changed`: some account's personal token is not what it was.
+pub fn after_reload(shared: &Shared, old: &Snapshot, new: &Snapshot, personal_changed: bool) {
+    if personal_changed || old.config.rollback_probe_interval != new.config.rollback_probe_interval
     {
         shared.rollback_readiness.probe_now();
     }

@@ -8,7 +8,9 @@ use crate::app::BuildError;
 use crate::config::{Config, Limits};
 use crate::history::Clock;
 use crate::shared::Shared;
-use crate::{admin, expiry, file_safety, lanes, proxy, reload, rollback_readiness, server, token};
+use crate::{
+    account, admin, expiry, file_safety, lanes, proxy, reload, rollback_readiness, server,
+};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
@@ -74,7 +76,9 @@ pub async fn run_with_clock(
     serve_app(&shared, listeners.proxy, &limits, grace, shutdown).await;
     // A refresh a request started just before (its tokens not yet saved) still finishes;
     // one in flight is bounded by the token call's own timeout.
-    shared.tokens.settle(limits.upstream_timeout).await;
+    for account in shared.accounts.load_full().iter() {
+        account.tokens.settle(limits.upstream_timeout).await;
+    }
     admin_stop.cancel();
     let _ = admin.await;
     background.join().await;
@@ -91,7 +95,7 @@ impl Background {
         shutdown: &CancellationToken,
         listeners: &Listeners,
     ) -> Background {
-        let reloader = reload::Reloader::new(shared.clone(), config_file);
+        let reloader = reload::Reloader::new(shared.clone(), config_file, shutdown.clone());
         let watching = tokio::spawn(reload::watch(reloader, shutdown.clone()));
         let address = |listener: &TcpListener| {
             listener
@@ -104,11 +108,11 @@ impl Background {
             admin = %address(&listeners.admin),
             "wisegate is serving"
         );
-        let tokens = shared.tokens.clone();
-        Background(vec![
-            tokio::spawn(tokens.clone().keep_fresh(shutdown.clone())),
-            tokio::spawn(token::sync::keep_in_sync(tokens, shutdown.clone())),
-            watching,
+        let mut tasks = vec![watching];
+        for account in shared.accounts.load().iter() {
+            tasks.extend(account::tasks::start(account, shutdown));
+        }
+        tasks.extend([
             tokio::spawn(expiry::warn_daily(
                 shared.resolver.clone(),
                 shutdown.clone(),
@@ -117,7 +121,8 @@ impl Background {
                 shared.clone(),
                 shutdown.clone(),
             )),
-        ])
+        ]);
+        Background(tasks)
     }
 
     /// Waits for every task (each ends on `shutdown`).

@@ -1,8 +1,10 @@
 //! The state every request and every background task reads: the current config
-//! [`Snapshot`] (swapped whole on reload) and the parts that outlive snapshots (the
-//! token manager, the client certificate, the metrics, the migration-safety state, the
-//! last hour for `/status`).
+//! [`Snapshot`] and [`AccountSet`] (each swapped whole on reload) and the parts that
+//! outlive snapshots (the OAuth client's shared parts, the client certificate, the
+//! metrics, the migration-safety state, the last hour for `/status`).
 
+use crate::account::build::{self as accounts, Company};
+use crate::account::AccountSet;
 use crate::app::{self, BuildError, Snapshot};
 use crate::config::Config;
 use crate::history::{Clock, History};
@@ -10,7 +12,6 @@ use crate::metrics::Metrics;
 use crate::proxy::Migration;
 use crate::rollback_readiness::Readiness;
 use crate::tls::ClientCertResolver;
-use crate::token::TokenManager;
 use arc_swap::{ArcSwap, ArcSwapOption};
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
@@ -19,7 +20,10 @@ use std::sync::Arc;
 #[derive(Debug)]
 pub struct Shared {
     pub snapshot: ArcSwap<Snapshot>,
-    pub tokens: Arc<TokenManager>,
+    /// The accounts (each with its lineage); a request loads them once.
+    pub accounts: ArcSwap<AccountSet>,
+    /// The OAuth client and its client-credentials token, shared by every account.
+    pub company: ArcSwap<Company>,
     pub resolver: Arc<ClientCertResolver>,
     pub metrics: Metrics,
     pub migration: Migration,
@@ -46,8 +50,15 @@ impl Shared {
         let history = History::new(clock);
         let resolver = app::load_identity(&config)?;
         resolver.events.attach(history.timeline().clone());
-        let tokens = Arc::new(app::token_manager(&config, &resolver).await?);
-        tokens.events.attach(history.timeline().clone());
+        let company = Company {
+            oauth: Arc::new(app::oauth_client(&config, &resolver)?),
+            client_token: Arc::default(),
+        };
+        let built = accounts::build(&config, &company, None).await?;
+        for account in built.set.iter() {
+            account.tokens.events.attach(history.timeline().clone());
+        }
+        let tokens = built.set.first().tokens.clone();
         let mut snapshot = Snapshot::build(config, &resolver, 1, lanes)?;
         snapshot.series = history.series_for(&snapshot.labels);
         let snapshot = Arc::new(snapshot);
@@ -59,7 +70,8 @@ impl Shared {
         let shared = Arc::new(Shared {
             snapshot: ArcSwap::new(snapshot.clone()),
             metrics,
-            tokens,
+            accounts: ArcSwap::from_pointee(built.set),
+            company: ArcSwap::from_pointee(company),
             resolver,
             migration: Migration::reporting_to(history.timeline()),
             shutting_down: AtomicBool::new(false),

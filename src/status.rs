@@ -65,7 +65,8 @@ pub fn gather(shared: &Shared) -> Status {
             }),
         },
         routes: routes(shared, &snapshot),
-        token: token(shared),
+        token: token(&shared.accounts.load().first().tokens, None),
+        accounts: accounts(shared),
         client_certificate: certificate(shared),
         last_hour: shared.history.hour(),
     }
@@ -107,10 +108,33 @@ fn routes(shared: &Shared, snapshot: &crate::app::Snapshot) -> Vec<RouteStatus> 
         .collect()
 }
 
-/// The OAuth access token's expiry, the last refresh and whether Wise refused the grant.
-fn token(shared: &Shared) -> TokenStatus {
-    let token = shared.tokens.status();
-    let last = shared.tokens.last_refresh();
+/// Every account's token, store and rollback state.
+fn accounts(shared: &Shared) -> Vec<AccountStatus> {
+    let accounts = shared.accounts.load();
+    let several = accounts.len() > 1;
+    accounts
+        .iter()
+        .map(|account| AccountStatus {
+            name: account.name.to_string(),
+            token: token(&account.tokens, several.then_some(&*account.name)),
+            store: account.config.token_store.display(),
+            store_trouble: account.tokens.store_trouble(),
+            rollback: account.rollback(),
+            personal_token: account.personal_bearer.is_some(),
+            app_tokens: account.config.app_token_sha256.len(),
+        })
+        .collect()
+}
+
+/// An account's OAuth access token expiry, the last refresh and whether Wise refused
+/// the grant (`account`: the name `--account` takes, with several accounts).
+fn token(tokens: &crate::token::TokenManager, account: Option<&str>) -> TokenStatus {
+    let token = tokens.status();
+    let last = tokens.last_refresh();
+    let authorize = match account {
+        Some(name) => format!("wisegate authorize --account {name}"),
+        None => "wisegate authorize".to_owned(),
+    };
     TokenStatus {
         expires_at: token.expires_at.map(rfc3339),
         expires_unix: token.expires_at.map(unix),
@@ -129,7 +153,7 @@ fn token(shared: &Shared) -> TokenStatus {
                     .error_code
                     .clone()
                     .unwrap_or_else(|| "invalid_grant".to_owned()),
-                action: "a person must run `wisegate authorize`".to_owned(),
+                action: format!("a person must run `{authorize}`"),
             }),
     }
 }

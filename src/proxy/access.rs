@@ -22,6 +22,8 @@ pub struct AccessLog {
     pub sent_to: Option<Side>,
     /// An OAuth route's request that went the legacy way (fallback).
     pub fell_back: bool,
+    /// The account the app's credential selected, once chosen (its name only).
+    pub account: Option<Arc<str>>,
 }
 
 impl AccessLog {
@@ -32,6 +34,7 @@ impl AccessLog {
             mode: "-",
             sent_to: None,
             fell_back: false,
+            account: None,
         }
     }
 

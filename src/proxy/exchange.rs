@@ -14,6 +14,7 @@ use super::migration::Decision;
 use super::send::{self, AppBody, RequestHead};
 use super::side::Side;
 use super::{fallback, guard, rewrite, shadow};
+use crate::account::Account;
 use crate::app::Snapshot;
 use crate::body::{stream, ProxyBody};
 use crate::body_stall::{BodyStalled, Sender, StallGuard};
@@ -52,6 +53,8 @@ pub async fn forward(
 pub struct Exchange<'a> {
     shared: &'a Arc<Shared>,
     snapshot: Arc<Snapshot>,
+    /// The account the app's credential selected: its lineage and personal token.
+    account: Arc<Account>,
     /// The route's name (also its metric label).
     route: Arc<str>,
     /// The route's effective mode (after the rollback flag).
@@ -77,12 +80,14 @@ impl<'a> Exchange<'a> {
     ) -> Result<Exchange<'a>, ProxyError> {
         let snapshot = shared.snapshot.load_full();
         guard::check(&request, snapshot.config.limits.max_body_bytes)?;
-        let selected = snapshot.route(request.method(), request.uri().path());
+        let account = shared.accounts.load().select(request.headers())?.clone();
+        log.account = Some(account.name.clone());
+        let selected = snapshot.route(request.method(), request.uri().path(), account.rollback());
         let (route, mode, fallback) = (selected.label.clone(), selected.mode, selected.fallback);
         log.mode = mode.as_str();
         log.chosen = Some((snapshot.clone(), selected.index));
         let sca = mode == Mode::PersonalToken
-            && snapshot.sca.is_some()
+            && account.sca.is_some()
             && !sca::app_signs(request.headers());
         let keep = mode == Mode::OAuthMtls || fallback.is_some() || sca;
         let shadow = selected.shadow && shadow::applies(request.method());
@@ -93,6 +98,7 @@ impl<'a> Exchange<'a> {
         Ok(Exchange {
             shared,
             snapshot,
+            account,
             route,
             mode,
             fallback,
@@ -152,6 +158,7 @@ impl<'a> Exchange<'a> {
                 side,
                 status: response.status(),
                 trace_id: header_text(response.headers(), "x-trace-id"),
+                account: self.account.clone(),
             };
             shadow::spawn(
                 self.shared.clone(),
@@ -213,7 +220,7 @@ impl<'a> Exchange<'a> {
                 file: identity.cert_file.display().to_string(),
             });
         }
-        let (mtls, tokens) = (&self.snapshot.mtls, &self.shared.tokens);
+        let (mtls, tokens) = (&self.snapshot.mtls, &self.account.tokens);
         if self.mode == Mode::OAuthClient {
             let bearer = tokens.client_bearer().await?;
             return send::send_once(mtls, &self.head, &mut self.body, bearer).await;
@@ -232,15 +239,18 @@ impl<'a> Exchange<'a> {
     /// The legacy side; with `sca`, a challenge to a kept request is signed and the
     /// request repeated once with `x-2fa-approval` and `X-Signature`.
     async fn send_legacy(&mut self, sca: bool) -> Result<Response<UpstreamBody>, ProxyError> {
-        let snapshot = &self.snapshot;
-        let bearer = snapshot.personal_bearer.clone().ok_or_else(|| {
+        let account = &self.account;
+        let bearer = account.personal_bearer.clone().ok_or_else(|| {
             CredentialError::PersonalTokenMissing {
-                reason: "no [personal_token] token_file is configured".into(),
+                reason: format!(
+                    "no personal token is configured for account `{}` ([personal_token] token_file, or personal_token_file in its [[account]])",
+                    account.name
+                ),
             }
         })?;
-        let (legacy, head) = (&snapshot.legacy, &self.head);
+        let (legacy, head) = (&self.snapshot.legacy, &self.head);
         let response = send::send_once(legacy, head, &mut self.body, bearer.clone()).await?;
-        let (Some(signer), true) = (snapshot.sca.as_ref().filter(|_| sca), self.body.is_kept())
+        let (Some(signer), true) = (account.sca.as_ref().filter(|_| sca), self.body.is_kept())
         else {
             return Ok(response);
         };

@@ -58,6 +58,7 @@ pub async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> Response
             method = %method,
             path = uri.path(),
             route = log.route(),
+            account = log.account.as_deref().unwrap_or("-"),
             mode = log.mode,
             status = response.status().as_u16(),
             duration_us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX),

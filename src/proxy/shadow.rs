@@ -6,6 +6,7 @@
 
 use super::send::RequestHead;
 use super::side::Side;
+use crate::account::Account;
 use crate::app::Snapshot;
 use crate::history::ShadowResult;
 use crate::metrics::RouteResultLabels;
@@ -25,6 +26,8 @@ pub struct Primary {
     pub side: Side,
     pub status: StatusCode,
     pub trace_id: Option<String>,
+    /// The request's account: the copy carries that account's credential.
+    pub account: Arc<Account>,
 }
 
 fn count(shared: &Shared, route: &str, result: &str) {
@@ -41,8 +44,8 @@ pub fn spawn(shared: Arc<Shared>, snapshot: Arc<Snapshot>, head: RequestHead, pr
     tokio::spawn(async move {
         let side = primary.side.other();
         let bearer = match side {
-            Side::Legacy => snapshot.personal_bearer.clone(),
-            Side::Mtls => shared.tokens.user_bearer().ok(),
+            Side::Legacy => primary.account.personal_bearer.clone(),
+            Side::Mtls => primary.account.tokens.user_bearer().ok(),
         };
         let upstream = side.upstream(&snapshot);
         let Some(bearer) = bearer else {

@@ -17,7 +17,11 @@ pub struct Status {
     pub config: ConfigStatus,
     /// The configured routes in order, then the default route.
     pub routes: Vec<RouteStatus>,
+    /// The first account's token (the only one with the single-account keys).
     pub token: TokenStatus,
+    /// Every account: its token, store and rollback state.
+    #[serde(default)]
+    pub accounts: Vec<AccountStatus>,
     pub client_certificate: CertificateStatus,
     /// The last hour's events and where it starts (each route has its own series).
     #[serde(default)]
@@ -94,7 +98,7 @@ pub struct Responses {
 }
 
 /// The OAuth access token: expiry and the last refresh, never the token.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct TokenStatus {
     pub expires_at: Option<String>,
     pub expires_unix: Option<u64>,
@@ -105,6 +109,23 @@ pub struct TokenStatus {
     /// running `wisegate authorize` brings the OAuth routes back.
     #[serde(default)]
     pub authorization_required: Option<AuthorizationRequired>,
+}
+
+/// One account: its name, token, store and rollback state; never a token or a hash.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AccountStatus {
+    pub name: String,
+    pub token: TokenStatus,
+    /// The token store: a path, or the Redis URL without its password.
+    pub store: String,
+    /// `null` while the store answers; else what is wrong with it.
+    pub store_trouble: Option<String>,
+    /// This account alone goes the personal-token way.
+    pub rollback: bool,
+    /// Whether a personal token is configured for it.
+    pub personal_token: bool,
+    /// How many app token hashes select it.
+    pub app_tokens: usize,
 }
 
 /// Wise refused the grant: when, its error code and what to do.

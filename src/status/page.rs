@@ -304,13 +304,8 @@ mod tests {
                 last_reload: None,
             },
             routes,
-            token: TokenStatus {
-                expires_at: None,
-                expires_unix: None,
-                profile_id: None,
-                last_refresh: None,
-                authorization_required: None,
-            },
+            token: TokenStatus::default(),
+            accounts: Vec::new(),
             client_certificate: CertificateStatus {
                 file: "/etc/wisegate/client.crt".to_owned(),
                 expires_at: "2027-12-01T10:00:00Z".to_owned(),
