@@ -110,16 +110,35 @@ pub async fn find(config: &Config) -> Result<Lookup, AdminClientError> {
 impl RunningWisegate {
     /// Asks it to refresh its token now (`POST /token/refresh`).
     pub async fn refresh(&self) -> Result<TokenAnswer, AdminClientError> {
-        self.token_call("/token/refresh").await
+        self.token_call("/token/refresh", None).await
     }
 
     /// Asks it to re-read the token store and use a newer lineage (`POST /token/reload`).
     pub async fn reload(&self) -> Result<TokenAnswer, AdminClientError> {
-        self.token_call("/token/reload").await
+        self.token_call("/token/reload", None).await
     }
 
-    async fn token_call(&self, path: &'static str) -> Result<TokenAnswer, AdminClientError> {
-        let answered = tokio::time::timeout(self.wait, self.call(Method::POST, path)).await;
+    /// [`Self::refresh`] for the account `name` (`?account=NAME`).
+    pub async fn refresh_account(&self, name: &str) -> Result<TokenAnswer, AdminClientError> {
+        self.token_call("/token/refresh", Some(name)).await
+    }
+
+    /// [`Self::reload`] for the account `name` (`?account=NAME`).
+    pub async fn reload_account(&self, name: &str) -> Result<TokenAnswer, AdminClientError> {
+        self.token_call("/token/reload", Some(name)).await
+    }
+
+    /// `account`: an account name (`[a-z0-9-]+`, nothing to escape).
+    async fn token_call(
+        &self,
+        path: &'static str,
+        account: Option<&str>,
+    ) -> Result<TokenAnswer, AdminClientError> {
+        let target = match account {
+            Some(name) => format!("{path}?account={name}"),
+            None => path.to_owned(),
+        };
+        let answered = tokio::time::timeout(self.wait, self.call(Method::POST, &target)).await;
         let (status, body) = match answered {
             Ok(Ok(answer)) => answer,
             Ok(Err(message)) => return Err(self.call_error(path, message)),

@@ -4,7 +4,7 @@
 //! given with `--code`), check `state`, exchange the code over mTLS and store the tokens.
 
 use crate::app::{self, BuildError};
-use crate::config::Config;
+use crate::config::{AccountConfig, Config};
 use crate::secret::AuthorizationCode;
 use crate::token::token_set;
 use crate::token::{OAuthError, StoreError};
@@ -44,6 +44,8 @@ pub enum AuthorizeError {
     NoCode,
     #[error("cannot listen for the redirect on {address} (from oauth.redirect_uri): {message}")]
     Callback { address: String, message: String },
+    #[error("{0}")]
+    Account(String),
     #[error("no redirect arrived within {} minutes: run `wisegate authorize` again", CALLBACK_WAIT.as_secs() / 60)]
     TimedOut,
 }
@@ -96,17 +98,30 @@ fn parse_redirect(query: &str) -> Redirect {
     redirect
 }
 
-/// Runs the authorization. `say` prints to the operator; `input` is where a pasted
-/// redirect URL is read from when no callback listener can be used.
+/// Runs the authorization of the config's only account (see [`authorize_account`]).
 pub async fn authorize<R: AsyncBufRead + Unpin>(
     config: &Config,
+    code: Option<String>,
+    input: R,
+    say: impl FnMut(&str),
+) -> Result<Authorized, AuthorizeError> {
+    let account = config.account(None).map_err(AuthorizeError::Account)?;
+    authorize_account(config, &account, code, input, say).await
+}
+
+/// Runs the authorization of `account`, storing its lineage in its token store. `say`
+/// prints to the operator; `input` is where a pasted redirect URL is read from when no
+/// callback listener can be used.
+pub async fn authorize_account<R: AsyncBufRead + Unpin>(
+    config: &Config,
+    account: &AccountConfig,
     code: Option<String>,
     input: R,
     mut say: impl FnMut(&str),
 ) -> Result<Authorized, AuthorizeError> {
     let resolver = app::load_identity(config).map_err(BuildError::from)?;
     let oauth = app::oauth_client(config, &resolver)?;
-    let store = app::token_store(config)?;
+    let store = app::store_of(&account.token_store)?;
     // A code is single use: make sure the tokens can be stored before spending one.
     if let Some(redis) = store.redis() {
         redis.ping().await?;
@@ -116,8 +131,12 @@ pub async fn authorize<R: AsyncBufRead + Unpin>(
         None => {
             let state = format!("{:032x}", rand::rng().random::<u128>());
             let url = authorize_url(config, &state);
+            let whose = match config.account_tables.is_empty() {
+                true => String::new(),
+                false => format!(" (as the user of the Wise account for `{}`)", account.name),
+            };
             say(&format!(
-                "Open this URL in a browser, sign in to Wise and approve access:\n\n  {url}\n"
+                "Open this URL in a browser, sign in to Wise{whose} and approve access:\n\n  {url}\n"
             ));
             let redirect = match loopback_callback(&config.oauth.redirect_uri) {
                 Some((address, path)) => {

@@ -55,6 +55,10 @@ pub enum Command {
         config: PathBuf,
         #[command(flatten)]
         log: LogArgs,
+        /// The account (`[[account]]` name) to act on; required when several are
+        /// configured.
+        #[arg(long, value_name = "NAME")]
+        account: Option<String>,
         /// A code already obtained from Wise's redirect.
         #[arg(long)]
         code: Option<String>,
@@ -67,6 +71,11 @@ pub enum Command {
     Token {
         #[command(subcommand)]
         action: TokenAction,
+    },
+    /// Helpers for several Wise accounts through one wisegate (`[[account]]`).
+    Account {
+        #[command(subcommand)]
+        action: AccountAction,
     },
     /// Validate the config and every file it names; print a checklist; non-zero on failure.
     ///
@@ -131,7 +140,7 @@ impl From<KeyTypeArg> for wisegate::csr::KeyType {
 
 #[derive(Subcommand)]
 pub enum TokenAction {
-    /// Show the stored token's expiry (never the token).
+    /// Show the stored token's expiry (never the token): every account's, or one's.
     Status {
         /// The config file (TOML; see config.example.toml). Relative paths in it are
         /// relative to its folder.
@@ -139,6 +148,9 @@ pub enum TokenAction {
         config: PathBuf,
         #[command(flatten)]
         log: LogArgs,
+        /// Only this account (`[[account]]` name); all of them without it.
+        #[arg(long, value_name = "NAME")]
+        account: Option<String>,
     },
     /// Refresh the stored token now.
     ///
@@ -152,5 +164,19 @@ pub enum TokenAction {
         config: PathBuf,
         #[command(flatten)]
         log: LogArgs,
+        /// The account (`[[account]]` name) to act on; required when several are
+        /// configured.
+        #[arg(long, value_name = "NAME")]
+        account: Option<String>,
     },
+}
+
+#[derive(Subcommand)]
+pub enum AccountAction {
+    /// Print the SHA-256 of an app token for `app_token_sha256` in an `[[account]]`.
+    ///
+    /// Reads the token from stdin (one trailing newline is dropped) and prints its
+    /// lower-case hex SHA-256; the token is never echoed. Example:
+    /// `wisegate account hash-token < app-token.txt`.
+    HashToken,
 }

@@ -3,19 +3,30 @@
 
 use super::EXIT_USAGE;
 use wisegate::admin_client::{self, Lookup};
-use wisegate::config::Config;
+use wisegate::config::{AccountConfig, Config};
 use wisegate::timestamps::rfc3339;
 use wisegate::token::TokenStore;
 use wisegate::{app, authorize};
 
-/// Authorizes, stores the tokens and hands them to a running wisegate.
-pub async fn run(config: &Config, code: Option<String>, force: bool) -> anyhow::Result<()> {
-    let store = app::token_store(config)?;
+/// Authorizes `account` (the only one when `None`), stores the tokens and hands them to
+/// a running wisegate.
+pub async fn run(
+    config: &Config,
+    account: Option<String>,
+    code: Option<String>,
+    force: bool,
+) -> anyhow::Result<()> {
+    let account = config
+        .account(account.as_deref())
+        .map_err(anyhow::Error::msg)?;
+    let store = app::store_of(&account.token_store)?;
     confirm_replacing(&store, force).await?;
     let stdin = tokio::io::BufReader::new(tokio::io::stdin());
-    let authorized = authorize::authorize(config, code, stdin, |text| println!("{text}")).await?;
+    let say = |text: &str| println!("{text}");
+    let authorized = authorize::authorize_account(config, &account, code, stdin, say).await?;
     println!(
-        "Authorized. Tokens stored in {} (access token valid until {}).",
+        "Authorized{}. Tokens stored in {} (access token valid until {}).",
+        named(config, &account),
         store.describe(),
         rfc3339(authorized.expires_at)
     );
@@ -25,8 +36,16 @@ pub async fn run(config: &Config, code: Option<String>, force: bool) -> anyhow::
             "profileId: not given with --code (see the redirect URL's profileId parameter)"
         ),
     }
-    hand_over(config).await;
+    hand_over(config, &account).await;
     Ok(())
+}
+
+/// " account NAME" with `[[account]]` tables, nothing with the single-account keys.
+fn named(config: &Config, account: &AccountConfig) -> String {
+    match config.account_tables.is_empty() {
+        true => String::new(),
+        false => format!(" account {}", account.name),
+    }
 }
 
 /// Before `authorize` replaces a stored lineage: says so, and asks on a terminal; when
@@ -60,9 +79,9 @@ async fn confirm_replacing(store: &TokenStore, force: bool) -> anyhow::Result<()
 }
 
 /// After `authorize` stored a lineage: a wisegate running this config takes it up now.
-async fn hand_over(config: &Config) {
+async fn hand_over(config: &Config, account: &AccountConfig) {
     match admin_client::find(config).await {
-        Ok(Lookup::Found(running)) => match running.reload().await {
+        Ok(Lookup::Found(running)) => match running.reload_account(&account.name).await {
             Ok(answer) if answer.changed => println!(
                 "The running wisegate on {} (admin.address) now uses the new tokens.",
                 running.address

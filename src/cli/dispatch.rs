@@ -1,8 +1,8 @@
 //! From parsed arguments to the command: the config read, logging started in its format
 //! (`--log-format` wins), then the subcommand's module.
 
-use super::args::{Cli, Command, LogFormatArg, TokenAction};
-use super::{authorize, check, serve, token};
+use super::args::{AccountAction, Cli, Command, LogFormatArg, TokenAction};
+use super::{account, authorize, check, serve, token};
 use std::path::Path;
 use wisegate::config::{Config, LogFormat};
 
@@ -20,15 +20,29 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Authorize {
             config,
             log,
+            account,
             code,
             force,
-        } => authorize::run(&load(&config, log.log_format)?, code, force).await,
+        } => authorize::run(&load(&config, log.log_format)?, account, code, force).await,
         Command::Token {
-            action: TokenAction::Status { config, log },
-        } => token::status(&load(&config, log.log_format)?).await,
+            action:
+                TokenAction::Status {
+                    config,
+                    log,
+                    account,
+                },
+        } => token::status(&load(&config, log.log_format)?, account.as_deref()).await,
         Command::Token {
-            action: TokenAction::Refresh { config, log },
-        } => token::refresh(&load(&config, log.log_format)?).await,
+            action:
+                TokenAction::Refresh {
+                    config,
+                    log,
+                    account,
+                },
+        } => token::refresh(&load(&config, log.log_format)?, account.as_deref()).await,
+        Command::Account {
+            action: AccountAction::HashToken,
+        } => account::hash_token(),
         Command::Check {
             config,
             log,

@@ -4,16 +4,45 @@ use anyhow::Context;
 use std::time::SystemTime;
 use wisegate::admin_client::{self, Lookup};
 use wisegate::app;
-use wisegate::config::Config;
+use wisegate::config::{AccountConfig, Config};
 use wisegate::timestamps::rfc3339;
 
 /// Prints the stored token's state (never the token) and the running process's last
-/// refresh.
-pub async fn status(config: &Config) -> anyhow::Result<()> {
-    let store = app::token_store(config)?;
+/// refresh: of `account`, or of every account.
+pub async fn status(config: &Config, account: Option<&str>) -> anyhow::Result<()> {
+    let accounts = match account {
+        Some(name) => vec![config.account(Some(name)).map_err(anyhow::Error::msg)?],
+        None => config.accounts(),
+    };
+    let running = wisegate::status::fetch_running(config.admin.address).await;
+    let named = !config.account_tables.is_empty();
+    for (index, account) in accounts.iter().enumerate() {
+        if named {
+            if index > 0 {
+                println!();
+            }
+            println!("account:        {}", account.name);
+        }
+        account_status(config, account, running.as_ref(), named).await?;
+    }
+    Ok(())
+}
+
+/// One account's part of `token status`; `named`: the config has `[[account]]` tables.
+async fn account_status(
+    config: &Config,
+    account: &AccountConfig,
+    running: Option<&wisegate::status::Status>,
+    named: bool,
+) -> anyhow::Result<()> {
+    let authorize = match named {
+        true => format!("wisegate authorize --account {}", account.name),
+        false => "wisegate authorize".to_owned(),
+    };
+    let store = app::store_of(&account.token_store)?;
     match store.load().await? {
         None => println!(
-            "No tokens stored in {}: run `wisegate authorize`.",
+            "No tokens stored in {}: run `{authorize}`.",
             store.describe()
         ),
         Some(lineage) => {
@@ -46,9 +75,15 @@ pub async fn status(config: &Config) -> anyhow::Result<()> {
         }
     }
     // The last refresh result lives in the running process: ask it.
-    let running = wisegate::status::fetch_running(config.admin.address).await;
-    let last = match &running {
-        Some(status) => match &status.token.last_refresh {
+    let token = running.map(|status| {
+        status
+            .accounts
+            .iter()
+            .find(|a| a.name == account.name)
+            .map_or(&status.token, |a| &a.token)
+    });
+    let last = match token {
+        Some(token) => match &token.last_refresh {
             None => "none since the running wisegate started".to_owned(),
             Some(last) => last.describe(),
         },
@@ -58,21 +93,23 @@ pub async fn status(config: &Config) -> anyhow::Result<()> {
         ),
     };
     println!("last refresh:   {last}");
-    let required = running.and_then(|status| status.token.authorization_required);
+    let required = token.and_then(|token| token.authorization_required.as_ref());
     if let Some(required) = required {
         println!(
-            "authorization:  REQUIRED: Wise refused the grant at {} ({}); a person must run `wisegate authorize`",
+            "authorization:  REQUIRED: Wise refused the grant at {} ({}); a person must run `{authorize}`",
             required.refused_at, required.error_code
         );
     }
     Ok(())
 }
 
-/// Refreshes the stored token: by the running wisegate if there is one, else here.
-pub async fn refresh(config: &Config) -> anyhow::Result<()> {
+/// Refreshes `account`'s stored token (the only account's when `None`): by the running
+/// wisegate if there is one, else here.
+pub async fn refresh(config: &Config, account: Option<&str>) -> anyhow::Result<()> {
+    let account = config.account(account).map_err(anyhow::Error::msg)?;
     match admin_client::find(config).await? {
         Lookup::Found(running) => {
-            let answer = running.refresh().await?;
+            let answer = running.refresh_account(&account.name).await?;
             println!(
                 "Refreshed by the running wisegate on {} (admin.address), which uses the new access token, valid until {}.",
                 running.address,
@@ -87,7 +124,8 @@ pub async fn refresh(config: &Config) -> anyhow::Result<()> {
         Lookup::NotRunning => {}
     }
     let resolver = app::load_identity(config)?;
-    let tokens = app::token_manager(config, &resolver).await?;
+    let oauth = std::sync::Arc::new(app::oauth_client(config, &resolver)?);
+    let tokens = app::account_token_manager(config, &account, oauth).await?;
     tokens.refresh_now().await.context("refresh failed")?;
     let status = tokens.status();
     println!(
