@@ -8,7 +8,6 @@
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
 use http::header::{self, HeaderMap, HeaderValue};
 use http::{Method, Request, Uri};
-use prometheus_client::metrics::family::Family;
 use std::hint::black_box;
 use std::sync::Arc;
 use std::time::Duration;
@@ -222,7 +221,7 @@ fn rewrite(c: &mut Criterion) {
 }
 
 fn bookkeeping(c: &mut Criterion) {
-    let metrics = Metrics::new(Family::default());
+    let metrics = Metrics::new(false);
     let route: Arc<str> = Arc::from("transfers");
     let mut group = c.benchmark_group("metrics");
     // As src/proxy/access.rs does it per request: the route name shared with the snapshot

@@ -14,7 +14,9 @@
 
 use crate::account::Account;
 use crate::body::{full, ProxyBody};
+use crate::lineage_metrics::LineageState;
 use crate::readiness::{degraded_reasons, not_ready_reasons, unavailable_accounts};
+use crate::timestamps::unix_seconds;
 use crate::token::adopt::Reloaded;
 use crate::Shared;
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
@@ -92,23 +94,26 @@ fn status(shared: &Shared, request: &Request<Incoming>) -> Response<ProxyBody> {
 fn metrics(shared: &Shared) -> Response<ProxyBody> {
     let metrics = &shared.metrics;
     let accounts = shared.accounts.load();
-    let first = &accounts.first().tokens;
-    let expiry = first
-        .status()
-        .expires_at
-        .map_or(0, crate::timestamps::unix_seconds);
-    metrics
-        .token_expiry
-        .set(i64::try_from(expiry).unwrap_or(i64::MAX));
-    if first.store().is_shared() {
-        let up = i64::from(first.store_trouble().is_none());
-        metrics.token_store_up.set(up);
-    }
+    let states: Vec<LineageState<'_>> = accounts
+        .iter()
+        .map(|account| {
+            let tokens = &account.tokens;
+            let expiry = tokens.status().expires_at.map_or(0, unix_seconds);
+            LineageState {
+                account: &account.name,
+                token_expiry: i64::try_from(expiry).unwrap_or(i64::MAX),
+                authorization_required: tokens.authorization_required().is_some(),
+                store_up: tokens
+                    .store()
+                    .is_shared()
+                    .then(|| tokens.store_trouble().is_none()),
+            }
+        })
+        .collect();
+    metrics.lineages.set(&states);
     metrics
         .ready
         .set(i64::from(not_ready_reasons(shared).is_empty()));
-    let refused = first.authorization_required().is_some();
-    metrics.authorization_required.set(i64::from(refused));
     let cert = shared.resolver.current().not_after_unix();
     metrics
         .client_cert_expiry
@@ -216,7 +221,11 @@ fn named_account(
                 accounts.names()
             ),
         };
-        Box::new(admin_error(StatusCode::NOT_FOUND, "unknown_account", &message))
+        Box::new(admin_error(
+            StatusCode::NOT_FOUND,
+            "unknown_account",
+            &message,
+        ))
     })
 }
 

@@ -74,6 +74,7 @@ pub mod file_safety;
 pub mod headers;
 pub mod history;
 pub mod lanes;
+pub mod lineage_metrics;
 pub mod metrics;
 pub mod proxy;
 pub mod readiness;

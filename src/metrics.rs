@@ -2,6 +2,7 @@
 //! names from the config (never raw paths), modes, status codes, results. Gauges that
 //! mirror state (expiry times, rollback) are set when they change or at scrape time.
 
+use crate::lineage_metrics::LineageMetrics;
 use crate::rollback_readiness::LegacyPath;
 use crate::route::{Mode, Route};
 use prometheus_client::encoding::EncodeLabelSet;
@@ -126,22 +127,19 @@ pub struct Metrics {
     pub rate_limited: Family<RouteLabels, Counter>,
     /// Requests between arrival and response head.
     pub in_flight: Gauge,
-    pub token_expiry: Gauge,
+    /// The series where a lineage is involved, per account.
+    pub lineages: LineageMetrics,
     pub client_cert_expiry: Gauge,
     pub config_reloads: Family<ResultLabels, Counter>,
     pub rollback_active: Gauge,
     /// 1 for each route's effective mode, 0 for the others.
     pub route_mode: Family<RouteModeLabels, Gauge>,
-    /// 1 while the shared token store answers (registered only with a shared store).
-    pub token_store_up: Gauge,
     pub shadow: Family<RouteResultLabels, Counter>,
     pub fallback: Family<RouteReasonLabels, Counter>,
     /// SCA challenges (403, `x-2fa-approval-result: REJECTED`) from Wise.
     pub sca_challenges: Family<ScaLabels, Counter>,
     /// 1 while `/readyz` answers 200 (set at scrape time).
     pub ready: Gauge,
-    /// 1 while Wise has refused the grant and a person must run `wisegate authorize`.
-    pub authorization_required: Gauge,
     /// 1 while the last probe found the legacy path available (a rollback would work).
     pub legacy_path_up: Gauge,
     /// 1 for the last probe's state, 0 for the others.
@@ -154,25 +152,24 @@ pub struct StateLabels {
 }
 
 impl Metrics {
-    /// `token_refreshes` is owned by the token manager, which counts into it.
-    pub fn new(token_refreshes: Family<ResultLabels, Counter>) -> Metrics {
+    /// The metrics; `shared_store`: some account keeps its lineage in Redis (then
+    /// `wisegate_token_store_up` is exported).
+    pub fn new(shared_store: bool) -> Metrics {
         let mut registry = Registry::default();
         let metrics = Metrics {
             requests: Family::default(),
             request_duration: Family::new_with_constructor(duration_histogram),
             rate_limited: Family::default(),
             in_flight: Gauge::default(),
-            token_expiry: Gauge::default(),
+            lineages: LineageMetrics::default(),
             client_cert_expiry: Gauge::default(),
             config_reloads: Family::default(),
             rollback_active: Gauge::default(),
             route_mode: Family::default(),
-            token_store_up: Gauge::default(),
             shadow: Family::default(),
             fallback: Family::default(),
             sca_challenges: Family::default(),
             ready: Gauge::default(),
-            authorization_required: Gauge::default(),
             legacy_path_up: Gauge::default(),
             legacy_path_info: Family::default(),
             registry: Registry::default(),
@@ -197,9 +194,6 @@ impl Metrics {
             "Requests received and not yet answered",
             metrics.in_flight.clone(),
         );
-        for result in REFRESH_RESULTS {
-            drop(token_refreshes.get_or_create(&ResultLabels::of(result)));
-        }
         for result in RELOAD_RESULTS {
             drop(
                 metrics
@@ -207,16 +201,7 @@ impl Metrics {
                     .get_or_create(&ResultLabels::of(result)),
             );
         }
-        registry.register(
-            "wisegate_token_refresh",
-            "OAuth token refreshes, by result (success, failure)",
-            token_refreshes,
-        );
-        registry.register(
-            "wisegate_token_expiry_timestamp_seconds",
-            "When the current OAuth access token expires (Unix time)",
-            metrics.token_expiry.clone(),
-        );
+        metrics.lineages.register(&mut registry, shared_store);
         registry.register(
             "wisegate_client_cert_expiry_timestamp_seconds",
             "When the client certificate in use expires (Unix time)",
@@ -258,11 +243,6 @@ impl Metrics {
             metrics.ready.clone(),
         );
         registry.register(
-            "wisegate_authorization_required",
-            "1 while Wise refuses the grant (revoked, email changed, enhanced security): a person must run wisegate authorize",
-            metrics.authorization_required.clone(),
-        );
-        registry.register(
             "wisegate_legacy_path_up",
             "1 while the last probe found the legacy path (legacy host, personal token) available: a rollback would work",
             metrics.legacy_path_up.clone(),
@@ -284,27 +264,6 @@ impl Metrics {
             registry,
             ..metrics
         }
-    }
-
-    /// Adds `wisegate_unauthorized_without_refresh_total`, which the token manager
-    /// counts into.
-    pub fn with_unauthorized_counter(mut self, counter: Counter) -> Metrics {
-        self.registry.register(
-            "wisegate_unauthorized_without_refresh",
-            "401s from Wise answered without a refresh: a token had been obtained less than limits.min_refresh_interval_on_401 before (replayed with a newer token, or passed to the app)",
-            counter,
-        );
-        self
-    }
-
-    /// Adds `wisegate_token_store_up`, for a shared (Redis) token store.
-    pub fn with_token_store_gauge(mut self) -> Metrics {
-        self.registry.register(
-            "wisegate_token_store_up",
-            "1 while the shared token store (Redis) answers, 0 while it cannot be reached",
-            self.token_store_up.clone(),
-        );
-        self
     }
 
     /// Creates, at 0, the shadow and fallback series of every route that can count

@@ -6,7 +6,7 @@
 use crate::account::build::{self as accounts, Company};
 use crate::account::AccountSet;
 use crate::app::{self, BuildError, Snapshot};
-use crate::config::Config;
+use crate::config::{Config, TokenStoreConfig};
 use crate::history::{Clock, History};
 use crate::metrics::Metrics;
 use crate::proxy::Migration;
@@ -54,19 +54,18 @@ impl Shared {
             oauth: Arc::new(app::oauth_client(&config, &resolver)?),
             client_token: Arc::default(),
         };
-        let built = accounts::build(&config, &company, None).await?;
+        let shared_store = config
+            .accounts()
+            .iter()
+            .any(|account| matches!(account.token_store, TokenStoreConfig::Redis(_)));
+        let metrics = Metrics::new(shared_store);
+        let built = accounts::build(&config, &company, None, &metrics.lineages).await?;
         for account in built.set.iter() {
             account.tokens.events.attach(history.timeline().clone());
         }
-        let tokens = built.set.first().tokens.clone();
         let mut snapshot = Snapshot::build(config, &resolver, 1, lanes)?;
         snapshot.series = history.series_for(&snapshot.labels);
         let snapshot = Arc::new(snapshot);
-        let mut metrics = Metrics::new(tokens.refresh_counter())
-            .with_unauthorized_counter(tokens.unauthorized_without_refresh_counter());
-        if tokens.store().is_shared() {
-            metrics = metrics.with_token_store_gauge();
-        }
         let shared = Arc::new(Shared {
             snapshot: ArcSwap::new(snapshot.clone()),
             metrics,

@@ -324,6 +324,31 @@ async fn one_accounts_refresh_and_revocation_leave_the_others_token_untouched() 
     assert!(uk["token"]["authorization_required"].is_null(), "{uk}");
     let uk_store = g.dir.path().join("state/uk-ltd.json");
     assert_eq!(uk["store"], uk_store.display().to_string());
+    // The series of each lineage carry its account.
+    let refreshes = |name: &str, result: &str| {
+        format!("wisegate_token_refresh_total{{account=\"{name}\",result=\"{result}\"}}")
+    };
+    assert_eq!(
+        common::metric(g.admin, &refreshes("uk-ltd", "success")).await,
+        1.0
+    );
+    assert_eq!(
+        common::metric(g.admin, &refreshes("eu-bv", "success")).await,
+        0.0
+    );
+    assert_eq!(
+        common::metric(g.admin, &refreshes("eu-bv", "failure")).await,
+        1.0
+    );
+    let required = |name: &str| format!("wisegate_authorization_required{{account=\"{name}\"}}");
+    assert_eq!(common::metric(g.admin, &required("eu-bv")).await, 1.0);
+    assert_eq!(common::metric(g.admin, &required("uk-ltd")).await, 0.0);
+    let (_, text) = g.admin_get("/metrics").await;
+    let text = String::from_utf8_lossy(&text);
+    assert!(
+        text.contains("wisegate_token_expiry_timestamp_seconds{account=\"uk-ltd\"}"),
+        "{text}"
+    );
     g.shutdown.cancel();
 }
 
@@ -455,6 +480,8 @@ async fn a_reload_adds_and_removes_accounts_under_load_without_failing_the_other
         refused,
         "the removed account's requests get unknown_account"
     );
+    stop.store(true, Ordering::Relaxed);
+    let (ok, failed) = uk.await.unwrap();
     g.wise.clear_requests();
     let (response, _) = g.get_for("eu-bv", "/v1/profiles").await;
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
@@ -462,8 +489,6 @@ async fn a_reload_adds_and_removes_accounts_under_load_without_failing_the_other
         g.wise.requests().is_empty(),
         "never with another account's token"
     );
-    stop.store(true, Ordering::Relaxed);
-    let (ok, failed) = uk.await.unwrap();
     assert!(ok > 0);
     assert_eq!(failed, 0, "uk-ltd's requests during both reloads");
     assert_eq!(

@@ -10,6 +10,7 @@
 use super::set::{Account, AccountSet};
 use crate::app::{self, BuildError};
 use crate::config::Config;
+use crate::lineage_metrics::LineageMetrics;
 use crate::token::{ClientToken, OAuthClient};
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
@@ -40,10 +41,12 @@ pub struct Built {
 /// Builds `config`'s accounts, reusing `running`'s managers where the lineage is the
 /// same. Fails on an unreadable personal token, SCA key or token store (nothing is
 /// published then).
+/// New managers count into `metrics`' series of their account.
 pub async fn build(
     config: &Config,
     company: &Company,
     running: Option<&AccountSet>,
+    metrics: &LineageMetrics,
 ) -> Result<Built, BuildError> {
     let mut accounts = Vec::new();
     let mut added = Vec::new();
@@ -76,7 +79,8 @@ pub async fn build(
                 let manager =
                     app::account_token_manager(config, &account_config, company.oauth.clone())
                         .await?
-                        .with_client_token(company.client_token.clone());
+                        .with_client_token(company.client_token.clone())
+                        .counting_into(metrics.counters_for(&account_config.name));
                 (Arc::new(manager), CancellationToken::new(), true)
             }
         };

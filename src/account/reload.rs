@@ -24,7 +24,7 @@ pub async fn prepare(
         client_token: shared.company.load().client_token.clone(),
     };
     let running = shared.accounts.load_full();
-    let built = build(config, &company, Some(&running)).await?;
+    let built = build(config, &company, Some(&running), &shared.metrics.lineages).await?;
     Ok((built, company))
 }
 

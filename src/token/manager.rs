@@ -9,6 +9,7 @@
 
 use super::client::OAuthClient;
 use super::client_token::ClientToken;
+use super::counters::LineageCounters;
 use super::error::OAuthError;
 use super::error::StoreError;
 pub use super::error::{CredentialError, RefreshError};
@@ -18,12 +19,9 @@ use super::rejection::RefreshFloor;
 use super::schedule;
 use super::token_store::Lineage;
 use super::token_store::TokenStore;
-use crate::metrics::ResultLabels;
 use crate::secret::RefreshToken;
 use arc_swap::{ArcSwap, ArcSwapOption};
 use http::HeaderValue;
-use prometheus_client::metrics::counter::Counter;
-use prometheus_client::metrics::family::Family;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -52,8 +50,8 @@ pub struct RefreshOutcome {
 
 pub struct TokenManager {
     oauth: ArcSwap<OAuthClient>,
-    /// `wisegate_token_refresh_total{result}`, registered by the metrics.
-    refreshes: Family<ResultLabels, Counter>,
+    /// Its account's refresh and 401 counters ([`Self::counting_into`]).
+    pub(super) counters: LineageCounters,
     /// When a token was last obtained, so that a 401 soon after does not refresh again
     /// ([`super::rejection`]).
     pub(super) floor: RefreshFloor,
@@ -120,7 +118,7 @@ impl TokenManager {
         };
         Ok(TokenManager {
             oauth: ArcSwap::new(oauth),
-            refreshes: Family::default(),
+            counters: LineageCounters::default(),
             floor: RefreshFloor::default(),
             store,
             refresh_before,
@@ -193,9 +191,10 @@ impl TokenManager {
         self.client.clone()
     }
 
-    /// The refresh counter family, for the metrics registry.
-    pub fn refresh_counter(&self) -> Family<ResultLabels, Counter> {
-        self.refreshes.clone()
+    /// Counts into `counters` (its account's series) from now on.
+    pub fn counting_into(mut self, counters: LineageCounters) -> TokenManager {
+        self.counters = counters;
+        self
     }
 
     pub fn last_refresh(&self) -> Option<Arc<RefreshOutcome>> {
@@ -378,14 +377,10 @@ impl TokenManager {
 
     /// Counts and logs the outcome of a call to the token endpoint.
     fn record(&self, error: Option<String>, error_code: Option<String>, grant_refused: bool) {
-        let result_label = if error.is_none() {
-            "success"
-        } else {
-            "failure"
+        match error {
+            None => self.counters.refresh_success.inc(),
+            Some(_) => self.counters.refresh_failure.inc(),
         };
-        self.refreshes
-            .get_or_create(&ResultLabels::of(result_label))
-            .inc();
         match &error {
             Some(message) if grant_refused => tracing::error!("token refresh refused: {message}"),
             Some(message) => tracing::warn!("token refresh failed: {message}"),

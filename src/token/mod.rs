@@ -11,6 +11,7 @@
 pub mod adopt;
 pub mod client;
 mod client_token;
+pub mod counters;
 pub mod error;
 pub mod file_store;
 pub mod group;

@@ -16,7 +16,6 @@ use super::lock;
 use super::manager::TokenManager;
 use super::token_store::TokenStore;
 use http::HeaderValue;
-use prometheus_client::metrics::counter::Counter;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime};
@@ -42,8 +41,6 @@ pub enum Rejection {
 pub(super) struct RefreshFloor {
     interval_ms: AtomicU64,
     obtained: Mutex<Option<Instant>>,
-    /// `wisegate_unauthorized_without_refresh_total`.
-    without_refresh: Counter,
 }
 
 impl Default for RefreshFloor {
@@ -51,7 +48,6 @@ impl Default for RefreshFloor {
         RefreshFloor {
             interval_ms: AtomicU64::new(DEFAULT_MIN_REFRESH_INTERVAL_ON_401.as_millis() as u64),
             obtained: Mutex::new(None),
-            without_refresh: Counter::default(),
         }
     }
 }
@@ -81,11 +77,6 @@ impl TokenManager {
     pub fn set_min_refresh_interval_on_401(&self, interval: Duration) {
         let millis = u64::try_from(interval.as_millis()).unwrap_or(u64::MAX);
         self.floor.interval_ms.store(millis, Ordering::Relaxed);
-    }
-
-    /// The `wisegate_unauthorized_without_refresh_total` counter, for the registry.
-    pub fn unauthorized_without_refresh_counter(&self) -> Counter {
-        self.floor.without_refresh.clone()
     }
 
     /// After Wise answered 401 to `failed`: refresh, replay with a newer token, or
@@ -129,7 +120,7 @@ impl TokenManager {
     }
 
     fn without_refresh(&self, rejection: Rejection) -> Rejection {
-        self.floor.without_refresh.inc();
+        self.counters.unauthorized_without_refresh.inc();
         // Debug, not info: a path that always answers 401 would log once per request
         // (the access log has each one already, the counter their number).
         match &rejection {

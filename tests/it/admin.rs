@@ -75,7 +75,11 @@ async fn metrics_name_everything_and_count_what_happened() {
         .duration_since(UNIX_EPOCH)
         .unwrap()
         .as_secs() as f64;
-    let token_expiry = metric(admin, "wisegate_token_expiry_timestamp_seconds").await;
+    let token_expiry = metric(
+        admin,
+        "wisegate_token_expiry_timestamp_seconds{account=\"default\"}",
+    )
+    .await;
     assert!(
         (now + 43_000.0..now + 43_300.0).contains(&token_expiry),
         "{token_expiry}"
@@ -86,7 +90,11 @@ async fn metrics_name_everything_and_count_what_happened() {
     h.wise.invalidate_access_tokens();
     get_at(h.proxy, "/v1/me").await;
     assert_eq!(
-        metric(admin, "wisegate_token_refresh_total{result=\"success\"}").await,
+        metric(
+            admin,
+            "wisegate_token_refresh_total{account=\"default\",result=\"success\"}"
+        )
+        .await,
         1.0
     );
 }
@@ -102,7 +110,7 @@ async fn counters_with_known_labels_are_exported_at_zero_from_start() {
     let mut expected = Vec::new();
     for result in ["success", "failure"] {
         expected.push(format!(
-            "wisegate_token_refresh_total{{result=\"{result}\"}} 0"
+            "wisegate_token_refresh_total{{account=\"default\",result=\"{result}\"}} 0"
         ));
     }
     for result in ["success", "failure", "cert_rejected"] {
@@ -215,7 +223,11 @@ async fn readiness_and_a_refused_grant_are_metrics() {
     let h = Harness::builder().extra(extra).start().await;
     assert_eq!(metric(h.admin, "wisegate_ready").await, 1.0);
     assert_eq!(
-        metric(h.admin, "wisegate_authorization_required").await,
+        metric(
+            h.admin,
+            "wisegate_authorization_required{account=\"default\"}"
+        )
+        .await,
         0.0
     );
     h.wise.revoke_grant();
@@ -226,7 +238,11 @@ async fn readiness_and_a_refused_grant_are_metrics() {
         "the revoked grant's token is refused"
     );
     assert_eq!(
-        metric(h.admin, "wisegate_authorization_required").await,
+        metric(
+            h.admin,
+            "wisegate_authorization_required{account=\"default\"}"
+        )
+        .await,
         1.0
     );
 }

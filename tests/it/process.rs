@@ -536,7 +536,11 @@ async fn a_refused_grant_says_authorize_everywhere_and_stops_token_calls() {
     std::fs::write(&setup.config_path, text).unwrap();
     let running = start(&setup, &[], "warn").await;
     assert_eq!(
-        metric(running.admin, "wisegate_authorization_required").await,
+        metric(
+            running.admin,
+            "wisegate_authorization_required{account=\"default\"}"
+        )
+        .await,
         0.0
     );
     setup.wise.revoke_grant();
@@ -584,7 +588,11 @@ async fn a_refused_grant_says_authorize_everywhere_and_stops_token_calls() {
         "{line}"
     );
     assert_eq!(
-        metric(running.admin, "wisegate_authorization_required").await,
+        metric(
+            running.admin,
+            "wisegate_authorization_required{account=\"default\"}"
+        )
+        .await,
         1.0
     );
     let (_, text) = wisegate(&setup, &["token", "status"]).await;
@@ -609,7 +617,11 @@ async fn a_refused_grant_says_authorize_everywhere_and_stops_token_calls() {
         StatusCode::OK
     );
     assert_eq!(
-        metric(running.admin, "wisegate_authorization_required").await,
+        metric(
+            running.admin,
+            "wisegate_authorization_required{account=\"default\"}"
+        )
+        .await,
         0.0
     );
     let (_, body) = get_at(running.admin, "/status").await;

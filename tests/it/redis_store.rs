@@ -245,7 +245,11 @@ async fn redis_killed_and_back_empty_loses_nothing() {
         };
         let mut all = true;
         for replica in &g.replicas {
-            all &= common::metric(replica.admin, "wisegate_token_expiry_timestamp_seconds").await
+            all &= common::metric(
+                replica.admin,
+                "wisegate_token_expiry_timestamp_seconds{account=\"default\"}",
+            )
+            .await
                 == expiry as f64;
         }
         all

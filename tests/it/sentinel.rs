@@ -217,7 +217,11 @@ async fn settled(group: &SentinelGroup, replicas: &[Replica]) -> bool {
         };
         let mut all = true;
         for replica in replicas {
-            all &= common::metric(replica.admin, "wisegate_token_expiry_timestamp_seconds").await
+            all &= common::metric(
+                replica.admin,
+                "wisegate_token_expiry_timestamp_seconds{account=\"default\"}",
+            )
+            .await
                 == expiry as f64;
         }
         all

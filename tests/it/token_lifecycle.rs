@@ -116,7 +116,11 @@ async fn sequential_401s_to_a_fresh_token_do_not_refresh_again() {
     // The first request: 401, refresh, replay (401). The 19 others: sent once each.
     assert_eq!(h.wise.requests().len(), 2 + 19);
     assert_eq!(
-        common::metric(h.admin, "wisegate_unauthorized_without_refresh_total").await,
+        common::metric(
+            h.admin,
+            "wisegate_unauthorized_without_refresh_total{account=\"default\"}"
+        )
+        .await,
         19.0
     );
     // Other paths are served with the refreshed token all along.

@@ -6,9 +6,9 @@
 //! (`oauth.token_store`, `oauth.refresh_token_file`, `[personal_token]`) are not also set.
 //! Token URLs and hashes are never echoed: only keys and names.
 
+use super::checker::Checker;
 use super::rollback::legacy_use;
 use super::token_store::{token_store, RedisKeys};
-use super::checker::Checker;
 use crate::config::raw::RawAccount;
 use crate::config::{AccountConfig, PersonalTokenConfig, TokenStoreConfig};
 use crate::route::RouteTable;
