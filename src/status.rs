@@ -6,6 +6,7 @@
 //! the last hour ([`crate::history`]). This file gathers the one [`Status`] value
 //! ([`model`]); [`page`] renders it for people.
 
+mod accounts_table;
 mod escape;
 mod graphs;
 mod model;
@@ -117,7 +118,7 @@ fn accounts(shared: &Shared) -> Vec<AccountStatus> {
         .map(|account| AccountStatus {
             name: account.name.to_string(),
             token: token(&account.tokens, several.then_some(&*account.name)),
-            store: account.config.token_store.display(),
+            store: account.tokens.store().describe(),
             store_trouble: account.tokens.store_trouble(),
             rollback: account.rollback(),
             personal_token: account.personal_bearer.is_some(),

@@ -324,6 +324,14 @@ async fn one_accounts_refresh_and_revocation_leave_the_others_token_untouched() 
     assert!(uk["token"]["authorization_required"].is_null(), "{uk}");
     let uk_store = g.dir.path().join("state/uk-ltd.json");
     assert_eq!(uk["store"], uk_store.display().to_string());
+    let (_, page) = g.admin_get("/status?format=html").await;
+    let page = String::from_utf8_lossy(&page);
+    assert!(page.contains("<table id=\"accounts\">"), "{page}");
+    assert!(page.contains("<td>uk-ltd</td>") && page.contains("<td>eu-bv</td>"));
+    assert!(page.contains("wisegate authorize --account eu-bv"));
+    assert!(
+        !page.contains(&app_token("eu-bv")) && !page.contains(&sha256_hex(&app_token("eu-bv")))
+    );
     // The series of each lineage carry its account.
     let refreshes = |name: &str, result: &str| {
         format!("wisegate_token_refresh_total{{account=\"{name}\",result=\"{result}\"}}")

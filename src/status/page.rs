@@ -194,7 +194,7 @@ pub fn html(status: &Status) -> String {
 <dt>OAuth access token</dt><dd>expires {token} <span class="relative" data-unix="{token_unix}"></span></dd>
 <dt>Client certificate</dt><dd>{cert_file}, expires {cert} <span class="relative" data-unix="{cert_unix}"></span></dd>
 </dl>
-<div class="scroll"><table id="routes">
+{accounts}<div class="scroll"><table id="routes">
 <tr><th>route</th><th>path</th><th>methods</th><th>mode</th><th>effective</th><th>shadow</th><th>fallback</th><th>2xx / 4xx / 5xx</th></tr>
 {rows}</table></div>
 <h2>Last hour</h2>
@@ -209,6 +209,7 @@ pub fn html(status: &Status) -> String {
 </body></html>
 "#,
         ready = ready(status),
+        accounts = super::accounts_table::accounts_table(status),
         readiness = readiness(status),
         file = escape(&status.config.file),
         generation = status.config.generation,
