@@ -1,7 +1,8 @@
 //! Micro-benchmarks of the per-request steps of the proxy path, each calling the
 //! function the proxy calls, with realistic inputs: the route lookup
 //! (`RouteTable::find` and `Route::effective`, as `Snapshot::route` runs them), the
-//! guard and the request-head rewrite, and the metric bookkeeping.
+//! guard and the request-head rewrite, the metric bookkeeping, and the account
+//! selection with several accounts (`AccountSet::select`'s hashing and comparisons).
 //!
 //! `cargo bench --bench hot_path -- --warm-up-time 1 --measurement-time 3`
 
@@ -11,6 +12,8 @@ use http::{Method, Request, Uri};
 use std::hint::black_box;
 use std::sync::Arc;
 use std::time::Duration;
+use wisegate::account::hash_token;
+use wisegate::account::select::matching;
 use wisegate::headers::strip_hop_by_hop;
 use wisegate::metrics::{Metrics, RequestLabels, RouteModeLabels};
 use wisegate::proxy::{guard, rewrite};
@@ -275,11 +278,45 @@ fn bookkeeping(c: &mut Criterion) {
     group.finish();
 }
 
+/// `accounts` accounts of one app token hash each; the request's token selects the last.
+fn account_hashes(accounts: usize) -> (Vec<Vec<[u8; 32]>>, HeaderMap) {
+    let token = |index: usize| format!("app-token-of-account-{index:02}-0123456789abcdef");
+    let hashes = (0..accounts)
+        .map(|index| vec![hash_token(token(index).as_bytes())])
+        .collect();
+    let mut headers = app_headers();
+    let bearer = format!("Bearer {}", token(accounts - 1));
+    headers.insert(
+        header::AUTHORIZATION,
+        HeaderValue::from_str(&bearer).unwrap(),
+    );
+    (hashes, headers)
+}
+
+/// The account selection of each request with several accounts: the SHA-256 of the
+/// app's token and a constant-time comparison with every configured hash. (With one
+/// account nothing is hashed: the only account is taken.)
+fn account_selection(c: &mut Criterion) {
+    let mut group = c.benchmark_group("account");
+    for accounts in [1, 50] {
+        let (hashes, headers) = account_hashes(accounts);
+        group.bench_function(format!("select/{accounts} accounts"), |b| {
+            b.iter(|| {
+                matching(
+                    black_box(&headers),
+                    black_box(&hashes).iter().map(Vec::as_slice),
+                )
+            })
+        });
+    }
+    group.finish();
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default()
         .warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(3));
-    targets = route_matching, rewrite, bookkeeping
+    targets = route_matching, rewrite, bookkeeping, account_selection
 }
 criterion_main!(benches);
