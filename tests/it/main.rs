@@ -13,6 +13,7 @@
 
 mod common;
 
+mod accounts;
 mod admin;
 mod authorize;
 mod check;

@@ -5,11 +5,11 @@
 //! accounts share one Redis across replicas, and a reload adds and removes accounts
 //! under load.
 
-mod common;
+use crate::common;
 
 use bytes::Bytes;
 use common::redis_server::RedisServer;
-use common::{bind_pair, eventually, json, send, start_wise};
+use common::{eventually, json, send, serve, Running};
 use fake_wise::{FakeUser, FakeWise, FakeWiseConfig};
 use http::{Request, Response, StatusCode};
 use http_body_util::Full;
@@ -94,15 +94,12 @@ async fn gateway_with(
         users: users.iter().cloned().chain(more.iter().cloned()).collect(),
         ..fake
     };
-    let (wise, client_ca, server_ca) = start_wise(fake).await;
-    let dir = tempfile::tempdir().unwrap();
-    let base_path = common::write_setup(
-        dir.path(),
-        &wise,
-        &server_ca,
-        &client_ca.client_cert("Acme"),
-        &common::Options::default(),
-    );
+    let common::Setup {
+        wise,
+        dir,
+        config_path: base_path,
+        ..
+    } = common::Harness::builder().fake(fake).setup().await;
     let base = std::fs::read_to_string(&base_path).unwrap();
     let tables: String = users
         .iter()
@@ -120,7 +117,12 @@ async fn gateway_with(
     for user in &users {
         authorize(&config, &wise, &user.name).await;
     }
-    let (proxy, admin, shutdown) = start(config).await;
+    let Running {
+        proxy,
+        admin,
+        shutdown,
+        ..
+    } = serve(config).await;
     Gateway {
         wise,
         dir,
@@ -145,15 +147,6 @@ async fn authorize(config: &Config, wise: &FakeWise, name: &str) {
     )
     .await
     .expect("authorize --account succeeds");
-}
-
-async fn start(config: Config) -> (SocketAddr, SocketAddr, CancellationToken) {
-    let listeners = bind_pair().await;
-    let proxy = listeners.proxy.local_addr().unwrap();
-    let admin = listeners.admin.local_addr().unwrap();
-    let shutdown = CancellationToken::new();
-    tokio::spawn(wisegate::run(config, listeners, shutdown.clone()));
-    (proxy, admin, shutdown)
 }
 
 /// GET `path` through `proxy` with `Authorization: Bearer <token>` (none: no header).
@@ -382,6 +375,7 @@ async fn readiness_fails_only_when_no_account_can_serve() {
 
 #[tokio::test]
 async fn two_accounts_on_one_redis_keep_separate_lineages_across_replicas() {
+    let _heavy = common::heavy().await;
     let redis = RedisServer::start(None).await;
     let g = gateway(
         &["uk-ltd", "eu-bv"],
@@ -394,7 +388,11 @@ async fn two_accounts_on_one_redis_keep_separate_lineages_across_replicas() {
     assert_eq!(redis.generation(&prefix("eu-bv")).await, Some(1));
     assert_eq!(redis.generation("wisegate:wisegate-test:").await, None);
     let config = Config::load(&g.config_path).unwrap();
-    let (second, _, second_stop) = start(config).await;
+    let Running {
+        proxy: second,
+        shutdown: second_stop,
+        ..
+    } = serve(config).await;
     for proxy in [g.proxy, second] {
         for name in ["uk-ltd", "eu-bv"] {
             let (response, body) = get_as(proxy, "/v1/profiles", Some(&app_token(name))).await;
