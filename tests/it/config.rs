@@ -334,6 +334,27 @@ fn the_example_config_is_valid_has_no_routes_and_needs_no_personal_token() {
 }
 
 /// The commented-out examples stay correct: uncommented, they parse.
+/// `text` with the commented lines of `section` (from its `# [header]` line up to the
+/// next uncommented section) uncommented where they start with one of `keys`; every other
+/// line as it is.
+fn uncomment(text: &str, keys: &[&str], in_section: impl Fn(&str) -> bool) -> String {
+    let mut inside = false;
+    text.lines()
+        .map(|line| {
+            if let Some(header) = line.strip_prefix("# [") {
+                inside = in_section(header);
+            } else if line.starts_with('[') {
+                inside = false;
+            }
+            match line.strip_prefix("# ") {
+                Some(rest) if inside && keys.iter().any(|key| rest.starts_with(key)) => rest,
+                _ => line,
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 #[test]
 fn the_example_configs_commented_routes_are_valid_when_uncommented() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config.example.toml");
@@ -347,14 +368,8 @@ fn the_example_configs_commented_routes_are_valid_when_uncommented() {
         "methods =",
         "mode =",
     ];
-    let uncommented: String = text
-        .lines()
-        .map(|line| match line.strip_prefix("# ") {
-            Some(rest) if keys.iter().any(|key| rest.starts_with(key)) => rest,
-            _ => line,
-        })
-        .collect::<Vec<_>>()
-        .join("\n");
+    // The [[account]] example is the other way to say [personal_token]: not this one.
+    let uncommented = uncomment(&text, &keys, |header| !header.starts_with("[account]]"));
     let config = Config::parse(&path, &uncommented).unwrap_or_else(|error| panic!("{error}"));
     let names: Vec<_> = config
         .routes
@@ -364,6 +379,29 @@ fn the_example_configs_commented_routes_are_valid_when_uncommented() {
         .collect();
     assert_eq!(names, ["profile-webhooks", "application-webhooks"]);
     assert!(config.personal_token.is_some());
+}
+
+#[test]
+fn the_example_configs_account_is_valid_when_uncommented_instead_of_the_single_keys() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config.example.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let keys = [
+        "[[account]]",
+        "name =",
+        "app_token_sha256 =",
+        "token_store =",
+        "personal_token_file =",
+    ];
+    let uncommented = uncomment(&text, &keys, |header| header.starts_with("[account]]")).replacen(
+        "\ntoken_store = ",
+        "\n# token_store = ",
+        1,
+    );
+    let config = Config::parse(&path, &uncommented).unwrap_or_else(|error| panic!("{error}"));
+    let accounts = config.accounts();
+    let names: Vec<_> = accounts.iter().map(|a| &*a.name).collect();
+    assert_eq!(names, ["uk-ltd"]);
+    assert_eq!(accounts[0].app_token_sha256.len(), 1);
 }
 
 #[test]
