@@ -168,9 +168,10 @@ EOF
 
 # wisegate_config FILE: a config from the WG_* variables (absolute paths):
 # WG_LISTEN, WG_ADMIN, WG_MTLS (https URL), WG_CA, WG_CERT, WG_KEY, WG_LEVEL, WG_CLIENT_ID,
-# WG_SECRET (client secret file), WG_EXTRA (more TOML, optional). Tokens: FILE's folder.
+# WG_SECRET (client secret file), WG_EXTRA (more TOML, optional), WG_STORE (the
+# [oauth] token_store line; empty with [[account]] tables). Tokens: FILE's folder.
 wisegate_config() {
-    local file=$1
+    local file=$1 store=${WG_STORE-'token_store = "tokens.json"'}
     mkdir -p "$(dirname "$file")"
     cat >"$file" <<EOF
 # Written by bench/run. log.level "warn": no access line per request (a config choice,
@@ -197,7 +198,7 @@ key_file = "$WG_KEY"
 client_id = "$WG_CLIENT_ID"
 client_secret_file = "$WG_SECRET"
 redirect_uri = "http://127.0.0.1:8765/callback"
-token_store = "tokens.json"
+$store
 
 [log]
 level = "$WG_LEVEL"
