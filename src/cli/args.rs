@@ -94,26 +94,30 @@ pub enum Command {
         online: bool,
     },
     /// Make the private key and the CSR that Wise's Developer Hub asks for.
-    Csr {
-        /// The organisation (subject O), e.g. "Your Company Ltd".
-        #[arg(long, value_parser = wisegate::csr::parse_org)]
-        org: String,
-        /// The two-letter country code (subject C), e.g. GB.
-        #[arg(long, value_name = "CC", value_parser = wisegate::csr::parse_country)]
-        country: Option<String>,
-        /// The key type (Wise accepts RSA 2048/3072/4096 and EC P-256/P-384).
-        #[arg(long, value_enum, default_value = "rsa4096")]
-        key_type: KeyTypeArg,
-        /// Where to write the private key (PKCS#8 PEM, mode 0600).
-        #[arg(long, value_name = "FILE")]
-        key_out: PathBuf,
-        /// Where to write the CSR (PEM).
-        #[arg(long, value_name = "FILE")]
-        csr_out: PathBuf,
-        /// Replace existing files (the old key, and the certificate issued for it, are lost).
-        #[arg(long)]
-        force: bool,
-    },
+    Csr(CsrArgs),
+}
+
+// What `wisegate csr` is asked for (the variant's doc comment is its --help).
+#[derive(Args)]
+pub struct CsrArgs {
+    /// The organisation (subject O), e.g. "Your Company Ltd".
+    #[arg(long, value_parser = wisegate::csr::parse_org)]
+    pub org: String,
+    /// The two-letter country code (subject C), e.g. GB.
+    #[arg(long, value_name = "CC", value_parser = wisegate::csr::parse_country)]
+    pub country: Option<String>,
+    /// The key type (Wise accepts RSA 2048/3072/4096 and EC P-256/P-384).
+    #[arg(long, value_enum, default_value = "rsa4096")]
+    pub key_type: KeyTypeArg,
+    /// Where to write the private key (PKCS#8 PEM, mode 0600).
+    #[arg(long, value_name = "FILE")]
+    pub key_out: PathBuf,
+    /// Where to write the CSR (PEM).
+    #[arg(long, value_name = "FILE")]
+    pub csr_out: PathBuf,
+    /// Replace existing files (the old key, and the certificate issued for it, are lost).
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(Clone, Copy, ValueEnum)]

@@ -1,9 +1,8 @@
 //! `wisegate check` (the checklist, non-zero on a failure) and `wisegate csr` (the key
 //! and CSR for Wise's Developer Hub): the commands that look at or make files.
 
-use super::args::KeyTypeArg;
+use super::args::CsrArgs;
 use super::EXIT_USAGE;
-use std::path::PathBuf;
 use wisegate::config::Config;
 
 /// Prints the checklist; an error when a check failed.
@@ -15,16 +14,6 @@ pub async fn check(config: &Config, online: bool) -> anyhow::Result<()> {
     }
     println!("All checks passed.");
     Ok(())
-}
-
-/// What `wisegate csr` was asked for.
-pub struct CsrArgs {
-    pub org: String,
-    pub country: Option<String>,
-    pub key_type: KeyTypeArg,
-    pub key_out: PathBuf,
-    pub csr_out: PathBuf,
-    pub force: bool,
 }
 
 /// Writes the key and the CSR and prints the next steps; exit 64 on a usage error.

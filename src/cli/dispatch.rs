@@ -48,21 +48,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<()> {
             log,
             online,
         } => check::check(&load(&config, log.log_format)?, online).await,
-        Command::Csr {
-            org,
-            country,
-            key_type,
-            key_out,
-            csr_out,
-            force,
-        } => check::csr(check::CsrArgs {
-            org,
-            country,
-            key_type,
-            key_out,
-            csr_out,
-            force,
-        }),
+        Command::Csr(args) => check::csr(args),
     }
 }
 
