@@ -243,16 +243,8 @@ async fn redis_killed_and_back_empty_loses_nothing() {
         let Some(expiry) = redis.stored_expiry(PREFIX).await else {
             return false;
         };
-        let mut all = true;
-        for replica in &g.replicas {
-            all &= common::metric(
-                replica.admin,
-                "wisegate_token_expiry_timestamp_seconds{account=\"default\"}",
-            )
-            .await
-                == expiry as f64;
-        }
-        all
+        let admins: Vec<_> = g.replicas.iter().map(|r| r.admin).collect();
+        common::all_report_expiry(&admins, expiry).await
     })
     .await;
     assert!(settled, "every replica adopted the refreshed token");

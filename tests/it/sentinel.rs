@@ -215,16 +215,8 @@ async fn settled(group: &SentinelGroup, replicas: &[Replica]) -> bool {
         let Some(expiry) = node.stored_expiry(PREFIX).await else {
             return false;
         };
-        let mut all = true;
-        for replica in replicas {
-            all &= common::metric(
-                replica.admin,
-                "wisegate_token_expiry_timestamp_seconds{account=\"default\"}",
-            )
-            .await
-                == expiry as f64;
-        }
-        all
+        let admins: Vec<_> = replicas.iter().map(|r| r.admin).collect();
+        common::all_report_expiry(&admins, expiry).await
     })
     .await
 }

@@ -397,6 +397,18 @@ async fn serve_on_clock(config: Config, clock: wisegate::history::Clock) -> Runn
     }
 }
 
+/// Whether every admin listener in `admins` reports `expiry` (Unix seconds) as the
+/// default account's token expiry: every replica holds the same token.
+pub async fn all_report_expiry(admins: &[SocketAddr], expiry: u64) -> bool {
+    for admin in admins {
+        let sample = "wisegate_token_expiry_timestamp_seconds{account=\"default\"}";
+        if metric(*admin, sample).await != expiry as f64 {
+            return false;
+        }
+    }
+    true
+}
+
 /// The value of one sample in the admin listener's `/metrics`, e.g.
 /// `wisegate_config_reload_total{result="failure"}`; 0 when absent.
 pub async fn metric(admin: SocketAddr, sample: &str) -> f64 {
