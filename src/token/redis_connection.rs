@@ -95,6 +95,7 @@ impl RedisConnection {
             Some(url) => Target::Sentinel(SentinelTarget::new(
                 url,
                 config.sentinel_password_file.clone(),
+                REDIS_TIMEOUT,
             )),
             None => Target::Direct(Box::new(
                 config

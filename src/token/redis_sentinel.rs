@@ -16,7 +16,6 @@
 //! connect so that it can be rotated), or none. With TLS, the CA of
 //! `oauth.redis_ca_file` is trusted for both the sentinels and the master.
 
-use super::redis_connection::REDIS_TIMEOUT;
 use crate::config::SentinelUrl;
 use futures_util::StreamExt;
 use redis::sentinel::{SentinelClient, SentinelClientBuilder, SentinelServerType};
@@ -36,13 +35,21 @@ pub struct SentinelTarget {
     url: Arc<SentinelUrl>,
     /// `oauth.redis_sentinel_password_file`.
     password_file: Option<Arc<PathBuf>>,
+    /// How long asking the sentinels (for the master, or to subscribe) may take: the
+    /// connection's timeout, which [`super::redis_connection`] hands over.
+    timeout: Duration,
 }
 
 impl SentinelTarget {
-    pub fn new(url: SentinelUrl, password_file: Option<PathBuf>) -> SentinelTarget {
+    pub fn new(
+        url: SentinelUrl,
+        password_file: Option<PathBuf>,
+        timeout: Duration,
+    ) -> SentinelTarget {
         SentinelTarget {
             url: Arc::new(url),
             password_file: password_file.map(Arc::new),
+            timeout,
         }
     }
 
@@ -110,7 +117,7 @@ impl SentinelTarget {
     ) -> Result<redis::Client, String> {
         let mut sentinel = self.client(password, ca_pem)?;
         let name = &self.url.master_name;
-        match tokio::time::timeout(REDIS_TIMEOUT, sentinel.async_get_client()).await {
+        match tokio::time::timeout(self.timeout, sentinel.async_get_client()).await {
             Ok(Ok(client)) => Ok(client),
             Ok(Err(error)) => Err(format!(
                 "the sentinels named no usable master `{name}`: {}",
@@ -118,7 +125,7 @@ impl SentinelTarget {
             )),
             Err(_) => Err(format!(
                 "the sentinels named no usable master `{name}` within {} s",
-                REDIS_TIMEOUT.as_secs()
+                self.timeout.as_secs()
             )),
         }
     }
@@ -135,7 +142,8 @@ impl SentinelTarget {
         async move {
             loop {
                 let subscribing = target.switch_events(ca_pem.as_deref());
-                if let Ok(Ok(mut events)) = tokio::time::timeout(REDIS_TIMEOUT, subscribing).await {
+                if let Ok(Ok(mut events)) = tokio::time::timeout(target.timeout, subscribing).await
+                {
                     loop {
                         tokio::select! {
                             _ = announcer.closed() => return,
