@@ -8,7 +8,7 @@
 //! two wire formats that stores already hold, so they stay two.
 
 use super::error::StoreError;
-use super::token_store::TokenSet;
+use super::lineage::TokenSet;
 use crate::secret::{AccessToken, RefreshToken};
 use crate::timestamps::{from_unix_seconds, unix_seconds};
 use serde::{Deserialize, Serialize};

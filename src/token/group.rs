@@ -29,12 +29,12 @@
 
 use super::error::StoreError;
 use super::held::{seeded, Arrival, Held};
+use super::lineage::Lineage;
 use super::lock::{self, LockGuard};
 use super::manager::{Obtained, RefreshError, TokenManager};
 use super::reconcile::{may_write_back, next_step, Facts, HeldFacts, Next, StoredFacts};
 use super::redis_store::RedisStore;
 use super::schedule;
-use super::token_store::Lineage;
 use http::HeaderValue;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};

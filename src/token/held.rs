@@ -3,7 +3,7 @@
 //! token seed become one; and [`HeldLineage`], the one owner of the lineage in use.
 
 use super::client::TokenResponse;
-use super::token_store::{Lineage, TokenSet};
+use super::lineage::{Lineage, TokenSet};
 use crate::secret::{AccessToken, RefreshToken};
 use arc_swap::ArcSwapOption;
 use http::HeaderValue;

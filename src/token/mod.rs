@@ -1,12 +1,12 @@
 //! OAuth tokens: the client for Wise's token endpoint ([`client`]), where the lineage is
 //! kept between runs ([`token_store`]: a file, [`file_store`], or Redis shared by
-//! replicas, [`redis_store`]), and the manager that hands the current credential to the request
-//! path ([`manager`]; the client-credentials token in `client_token`, the held token in
-//! `held`; what a 401 from Wise leads to, [`rejection`]). With a shared store the group
-//! refreshes once for all ([`group`], under the lock of [`lock`], by the rules of
-//! [`reconcile`], whose doc states the invariant) and every replica follows the store
-//! ([`sync`]). A lineage written under a running process is taken up
-//! by [`adopt`]. Every error of these is in [`error`].
+//! replicas, [`redis_store`]; what they hold, [`lineage`]), and the manager that hands
+//! the current credential to the request path ([`manager`]; the client-credentials token
+//! in `client_token`, the held token in `held`; what a 401 from Wise leads to,
+//! [`rejection`]). With a shared store the group refreshes once for all ([`group`],
+//! under the lock of [`lock`], by the rules of [`reconcile`], whose doc states the
+//! invariant) and every replica follows the store ([`sync`]). A lineage written under a
+//! running process is taken up by [`adopt`]. Every error of these is in [`error`].
 
 pub mod adopt;
 pub mod client;
@@ -16,6 +16,7 @@ pub mod error;
 pub mod file_store;
 pub mod group;
 mod held;
+pub mod lineage;
 pub mod lock;
 pub mod manager;
 pub mod reconcile;
@@ -32,7 +33,8 @@ pub use client_token::ClientToken;
 pub use error::StoreError;
 pub use file_store::FileStore;
 pub use held::{bearer_header, token_set};
+pub use lineage::{Lineage, TokenSet};
 pub use manager::{CredentialError, TokenManager};
 pub use redis_store::RedisStore;
 pub use rejection::Rejection;
-pub use token_store::{Lineage, TokenSet, TokenStore};
+pub use token_store::TokenStore;

@@ -21,8 +21,8 @@
 //! every connect, TLS, the kept connection).
 
 use super::error::StoreError;
+use super::lineage::{Lineage, TokenSet};
 use super::redis_connection::{needs_new_connection, RedisConnection};
-use super::token_store::{Lineage, TokenSet};
 use crate::config::RedisStoreConfig;
 use crate::secret::{AccessToken, RefreshToken};
 use crate::timestamps::{from_unix_millis, unix_millis};

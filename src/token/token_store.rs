@@ -1,35 +1,14 @@
 //! [`TokenStore`]: the choice of where the lineage lives, a file ([`FileStore`], one
 //! process) or Redis ([`RedisStore`], a group of replicas), behind the few operations
 //! every user of a store needs: load, store a new authorization, describe it, say what
-//! is wrong with it; and what every store holds ([`TokenSet`], [`Lineage`]). The group
-//! refresh protocol itself is the manager's ([`super::group`]).
+//! is wrong with it. What every store holds is [`super::lineage`]'s. The group refresh
+//! protocol itself is the manager's ([`super::group`]).
 
 use super::error::StoreError;
 use super::file_store::FileStore;
+use super::lineage::{Lineage, TokenSet};
 use super::redis_store::RedisStore;
-use crate::secret::{AccessToken, RefreshToken};
 use std::sync::Arc;
-use std::time::SystemTime;
-
-/// The user's tokens as stored.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TokenSet {
-    pub access_token: AccessToken,
-    pub expires_at: SystemTime,
-    pub refresh_token: Option<RefreshToken>,
-    pub refresh_token_expires_at: Option<SystemTime>,
-    pub profile_id: Option<String>,
-    pub obtained_at: SystemTime,
-}
-
-/// A lineage as a store holds it: the tokens and their generation. A file store's
-/// generation is always 0; the Redis store counts one up with every new token, so replicas
-/// can tell a newer lineage from the one they hold.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Lineage {
-    pub tokens: TokenSet,
-    pub generation: u64,
-}
 
 #[derive(Debug, Clone)]
 pub enum TokenStore {
