@@ -3,7 +3,7 @@
 //! replicas, [`redis_store`]; what they hold, [`lineage`]), and the manager that hands
 //! the current credential to the request path ([`manager`]; the client-credentials token
 //! in `client_token`, the held token in `held`; what a 401 from Wise leads to,
-//! [`rejection`]). With a shared store the group refreshes once for all ([`group`],
+//! [`rejection`], and the manager's answer, `on_rejection`). With a shared store the group refreshes once for all ([`group`],
 //! under the lock of [`lock`], by the rules of [`reconcile`], whose doc states the
 //! invariant) and every replica follows the store ([`sync`]). A lineage written under a
 //! running process is taken up by [`adopt`]. Every error of these is in [`error`].
@@ -19,6 +19,7 @@ mod held;
 pub mod lineage;
 pub mod lock;
 pub mod manager;
+mod on_rejection;
 pub mod reconcile;
 pub mod redis_connection;
 pub mod redis_sentinel;
