@@ -1,23 +1,42 @@
 //! The token manager owns the user's current access token (and its refresh token) and
-//! the client-credentials token ([`super::client_token`]), and hands the request path a ready `Authorization`
-//! header value. The hot path is one `ArcSwap` load; it never waits on I/O while a
-//! valid token is held. An expired token is never handed out.
+//! the client-credentials token ([`super::client_token`]), and hands the request path a
+//! ready `Authorization` header value. The hot path is one `ArcSwap` load; it never waits
+//! on I/O while a valid token is held. An expired token is never handed out.
 //!
 //! With a file store this process owns the lineage and refreshes it alone. With a shared
-//! (Redis) store the group refreshes once for all: see [`super::group`] for the lock,
-//! adopting other replicas' tokens, and what happens while Redis is away.
+//! (Redis) store the group refreshes once for all. The lineage, step by step, and where
+//! each step lives:
+//!
+//! 1. **Start**: [`TokenManager::load`] (here) reads the store ([`super::token_store`],
+//!    a file or Redis; what it holds, [`super::lineage`]), or seeds an empty one from
+//!    `oauth.refresh_token_file`.
+//! 2. **Hand out**: [`TokenManager::user_bearer`] (here) reads the held lineage
+//!    ([`super::held`]); a token that has expired is refreshed first
+//!    ([`TokenManager::user_bearer_or_refresh`]).
+//! 3. **Keep fresh**: the background loop ([`super::keep_fresh`]) refreshes on the
+//!    schedule of [`super::schedule`].
+//! 4. **Refresh**: single flight in this process ([`super::refresh`]): one call to Wise
+//!    ([`super::client`]), the new tokens persisted, then installed through
+//!    [`TokenManager::take`] (here), the one place a new token enters.
+//! 5. **The group** (shared store only): the protocol of [`super::group`], by the rules
+//!    of [`super::reconcile`], under the lock of [`super::lock`], and what happens while
+//!    Redis is away; every replica follows the store
+//!    ([`super::sync`]: adopts newer generations, writes the lineage back).
+//! 6. **A 401 from Wise**: the rule of [`super::rejection`], the manager's answer in
+//!    [`super::on_rejection`], and, when it says refresh,
+//!    [`TokenManager::replace_rejected`] (here).
+//! 7. **A new authorization** under a running process: [`super::adopt`].
+//! 8. **Report**: [`TokenManager::status`], [`TokenManager::last_refresh`] and
+//!    [`TokenManager::store_trouble`] (here) for `/status`, readiness and
+//!    `wisegate token status`.
 
 use super::client::OAuthClient;
 use super::client_token::ClientToken;
 use super::counters::LineageCounters;
-use super::error::OAuthError;
 use super::error::StoreError;
 pub use super::error::{CredentialError, RefreshError};
-use super::held::{bearer_header, seeded, token_set, Arrival, Held, HeldLineage};
-use super::lineage::Lineage;
-use super::lock::LockGuard;
+use super::held::{seeded, Arrival, Held, HeldLineage};
 use super::rejection::RefreshFloor;
-use super::schedule;
 use super::token_store::TokenStore;
 use crate::secret::RefreshToken;
 use arc_swap::{ArcSwap, ArcSwapOption};
@@ -56,7 +75,7 @@ pub struct TokenManager {
     /// ([`super::rejection`]).
     pub(super) floor: RefreshFloor,
     pub(super) store: TokenStore,
-    refresh_before: Duration,
+    pub(super) refresh_before: Duration,
     /// The lineage in use; every new token goes through its `install`
     /// ([`Self::take`]), which also wakes the refresh schedule and whoever waits for
     /// another replica's refresh.
@@ -72,13 +91,13 @@ pub struct TokenManager {
     /// `oauth.refresh_token_file`, kept for a shared store found empty later.
     pub(super) seed: Option<RefreshToken>,
     /// Why the last refresh could not be written to a file store, until one is.
-    store_failure: ArcSwapOption<String>,
+    pub(super) store_failure: ArcSwapOption<String>,
     /// Since when the shared store has failed every look of a refresh (`None` while it
     /// answers): a replica refreshes alone only after a long stretch without it.
     pub(super) store_down_since: std::sync::Mutex<Option<std::time::Instant>>,
     /// The runtime refreshes run on: the one the manager was made on, which outlives the
     /// serving lanes (a lane's runtime ends with its connections at shutdown).
-    background: tokio::runtime::Handle,
+    pub(super) background: tokio::runtime::Handle,
     /// Where refresh outcomes are reported (`/status`'s time line).
     pub events: crate::history::EventSink,
 }
@@ -269,32 +288,6 @@ impl TokenManager {
             })
     }
 
-    /// Whether this process is refreshing right now.
-    pub(super) fn refresh_in_flight(&self) -> bool {
-        self.refresh_lock.try_lock().is_err()
-    }
-
-    /// [`Self::refresh_unless_replaced`] as a task of its own, on the background
-    /// runtime. A request's future is dropped when its app hangs up; a refresh dropped
-    /// after Wise answered would lose the new tokens and, where Wise rotates refresh
-    /// tokens, the whole lineage. (The task also keeps this rare, large future out of
-    /// every request's future.)
-    async fn refresh_detached(
-        self: &Arc<Self>,
-        stale: Option<HeaderValue>,
-    ) -> Result<HeaderValue, RefreshError> {
-        let manager = self.clone();
-        let refresh = async move { manager.refresh_unless_replaced(stale.as_ref()).await };
-        self.background
-            .spawn(refresh)
-            .await
-            .unwrap_or_else(|error| {
-                Err(RefreshError::Interrupted {
-                    detail: error.to_string(),
-                })
-            })
-    }
-
     fn unavailable(&self, held: &Held) -> CredentialError {
         let expired = format!("it expired {} s ago", seconds_since(held.tokens.expires_at));
         let reason = match self.last_refresh() {
@@ -305,135 +298,6 @@ impl TokenManager {
             None => expired,
         };
         CredentialError::TokenUnavailable { reason }
-    }
-
-    /// Single flight: the first caller refreshes, the others wait for the lock and then
-    /// find the new token. `stale` is the token the caller saw; if the held one differs
-    /// and is valid, it is returned without a call to Wise. With a shared store, a newer
-    /// token another replica stored is adopted instead of refreshing.
-    async fn refresh_unless_replaced(
-        &self,
-        stale: Option<&HeaderValue>,
-    ) -> Result<HeaderValue, RefreshError> {
-        let asked = SystemTime::now();
-        let _guard = self.refresh_lock.lock().await;
-        let current = self.lineage.load();
-        if let Some(current) = &current {
-            if stale.is_some_and(|stale| *stale != current.bearer)
-                && current.usable(SystemTime::now())
-            {
-                return Ok(current.bearer.clone());
-            }
-        }
-        // The last failure answers this caller too, without asking Wise again: when it
-        // happened while this caller waited (one call per failure, however many requests
-        // were waiting: no queue of calls to an endpoint that is down), or when Wise
-        // refused the grant (asking again cannot help: no hammering).
-        if let Some(outcome) = self.last_refresh() {
-            let failed_while_waiting = outcome.error.is_some() && outcome.at >= asked;
-            if failed_while_waiting || (stale.is_some() && outcome.grant_refused) {
-                return Err(RefreshError::AlreadyFailed {
-                    message: outcome.error.clone().unwrap_or_default(),
-                });
-            }
-        }
-        let result = match (&self.store, current) {
-            (TokenStore::Redis(redis), _) => self.refresh_shared(redis, stale).await,
-            (TokenStore::File(_), Some(current)) => self
-                .refresh_from(&current.lineage(), None)
-                .await
-                .map(Obtained::Refreshed),
-            (TokenStore::File(_), None) => Err(RefreshError::NotAuthorized {
-                store: self.store.describe(),
-            }),
-        };
-        match result {
-            Ok(Obtained::Adopted(bearer)) => Ok(bearer),
-            Ok(Obtained::Refreshed(bearer)) => {
-                self.record(None, None, false);
-                Ok(bearer)
-            }
-            Err(error) if error.is_attempt() => {
-                let grant_refused = matches!(
-                    error,
-                    RefreshError::OAuth(OAuthError::InvalidGrant { .. })
-                        | RefreshError::NoRefreshToken
-                );
-                self.record(Some(error.to_string()), error.code(), grant_refused);
-                Err(error)
-            }
-            // The store's trouble is logged by the sync task and shown by readiness; the
-            // schedule looks again every quarter second meanwhile.
-            Err(error @ RefreshError::StoreUnavailable { .. }) => {
-                tracing::debug!("token not refreshed: {error}");
-                Err(error)
-            }
-            Err(error) => {
-                tracing::warn!("token not refreshed: {error}");
-                Err(error)
-            }
-        }
-    }
-
-    /// Counts and logs the outcome of a call to the token endpoint.
-    fn record(&self, error: Option<String>, error_code: Option<String>, grant_refused: bool) {
-        match error {
-            None => self.counters.refresh_success.inc(),
-            Some(_) => self.counters.refresh_failure.inc(),
-        };
-        match &error {
-            Some(message) if grant_refused => tracing::error!("token refresh refused: {message}"),
-            Some(message) => tracing::warn!("token refresh failed: {message}"),
-            None => tracing::info!("access token refreshed"),
-        }
-        self.events.token_refresh(error.as_deref());
-        self.outcome.store(Some(Arc::new(RefreshOutcome {
-            at: SystemTime::now(),
-            error,
-            grant_refused,
-            error_code,
-        })));
-    }
-
-    /// One call to Wise with `base`'s refresh token; the new tokens are persisted (as
-    /// generation `base.generation + 1` or later), then used. `lock`, when the group's
-    /// refresh lock is held, is kept alive while Wise answers.
-    pub(super) async fn refresh_from(
-        &self,
-        base: &Lineage,
-        lock: Option<&LockGuard>,
-    ) -> Result<HeaderValue, RefreshError> {
-        let refresh_token = base
-            .tokens
-            .refresh_token
-            .clone()
-            .ok_or(RefreshError::NoRefreshToken)?;
-        let oauth = self.oauth();
-        let call = oauth.refresh(&refresh_token);
-        let response = match lock {
-            Some(lock) => lock.hold_while(call).await,
-            None => call.await,
-        }?;
-        let mut tokens = token_set(response, base.tokens.profile_id.clone());
-        // Keep whatever refresh token came back; Wise may or may not rotate it.
-        if tokens.refresh_token.is_none() {
-            tokens.refresh_token = Some(refresh_token);
-            tokens.refresh_token_expires_at = base.tokens.refresh_token_expires_at;
-        }
-        bearer_header(&tokens.access_token).ok_or(RefreshError::Unusable)?;
-        // Persist first, so a crash cannot lose the lineage.
-        let (generation, failure) = self.store.save_refreshed(base.generation, &tokens).await;
-        self.store_failure.store(failure.map(Arc::new));
-        let held = Held::new(tokens, generation).ok_or(RefreshError::Unusable)?;
-        let bearer = held.bearer.clone();
-        self.take(held, Arrival::Refreshed);
-        Ok(bearer)
-    }
-
-    /// Waits (at most `limit`) until no refresh is in flight, so that one started just
-    /// before shutdown gets Wise's answer and saves it.
-    pub async fn settle(&self, limit: Duration) {
-        let _ = tokio::time::timeout(limit, self.refresh_lock.lock()).await;
     }
 
     /// A client-credentials bearer header (see [`ClientToken`]).
@@ -451,62 +315,7 @@ impl TokenManager {
             obtained_at: tokens.map(|t| t.obtained_at),
         }
     }
-
-    /// Refreshes the stored lineage now (`wisegate token refresh`).
-    pub async fn refresh_now(&self) -> Result<(), RefreshError> {
-        self.refresh_unless_replaced(None).await.map(|_| ())
-    }
-
-    /// Keeps the user token fresh until `shutdown`: refreshes at
-    /// `expires_at - min(refresh_before, lifetime / 2)` minus a little jitter, retries
-    /// transient failures with capped exponential backoff, and stops asking Wise once the
-    /// grant is refused (until a new token is installed).
-    pub async fn keep_fresh(self: Arc<Self>, shutdown: tokio_util::sync::CancellationToken) {
-        let mut failures: u32 = 0;
-        let mut store_waits = false;
-        loop {
-            let changed = self.lineage.changed();
-            let wait = match self.lineage.load() {
-                Some(_) if self.last_refresh().is_some_and(|o| o.grant_refused) => None,
-                Some(_) if store_waits => Some(STORE_RETRY),
-                Some(held) if failures > 0 => Some(self.retry_wait(&held, failures)),
-                Some(held) => Some(schedule::refresh_delay(
-                    held.tokens.obtained_at,
-                    held.tokens.expires_at,
-                    SystemTime::now(),
-                    self.refresh_before,
-                    rand::random(),
-                )),
-                None => None,
-            };
-            tokio::select! {
-                _ = shutdown.cancelled() => return,
-                _ = changed => { (failures, store_waits) = (0, false); continue; }
-                _ = async { match wait { Some(wait) => tokio::time::sleep(wait).await, None => std::future::pending().await } } => {}
-            }
-            let stale = self.lineage.load().map(|held| held.bearer.clone());
-            match self.refresh_unless_replaced(stale.as_ref()).await {
-                Ok(_) => (failures, store_waits) = (0, false),
-                // The shared store did not answer or did not confirm the lineage yet: no
-                // call to Wise was made, so look again soon rather than backing off
-                // towards the token's expiry.
-                Err(RefreshError::StoreUnavailable { .. }) => store_waits = true,
-                Err(_) => (failures, store_waits) = (failures.saturating_add(1), false),
-            }
-        }
-    }
 }
-
-/// How a refresh request was satisfied.
-pub(super) enum Obtained {
-    /// This process called Wise.
-    Refreshed(HeaderValue),
-    /// Another replica had refreshed: its token, from the shared store.
-    Adopted(HeaderValue),
-}
-
-/// How soon the refresh schedule looks again after the shared store did not answer.
-const STORE_RETRY: Duration = Duration::from_millis(250);
 
 /// The default of `limits.token_store_wait`.
 pub const DEFAULT_TOKEN_STORE_WAIT: Duration = Duration::from_secs(5);

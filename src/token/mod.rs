@@ -1,12 +1,12 @@
 //! OAuth tokens: the client for Wise's token endpoint ([`client`]), where the lineage is
 //! kept between runs ([`token_store`]: a file, [`file_store`], or Redis shared by
 //! replicas, [`redis_store`]; what they hold, [`lineage`]), and the manager that hands
-//! the current credential to the request path ([`manager`]; the client-credentials token
-//! in `client_token`, the held token in `held`; what a 401 from Wise leads to,
-//! [`rejection`], and the manager's answer, `on_rejection`). With a shared store the group refreshes once for all ([`group`],
-//! under the lock of [`lock`], by the rules of [`reconcile`], whose doc states the
-//! invariant) and every replica follows the store ([`sync`]). A lineage written under a
-//! running process is taken up by [`adopt`]. Every error of these is in [`error`].
+//! the current credential to the request path ([`manager`], whose doc walks the lineage
+//! step by step and says where each step lives). With a shared store the group refreshes
+//! once for all ([`group`], under the lock of [`lock`], by the rules of [`reconcile`],
+//! whose doc states the invariant) and every replica follows the store ([`sync`]). A
+//! lineage written under a running process is taken up by [`adopt`]. Every error of
+//! these is in [`error`].
 
 pub mod adopt;
 pub mod client;
@@ -16,6 +16,7 @@ pub mod error;
 pub mod file_store;
 pub mod group;
 mod held;
+mod keep_fresh;
 pub mod lineage;
 pub mod lock;
 pub mod manager;
@@ -24,6 +25,7 @@ pub mod reconcile;
 pub mod redis_connection;
 pub mod redis_sentinel;
 pub mod redis_store;
+mod refresh;
 pub mod rejection;
 pub mod schedule;
 pub mod sync;
