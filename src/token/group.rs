@@ -17,39 +17,29 @@
 //!    the new tokens as the next generation (which notifies the group), and releases the
 //!    lock.
 //!
-//! Redis unreachable: while the held token is valid and Wise has not rejected it, nothing
-//! is refreshed (a replica refreshing alone would invalidate the token the others hold,
-//! forking the lineage); requests keep using it. Only when it is about to expire (the last
-//! tenth of its lifetime, at most 5 minutes) does a replica refresh on its own, the lesser
-//! evil against certain expiry, and writes the result back once Redis answers. A replica
-//! whose token Wise rejected never refreshes alone: it waits (at most
-//! `limits.token_store_wait` for the request that asked) for the store to answer or for
-//! a newer lineage. The sync task ([`super::sync`]) adopts newer generations and writes
-//! the lineage back into an emptied store.
+//! Redis unreachable: [`super::unreachable`] says when a replica keeps serving what it
+//! holds, when it waits, and the one case it refreshes alone. The sync task
+//! ([`super::sync`]) adopts newer generations and writes the lineage back into an emptied
+//! store ([`TokenManager::reconcile`]).
 
 use super::error::StoreError;
-use super::held::{seeded, Arrival, Held};
+use super::held::{Arrival, Held};
 use super::lineage::Lineage;
 use super::lock::{self, LockGuard};
 use super::manager::{RefreshError, TokenManager};
-use super::reconcile::{may_write_back, next_step, Facts, HeldFacts, Next, StoredFacts};
+use super::reconcile::{next_step, Facts, HeldFacts, Next, StoredFacts};
 use super::redis_store::RedisStore;
 use super::refresh::Obtained;
-use super::schedule;
 use http::HeaderValue;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
+use tokio::sync::futures::Notified;
 
 /// The longest a replica waits for another replica's refresh before giving up.
 const GROUP_WAIT: Duration = Duration::from_secs(120);
 
 /// How often a waiting replica looks again (a notification usually wakes it sooner).
 const WAIT_POLL: Duration = Duration::from_millis(100);
-
-/// The lead before expiry from which a replica refreshes without the shared store.
-pub fn alone_lead(lifetime: Duration) -> Duration {
-    (lifetime / 10).min(Duration::from_secs(300))
-}
 
 /// What the rules are given: the held lineage, the stored one, the lock, the settling.
 fn facts(held: Option<&Held>, stored: Option<&Lineage>, locked: bool, settling: bool) -> Facts {
@@ -93,6 +83,8 @@ impl TokenManager {
         result
     }
 
+    /// Looks and takes the next step until one answers the caller (or the group wait
+    /// runs out).
     async fn follow_rules(
         &self,
         redis: &Arc<RedisStore>,
@@ -116,8 +108,7 @@ impl TokenManager {
             {
                 return Ok(Obtained::Adopted(newer));
             }
-            let looked = self.look(redis, current.as_deref(), guard).await;
-            let (next, stored) = match looked {
+            let (next, stored) = match self.look(redis, current.as_deref(), guard).await {
                 Ok(looked) => {
                     self.store_answered(true);
                     looked
@@ -127,79 +118,23 @@ impl TokenManager {
                     if let Some(result) = self.while_unreachable(current, error, since).await {
                         return result;
                     }
-                    tokio::select! {
-                        _ = changed => {}
-                        _ = tokio::time::sleep(WAIT_POLL) => {}
-                    }
+                    wake_or_poll(changed).await;
                     continue;
                 }
             };
-            match next {
-                Next::Adopt => {
-                    let Some(new) = stored.and_then(|s| Held::new(s.tokens, s.generation)) else {
-                        return Err(RefreshError::Unusable);
-                    };
-                    let bearer = new.bearer.clone();
-                    if self.take(new, Arrival::Adopted) {
-                        tracing::info!(
-                            generation = self.lineage.generation(),
-                            "using the access token another replica stored in the shared token store"
-                        );
-                    }
-                    if stale.is_some_and(|stale| *stale != bearer) {
-                        return Ok(Obtained::Adopted(bearer));
-                    }
-                }
-                Next::WriteBack => {
-                    let written = match &current {
-                        Some(held) => self.write_back(redis, held).await,
-                        None => false,
-                    };
-                    if !written {
-                        // Raced by a newer write, or Redis refused: look again shortly.
-                        tokio::time::sleep(WAIT_POLL).await;
-                    }
-                }
-                Next::Lock => match lock::try_acquire(redis).await {
-                    Ok(Some(taken)) => *guard = Some(taken),
-                    Ok(None) => {
-                        let generation = self.lineage.generation();
-                        match self
-                            .wait_for_holder(redis, generation, stale, deadline)
-                            .await
-                        {
-                            Ok(Some(bearer)) => return Ok(Obtained::Adopted(bearer)),
-                            Ok(None) => {}
-                            Err(_) => {} // the next look finds the store unreachable
-                        }
-                    }
-                    Err(_) => {}
-                },
+            let answer = match next {
+                Next::Adopt => self.adopt_stored(stored, stale),
+                Next::WriteBack => self.write_back_held(redis, current.as_deref()).await,
+                Next::Lock => self.lock_or_wait(redis, stale, deadline, guard).await,
                 Next::Wait => {
-                    let since = *waiting_since.get_or_insert_with(Instant::now);
-                    if since.elapsed() >= self.token_store_wait() {
-                        return Err(RefreshError::StoreUnavailable {
-                            message: format!(
-                                "the shared token store {} does not (yet) confirm the lineage held here, and holds no newer one: waiting for the other replicas to write theirs back",
-                                redis.name()
-                            ),
-                        });
-                    }
-                    tokio::select! {
-                        _ = changed => {}
-                        _ = tokio::time::sleep(WAIT_POLL) => {}
-                    }
-                }
-                Next::Refresh => {
-                    let Some(held) = current else {
-                        return Err(self.not_authorized());
-                    };
-                    return self
-                        .refresh_from(&held.lineage(), guard.as_ref())
+                    self.wait_for_confirmation(redis, &mut waiting_since, changed)
                         .await
-                        .map(Obtained::Refreshed);
                 }
-                Next::NotAuthorized => return Err(self.not_authorized()),
+                Next::Refresh => Some(self.refresh_under_lock(current, guard.as_ref()).await),
+                Next::NotAuthorized => Some(Err(self.not_authorized())),
+            };
+            if let Some(answer) = answer {
+                return answer;
             }
             if Instant::now() >= deadline {
                 return Err(RefreshError::StoreUnavailable {
@@ -212,6 +147,106 @@ impl TokenManager {
                 });
             }
         }
+    }
+
+    /// Step 1: adopts the newer stored lineage; it answers a caller whose token failed.
+    fn adopt_stored(
+        &self,
+        stored: Option<Lineage>,
+        stale: Option<&HeaderValue>,
+    ) -> Option<Result<Obtained, RefreshError>> {
+        let Some(new) = stored.and_then(|s| Held::new(s.tokens, s.generation)) else {
+            return Some(Err(RefreshError::Unusable));
+        };
+        let bearer = new.bearer.clone();
+        if self.take(new, Arrival::Adopted) {
+            tracing::info!(
+                generation = self.lineage.generation(),
+                "using the access token another replica stored in the shared token store"
+            );
+        }
+        stale
+            .is_some_and(|stale| *stale != bearer)
+            .then_some(Ok(Obtained::Adopted(bearer)))
+    }
+
+    /// Step 2: writes the held lineage back; never an answer (the next look decides).
+    async fn write_back_held(
+        &self,
+        redis: &RedisStore,
+        current: Option<&Held>,
+    ) -> Option<Result<Obtained, RefreshError>> {
+        let written = match current {
+            Some(held) => self.write_back(redis, held).await,
+            None => false,
+        };
+        if !written {
+            // Raced by a newer write, or Redis refused: look again shortly.
+            tokio::time::sleep(WAIT_POLL).await;
+        }
+        None
+    }
+
+    /// Step 3: takes the group's lock, or waits for the replica that holds it (whose
+    /// new token answers the caller).
+    async fn lock_or_wait(
+        &self,
+        redis: &Arc<RedisStore>,
+        stale: Option<&HeaderValue>,
+        deadline: Instant,
+        guard: &mut Option<LockGuard>,
+    ) -> Option<Result<Obtained, RefreshError>> {
+        match lock::try_acquire(redis).await {
+            Ok(Some(taken)) => *guard = Some(taken),
+            Ok(None) => {
+                let generation = self.lineage.generation();
+                match self
+                    .wait_for_holder(redis, generation, stale, deadline)
+                    .await
+                {
+                    Ok(Some(bearer)) => return Some(Ok(Obtained::Adopted(bearer))),
+                    Ok(None) => {}
+                    Err(_) => {} // the next look finds the store unreachable
+                }
+            }
+            Err(_) => {}
+        }
+        None
+    }
+
+    /// Step 3, the store settling or not confirming the held lineage: waits (at most
+    /// `limits.token_store_wait` in all) for it to settle or for a newer lineage.
+    async fn wait_for_confirmation(
+        &self,
+        redis: &RedisStore,
+        waiting_since: &mut Option<Instant>,
+        changed: Notified<'_>,
+    ) -> Option<Result<Obtained, RefreshError>> {
+        let since = *waiting_since.get_or_insert_with(Instant::now);
+        if since.elapsed() >= self.token_store_wait() {
+            return Some(Err(RefreshError::StoreUnavailable {
+                message: format!(
+                    "the shared token store {} does not (yet) confirm the lineage held here, and holds no newer one: waiting for the other replicas to write theirs back",
+                    redis.name()
+                ),
+            }));
+        }
+        wake_or_poll(changed).await;
+        None
+    }
+
+    /// Step 4: refreshes the held lineage, the store having confirmed it under the lock.
+    async fn refresh_under_lock(
+        &self,
+        current: Option<Arc<Held>>,
+        guard: Option<&LockGuard>,
+    ) -> Result<Obtained, RefreshError> {
+        let Some(held) = current else {
+            return Err(self.not_authorized());
+        };
+        self.refresh_from(&held.lineage(), guard)
+            .await
+            .map(Obtained::Refreshed)
     }
 
     /// Reads the store (and, holding the lock, whether it is still ours and whether the
@@ -235,18 +270,6 @@ impl TokenManager {
         Ok((next, stored))
     }
 
-    /// Records whether the store answered a look; returns since when it has not.
-    fn store_answered(&self, answered: bool) -> Option<Instant> {
-        let mut since = self.store_down_since.lock().ok()?;
-        match answered {
-            true => *since = None,
-            false => {
-                since.get_or_insert_with(Instant::now);
-            }
-        }
-        *since
-    }
-
     fn not_authorized(&self) -> RefreshError {
         RefreshError::NotAuthorized {
             store: self.store.describe(),
@@ -255,7 +278,7 @@ impl TokenManager {
 
     /// Writes `held` back (the script writes only over nothing or an older generation,
     /// and starts the settling time); returns whether it wrote.
-    async fn write_back(&self, redis: &RedisStore, held: &Held) -> bool {
+    pub(super) async fn write_back(&self, redis: &RedisStore, held: &Held) -> bool {
         match redis.write_back(&held.lineage()).await {
             Ok(true) => {
                 tracing::warn!(
@@ -324,132 +347,12 @@ impl TokenManager {
         }
         self.lineage.load().map(|held| held.bearer.clone())
     }
-
-    /// Redis could not be used for a refresh. A valid token Wise has not rejected: keep
-    /// serving it, refresh alone only when it is about to expire (or has), and only from
-    /// a real lineage, after Redis has failed every look for at least twice that lead
-    /// (a Redis restarting now and then must not make replicas refresh alone: several
-    /// of them doing so present the same refresh token). A rejected, expired or missing one:
-    /// wait for the store or a newer lineage (`None`: look again) until
-    /// `limits.token_store_wait` has passed since `since`.
-    async fn while_unreachable(
-        &self,
-        current: Option<Arc<Held>>,
-        error: StoreError,
-        since: Instant,
-    ) -> Option<Result<Obtained, RefreshError>> {
-        let deferred = |why: &str| RefreshError::StoreUnavailable {
-            message: format!("{error}; {why}"),
-        };
-        let usable = current
-            .as_ref()
-            .is_some_and(|held| held.usable(SystemTime::now()));
-        if let Some(held) = current.filter(|held| held.generation > 0 && !held.rejected()) {
-            let lead = alone_lead(held.lifetime());
-            let alone_from = held.tokens.expires_at.checked_sub(lead);
-            let due = alone_from.is_none_or(|from| SystemTime::now() >= from);
-            if due && since.elapsed() >= 2 * lead {
-                tracing::warn!(
-                    "{error}; the access token is about to expire: refreshing without the shared store, and writing the result back once it answers"
-                );
-                return Some(
-                    self.refresh_from(&held.lineage(), None)
-                        .await
-                        .map(Obtained::Refreshed),
-                );
-            }
-            if usable {
-                return Some(Err(deferred(
-                    "not refreshing alone while the current access token is valid (that would invalidate the other replicas' token)",
-                )));
-            }
-        }
-        // Rejected, expired or none: a newer token can only come from the store.
-        if since.elapsed() < self.token_store_wait() {
-            return None;
-        }
-        Some(Err(deferred(
-            "no valid access token is held here, and a newer one can only come from the store: check that Redis is reachable",
-        )))
-    }
-
-    /// The wait before the next try after `failures` failed ones: the usual backoff, but
-    /// with a shared store never past the moment a replica may refresh alone.
-    pub(super) fn retry_wait(&self, held: &Held, failures: u32) -> Duration {
-        let backoff = schedule::backoff(failures, rand::random());
-        if !self.store.is_shared() {
-            return backoff;
-        }
-        let alone_from = held
-            .tokens
-            .expires_at
-            .checked_sub(alone_lead(held.lifetime()));
-        match alone_from.and_then(|from| from.duration_since(SystemTime::now()).ok()) {
-            Some(until) if !until.is_zero() => backoff.min(until),
-            _ => backoff,
-        }
-    }
-
-    /// Brings this replica and the shared store together: adopts a newer generation, or
-    /// writes the held lineage back when the store lost it or holds an older one (Redis
-    /// restarted without persistence, or a write failed while it was away), unless Wise
-    /// rejected it ([`super::reconcile::may_write_back`]).
-    pub async fn reconcile(&self) {
-        let Some(redis) = self.store.redis() else {
-            return;
-        };
-        let held = self.lineage.load();
-        let stored = match redis.load().await {
-            Ok(stored) => stored,
-            Err(_) => return, // recorded as the store's trouble
-        };
-        self.store_answered(true);
-        let stored_generation = stored.as_ref().map(|s| s.generation);
-        let held_generation = held.as_ref().map(|h| h.generation);
-        if stored_generation > held_generation {
-            if let Some(new) = stored.and_then(|s| Held::new(s.tokens, s.generation)) {
-                if self.take(new, Arrival::Adopted) {
-                    tracing::info!(
-                        generation = stored_generation,
-                        "using the access token another replica stored in the shared token store"
-                    );
-                }
-            }
-            return;
-        }
-        match held {
-            // Redis was away when this replica started: seed now, as at start.
-            None if stored.is_none() => {
-                if let Some(seed) = self.seed.as_ref().and_then(seeded) {
-                    self.take(seed, Arrival::Seed);
-                }
-            }
-            None => {}
-            Some(held) => {
-                let facts = HeldFacts {
-                    generation: held.generation,
-                    rejected: held.rejected(),
-                };
-                if may_write_back(facts, stored_generation) {
-                    self.write_back(redis, &held).await;
-                }
-            }
-        }
-    }
 }
-#[cfg(test)]
-mod tests {
-    use super::*;
 
-    #[test]
-    fn refreshing_alone_is_left_to_the_last_tenth_of_a_lifetime_at_most_5_minutes() {
-        assert_eq!(
-            alone_lead(Duration::from_secs(43_199)),
-            Duration::from_secs(300)
-        );
-        assert_eq!(
-            alone_lead(Duration::from_secs(3)),
-            Duration::from_millis(300)
-        );
+/// Until a new token is installed here (`changed`) or [`WAIT_POLL`] has passed.
+async fn wake_or_poll(changed: Notified<'_>) {
+    tokio::select! {
+        _ = changed => {}
+        _ = tokio::time::sleep(WAIT_POLL) => {}
     }
 }

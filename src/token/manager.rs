@@ -20,7 +20,7 @@
 //!    [`TokenManager::take`] (here), the one place a new token enters.
 //! 5. **The group** (shared store only): the protocol of [`super::group`], by the rules
 //!    of [`super::reconcile`], under the lock of [`super::lock`], and what happens while
-//!    Redis is away; every replica follows the store
+//!    Redis is away ([`super::unreachable`]); every replica follows the store
 //!    ([`super::sync`]: adopts newer generations, writes the lineage back).
 //! 6. **A 401 from Wise**: the rule of [`super::rejection`], the manager's answer in
 //!    [`super::on_rejection`], and, when it says refresh,

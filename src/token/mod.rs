@@ -30,6 +30,7 @@ pub mod rejection;
 pub mod schedule;
 pub mod sync;
 pub mod token_store;
+mod unreachable;
 
 pub use client::{OAuthClient, OAuthError, TokenResponse};
 pub use client_token::ClientToken;

@@ -5,7 +5,9 @@
 //! with [`TokenManager::reconcile`], which also writes the lineage back into a Redis that
 //! came back empty.
 
+use super::held::{seeded, Arrival, Held};
 use super::manager::TokenManager;
+use super::reconcile::{may_write_back, HeldFacts};
 use super::schedule;
 use futures_util::StreamExt;
 use std::sync::Arc;
@@ -64,6 +66,55 @@ pub async fn keep_in_sync(manager: Arc<TokenManager>, shutdown: CancellationToke
         tokio::select! {
             _ = shutdown.cancelled() => return,
             _ = tokio::time::sleep(wait) => {}
+        }
+    }
+}
+
+impl TokenManager {
+    /// Brings this replica and the shared store together: adopts a newer generation, or
+    /// writes the held lineage back when the store lost it or holds an older one (Redis
+    /// restarted without persistence, or a write failed while it was away), unless Wise
+    /// rejected it ([`super::reconcile::may_write_back`]).
+    pub async fn reconcile(&self) {
+        let Some(redis) = self.store.redis() else {
+            return;
+        };
+        let held = self.lineage.load();
+        let stored = match redis.load().await {
+            Ok(stored) => stored,
+            Err(_) => return, // recorded as the store's trouble
+        };
+        self.store_answered(true);
+        let stored_generation = stored.as_ref().map(|s| s.generation);
+        let held_generation = held.as_ref().map(|h| h.generation);
+        if stored_generation > held_generation {
+            if let Some(new) = stored.and_then(|s| Held::new(s.tokens, s.generation)) {
+                if self.take(new, Arrival::Adopted) {
+                    tracing::info!(
+                        generation = stored_generation,
+                        "using the access token another replica stored in the shared token store"
+                    );
+                }
+            }
+            return;
+        }
+        match held {
+            // Redis was away when this replica started: seed now, as at start.
+            None if stored.is_none() => {
+                if let Some(seed) = self.seed.as_ref().and_then(seeded) {
+                    self.take(seed, Arrival::Seed);
+                }
+            }
+            None => {}
+            Some(held) => {
+                let facts = HeldFacts {
+                    generation: held.generation,
+                    rejected: held.rejected(),
+                };
+                if may_write_back(facts, stored_generation) {
+                    self.write_back(redis, &held).await;
+                }
+            }
         }
     }
 }
