@@ -3,22 +3,25 @@
 //! fsync, rename, fsync of the folder) with mode 0600, so a crash leaves either the old
 //! tokens or the new ones. The temporary file is never a file or link someone else
 //! planted (see `write_atomically`). (Several replicas share a lineage through
-//! [`super::redis_store`] instead.) The file holds one JSON encoding of a [`TokenSet`]
-//! (times in seconds); Redis holds its own (in milliseconds, for short-lived tokens):
-//! two wire formats that stores already hold, so they stay two.
+//! [`super::redis_store`] instead.)
+//!
+//! The file holds the encoding Redis holds ([`StoredTokens`], times in milliseconds).
+//! Files written by earlier releases, whose times are in seconds
+//! ([`TokensInSeconds`]), are still read; the next save writes the current encoding,
+//! which those releases cannot read (see docs/operations.md on downgrading).
 
 use super::error::StoreError;
 use super::lineage::TokenSet;
-use crate::secret::{AccessToken, RefreshToken};
-use crate::timestamps::{from_unix_seconds, unix_seconds};
-use serde::{Deserialize, Serialize};
+use super::stored_tokens::StoredTokens;
+use serde::Deserialize;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-/// The on-disk shape; versioned so it can evolve.
-#[derive(Serialize, Deserialize)]
+/// The file as releases before the shared encoding wrote it: version 1, times in whole
+/// seconds. Read only.
+#[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct StoredTokens {
+struct TokensInSeconds {
     version: u32,
     access_token: String,
     access_token_expires_at: u64,
@@ -26,6 +29,24 @@ struct StoredTokens {
     refresh_token_expires_at: Option<u64>,
     profile_id: Option<String>,
     obtained_at: u64,
+}
+
+impl TokensInSeconds {
+    /// The field only this shape has, to tell which one a file is meant to be.
+    const MARK: &'static str = "\"access_token_expires_at\"";
+
+    fn into_stored(self) -> StoredTokens {
+        let millis = |seconds: u64| seconds.saturating_mul(1000);
+        StoredTokens {
+            version: self.version,
+            access_token: self.access_token,
+            access_token_expires_at_ms: millis(self.access_token_expires_at),
+            refresh_token: self.refresh_token,
+            refresh_token_expires_at_ms: self.refresh_token_expires_at.map(millis),
+            profile_id: self.profile_id,
+            obtained_at_ms: millis(self.obtained_at),
+        }
+    }
 }
 
 /// A token store in one file.
@@ -55,47 +76,25 @@ impl FileStore {
                 })
             }
         };
-        // serde_json's messages quote no input values, so no token can leak through them.
-        let stored: StoredTokens =
-            serde_json::from_str(&text).map_err(|error| StoreError::Corrupt {
-                file: self.path.clone(),
-                message: format!(
-                    "line {} column {}: {:?}",
-                    error.line(),
-                    error.column(),
-                    error.classify()
-                ),
-            })?;
-        if stored.version != 1 || stored.access_token.is_empty() {
-            return Err(StoreError::Corrupt {
-                file: self.path.clone(),
-                message: format!(
-                    "unsupported version {} or empty access token",
-                    stored.version
-                ),
-            });
-        }
-        Ok(Some(TokenSet {
-            access_token: AccessToken::new(stored.access_token),
-            expires_at: from_unix_seconds(stored.access_token_expires_at),
-            refresh_token: stored.refresh_token.map(RefreshToken::new),
-            refresh_token_expires_at: stored.refresh_token_expires_at.map(from_unix_seconds),
-            profile_id: stored.profile_id,
-            obtained_at: from_unix_seconds(stored.obtained_at),
-        }))
+        let corrupt = |message: String| StoreError::Corrupt {
+            file: self.path.clone(),
+            message,
+        };
+        let stored = parse(&text).map_err(|error| {
+            // serde_json's messages quote no input values, so no token can leak through them.
+            corrupt(format!(
+                "line {} column {}: {:?}",
+                error.line(),
+                error.column(),
+                error.classify()
+            ))
+        })?;
+        stored.into_tokens().map(Some).map_err(corrupt)
     }
 
     /// Writes `tokens` atomically with mode 0600, creating the folder (0700) if needed.
     pub fn save(&self, tokens: &TokenSet) -> Result<(), StoreError> {
-        let stored = StoredTokens {
-            version: 1,
-            access_token: tokens.access_token.expose().to_owned(),
-            access_token_expires_at: unix_seconds(tokens.expires_at),
-            refresh_token: tokens.refresh_token.as_ref().map(|t| t.expose().to_owned()),
-            refresh_token_expires_at: tokens.refresh_token_expires_at.map(unix_seconds),
-            profile_id: tokens.profile_id.clone(),
-            obtained_at: unix_seconds(tokens.obtained_at),
-        };
+        let stored = StoredTokens::new(tokens);
         let text = serde_json::to_vec_pretty(&stored).map_err(|error| self.write_error(&error))?;
         write_atomically(&self.path, &text).map_err(|error| self.write_error(&error))
     }
@@ -106,6 +105,15 @@ impl FileStore {
             message: error.to_string(),
         }
     }
+}
+
+/// The file's tokens, in the current encoding or, when the file names the time field
+/// in seconds, in that one (so that an error is that of the shape the file is meant to be).
+fn parse(text: &str) -> Result<StoredTokens, serde_json::Error> {
+    if text.contains(TokensInSeconds::MARK) {
+        return serde_json::from_str::<TokensInSeconds>(text).map(TokensInSeconds::into_stored);
+    }
+    serde_json::from_str(text)
 }
 
 /// temp file in the same folder, fsync, rename over `path`, fsync the folder.
@@ -157,7 +165,16 @@ fn create_private(path: &Path) -> std::io::Result<std::fs::File> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::secret::{AccessToken, RefreshToken};
+    use crate::timestamps::{from_unix_millis, from_unix_seconds};
     use std::os::unix::fs::PermissionsExt;
+
+    /// A token file as the release before the shared encoding wrote it (by its own
+    /// `FileStore::save`).
+    const FILE_IN_SECONDS: &str = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/token_store_v1_seconds.json"
+    );
 
     fn sample() -> TokenSet {
         TokenSet {
@@ -218,5 +235,64 @@ mod tests {
         assert!(error.contains(&path.display().to_string()), "{error}");
         assert!(error.contains("wisegate authorize"), "{error}");
         assert!(!error.contains("leaky-secret"), "{error}");
+    }
+
+    #[test]
+    fn a_file_in_seconds_from_an_earlier_release_is_read_with_every_field() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tokens.json");
+        std::fs::copy(FILE_IN_SECONDS, &path).unwrap();
+        let store = FileStore::new(&path);
+        let expected = TokenSet {
+            access_token: AccessToken::new("fixture-access-token"),
+            expires_at: from_unix_seconds(2_000_000_000),
+            refresh_token: Some(RefreshToken::new("fixture-refresh-token")),
+            refresh_token_expires_at: Some(from_unix_seconds(2_100_000_000)),
+            profile_id: Some("12345".into()),
+            obtained_at: from_unix_seconds(1_999_990_000),
+        };
+        assert_eq!(store.load().unwrap(), Some(expected.clone()));
+        // The next save writes the current encoding, with the same tokens.
+        store.save(&expected).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(
+            text.contains("\"access_token_expires_at_ms\": 2000000000000"),
+            "{text}"
+        );
+        assert_eq!(store.load().unwrap(), Some(expected));
+    }
+
+    #[test]
+    fn the_file_holds_the_encoding_redis_holds_to_the_millisecond() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FileStore::new(dir.path().join("tokens.json"));
+        let tokens = TokenSet {
+            expires_at: from_unix_millis(2_000_000_000_123),
+            refresh_token_expires_at: None,
+            obtained_at: from_unix_millis(1_999_999_998_456),
+            ..sample()
+        };
+        store.save(&tokens).unwrap();
+        let written: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(store.path()).unwrap()).unwrap();
+        let shared = serde_json::to_value(StoredTokens::new(&tokens)).unwrap();
+        assert_eq!(written, shared);
+        assert_eq!(written["version"], 1);
+        assert_eq!(store.load().unwrap(), Some(tokens));
+    }
+
+    #[test]
+    fn a_corrupt_file_in_seconds_names_the_file_its_line_and_leaks_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tokens.json");
+        let text = std::fs::read_to_string(FILE_IN_SECONDS)
+            .unwrap()
+            .replace("2000000000", "\"leaky-secret\"");
+        std::fs::write(&path, text).unwrap();
+        let error = FileStore::new(&path).load().unwrap_err().to_string();
+        assert!(error.contains(&path.display().to_string()), "{error}");
+        assert!(error.contains("line 4 column"), "{error}");
+        assert!(!error.contains("leaky-secret"), "{error}");
+        assert!(!error.contains("fixture-access-token"), "{error}");
     }
 }

@@ -1,6 +1,7 @@
 //! What every token store holds: the user's tokens ([`TokenSet`]) and their generation
 //! ([`Lineage`]). Below both stores ([`super::file_store`], [`super::redis_store`]) and
-//! the choice between them ([`super::token_store`]).
+//! the choice between them ([`super::token_store`]); how they are written down is
+//! [`super::stored_tokens`]'s.
 
 use crate::secret::{AccessToken, RefreshToken};
 use std::time::SystemTime;

@@ -1,12 +1,12 @@
 //! OAuth tokens: the client for Wise's token endpoint ([`client`]), where the lineage is
 //! kept between runs ([`token_store`]: a file, [`file_store`], or Redis shared by
-//! replicas, [`redis_store`]; what they hold, [`lineage`]), and the manager that hands
-//! the current credential to the request path ([`manager`], whose doc walks the lineage
-//! step by step and says where each step lives). With a shared store the group refreshes
-//! once for all ([`group`], under the lock of [`lock`], by the rules of [`reconcile`],
-//! whose doc states the invariant) and every replica follows the store ([`sync`]). A
-//! lineage written under a running process is taken up by [`adopt`]. Every error of
-//! these is in [`error`].
+//! replicas, [`redis_store`]; what they hold, [`lineage`], in the one encoding of
+//! `stored_tokens`), and the manager that hands the current credential to the request
+//! path ([`manager`], whose doc walks the lineage step by step and says where each step
+//! lives). With a shared store the group refreshes once for all ([`group`], under the
+//! lock of [`lock`], by the rules of [`reconcile`], whose doc states the invariant) and
+//! every replica follows the store ([`sync`]). A lineage written under a running process
+//! is taken up by [`adopt`]. Every error of these is in [`error`].
 
 pub mod adopt;
 pub mod client;
@@ -28,6 +28,7 @@ pub mod redis_store;
 mod refresh;
 pub mod rejection;
 pub mod schedule;
+mod stored_tokens;
 pub mod sync;
 pub mod token_store;
 mod unreachable;

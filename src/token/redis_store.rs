@@ -3,7 +3,7 @@
 //! Keys, under a prefix (`oauth.redis_key_prefix`, by default `wisegate:<client_id>:`):
 //!
 //! - `<prefix>tokens`: a hash with `generation` (counted up with every new token) and
-//!   `tokens` (JSON, times in milliseconds);
+//!   `tokens` (JSON, times in milliseconds: [`super::stored_tokens`]);
 //! - `<prefix>refresh-lock`: the group's refresh lock ([`super::lock`]);
 //! - `<prefix>settling`: set for a moment after a lineage was written back, while the
 //!   other replicas write back what they hold; nobody takes the lock meanwhile
@@ -23,10 +23,8 @@
 use super::error::StoreError;
 use super::lineage::{Lineage, TokenSet};
 use super::redis_connection::{needs_new_connection, RedisConnection};
+use super::stored_tokens::StoredTokens;
 use crate::config::RedisStoreConfig;
-use crate::secret::{AccessToken, RefreshToken};
-use crate::timestamps::{from_unix_millis, unix_millis};
-use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
 /// The key names of one lineage.
@@ -86,30 +84,9 @@ pub(super) fn eval_keys(script: &str, keys: &[&str]) -> redis::Cmd {
     command
 }
 
-/// The JSON kept under `tokens`; milliseconds, since tokens may be short-lived.
-#[derive(Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct SharedTokens {
-    version: u32,
-    access_token: String,
-    access_token_expires_at_ms: u64,
-    refresh_token: Option<String>,
-    refresh_token_expires_at_ms: Option<u64>,
-    profile_id: Option<String>,
-    obtained_at_ms: u64,
-}
-
+/// The JSON kept under `tokens` ([`StoredTokens`]; its bytes are what every release reads).
 fn encode(tokens: &TokenSet) -> String {
-    let shared = SharedTokens {
-        version: 1,
-        access_token: tokens.access_token.expose().to_owned(),
-        access_token_expires_at_ms: unix_millis(tokens.expires_at),
-        refresh_token: tokens.refresh_token.as_ref().map(|t| t.expose().to_owned()),
-        refresh_token_expires_at_ms: tokens.refresh_token_expires_at.map(unix_millis),
-        profile_id: tokens.profile_id.clone(),
-        obtained_at_ms: unix_millis(tokens.obtained_at),
-    };
-    serde_json::to_string(&shared).unwrap_or_default()
+    serde_json::to_string(&StoredTokens::new(tokens)).unwrap_or_default()
 }
 
 /// The shared store. Cheap to share behind an `Arc`; one multiplexed connection.
@@ -228,24 +205,11 @@ impl RedisStore {
             .parse::<u64>()
             .map_err(|_| corrupt("the generation is not a number".into()))?;
         // serde_json's messages quote no input values, so no token can leak through them.
-        let shared: SharedTokens = serde_json::from_str(tokens).map_err(|error| {
+        let stored: StoredTokens = serde_json::from_str(tokens).map_err(|error| {
             corrupt(format!("column {}: {:?}", error.column(), error.classify()))
         })?;
-        if shared.version != 1 || shared.access_token.is_empty() {
-            return Err(corrupt(format!(
-                "unsupported version {} or empty access token",
-                shared.version
-            )));
-        }
         Ok(Lineage {
-            tokens: TokenSet {
-                access_token: AccessToken::new(shared.access_token),
-                expires_at: from_unix_millis(shared.access_token_expires_at_ms),
-                refresh_token: shared.refresh_token.map(RefreshToken::new),
-                refresh_token_expires_at: shared.refresh_token_expires_at_ms.map(from_unix_millis),
-                profile_id: shared.profile_id,
-                obtained_at: from_unix_millis(shared.obtained_at_ms),
-            },
+            tokens: stored.into_tokens().map_err(corrupt)?,
             generation,
         })
     }
@@ -289,14 +253,7 @@ mod tests {
 
     #[test]
     fn tokens_round_trip_in_milliseconds() {
-        let tokens = TokenSet {
-            access_token: AccessToken::new("access-1"),
-            expires_at: from_unix_millis(2_000_000_000_123),
-            refresh_token: Some(RefreshToken::new("refresh-1")),
-            refresh_token_expires_at: None,
-            profile_id: Some("42".into()),
-            obtained_at: from_unix_millis(1_999_999_998_123),
-        };
+        let tokens = super::super::stored_tokens::tests::sample();
         let config = RedisStoreConfig {
             url: crate::config::RedisUrl::parse("redis://:pw@127.0.0.1:1/0").unwrap(),
             password_file: None,
