@@ -2,8 +2,9 @@
 //! default; the slot shares (`slot_limits.rs`) and the 401 refresh floor
 //! (`token_limits.rs`) have files of their own.
 
+use super::checker::Checker;
+use super::slot_limits;
 use super::token_limits::{min_refresh_interval_on_401, token_store_wait};
-use super::{slot_limits, Checker};
 use crate::config::raw::RawLimits;
 use crate::config::Limits;
 use std::time::Duration;

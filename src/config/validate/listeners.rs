@@ -1,7 +1,7 @@
 //! The `[listen]` and `[admin]` sections: the app-facing and the admin listener, both
 //! loopback-only unless `allow_non_loopback` says otherwise.
 
-use super::Checker;
+use super::checker::Checker;
 use crate::config::raw::{RawAdmin, RawListen};
 use crate::config::{Admin, Listen};
 use std::time::Duration;

@@ -1,6 +1,6 @@
 //! The `[log]` section: the format (`text` or `json`) and the `tracing` filter.
 
-use super::Checker;
+use super::checker::Checker;
 use crate::config::raw::RawLog;
 use crate::config::{Log, LogFormat};
 

@@ -1,8 +1,8 @@
 //! The `[oauth]` section: the client Wise registered (id, secret, redirect URL), where the
 //! tokens are kept (`token_store.rs`) and the token and authorization endpoints.
 
+use super::checker::Checker;
 use super::token_store::{token_store, RedisKeys};
-use super::Checker;
 use crate::config::raw::RawOAuth;
 use crate::config::{Environment, OAuth, SecretSource, TokenStoreConfig};
 use http::Uri;

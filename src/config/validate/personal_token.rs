@@ -1,7 +1,7 @@
 //! The `[personal_token]` section: the personal API token sent to the legacy host, and the
 //! key that signs SCA challenges on that side.
 
-use super::Checker;
+use super::checker::Checker;
 use crate::config::raw::RawPersonalToken;
 use crate::config::PersonalTokenConfig;
 

@@ -2,7 +2,7 @@
 //! whatever sends requests to the legacy host (the rollback, a personal-token route, a
 //! fallback, a shadow copy of an OAuth route) has a `[personal_token]` to send.
 
-use super::Checker;
+use super::checker::Checker;
 use crate::config::raw::RawRollback;
 use crate::config::PersonalTokenConfig;
 use crate::route::{Mode, RouteTable};

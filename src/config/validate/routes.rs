@@ -1,7 +1,7 @@
 //! The `[[route]]` entries: name, path pattern, methods, mode and the migration-safety
 //! switches (`shadow`, `fallback`, `fallback_cooldown`), into a [`RouteTable`].
 
-use super::Checker;
+use super::checker::Checker;
 use crate::config::raw::RawRoute;
 use crate::route::{Mode, Pattern, Route, RouteTable, DEFAULT_ROUTE};
 use http::Method;

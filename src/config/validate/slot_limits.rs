@@ -2,7 +2,7 @@
 //! under a request body's rate ([`crate::body_stall`]). The shares default to fractions of
 //! `limits.max_upstream_requests`, so a smaller or larger pool keeps the same fairness.
 
-use super::Checker;
+use super::checker::Checker;
 use crate::config::raw::RawLimits;
 use crate::config::Limits;
 

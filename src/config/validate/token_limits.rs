@@ -5,7 +5,7 @@
 //! rejected waits for the shared store (see `crate::token::group`); bounded above, since
 //! the app waits that long.
 
-use super::Checker;
+use super::checker::Checker;
 use crate::config::Limits;
 use std::time::Duration;
 

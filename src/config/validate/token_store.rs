@@ -2,7 +2,7 @@
 //! one, `redis+sentinel://` / `rediss+sentinel://`) with the `oauth.redis_*` keys that
 //! only apply to it. The URL is never echoed in a problem: it may carry a password.
 
-use super::Checker;
+use super::checker::Checker;
 use crate::config::{
     is_sentinel_url, RedisStoreConfig, RedisUrl, SentinelUrl, TokenStoreConfig, SENTINEL_EXAMPLE,
 };

@@ -1,7 +1,7 @@
 //! The `[upstream]` section (Wise's two hosts, by default those of `environment`, and an
 //! optional CA file) and the `[mtls]` section (the client certificate and key).
 
-use super::Checker;
+use super::checker::Checker;
 use crate::config::raw::{RawMtls, RawUpstream};
 use crate::config::{Environment, Mtls, Upstream};
 use std::path::PathBuf;
