@@ -9,11 +9,11 @@
 //! is actually read.
 
 use super::locate::line_of;
+use super::problem::Problem;
 use super::raw::{
     RawAccount, RawAdmin, RawConfig, RawLimits, RawListen, RawLog, RawMtls, RawOAuth,
     RawPersonalToken, RawRollback, RawRoute, RawUpstream,
 };
-use super::Problem;
 use serde::Deserialize;
 use std::cell::Cell;
 use toml_edit::{Document, Item, TableLike, Value};

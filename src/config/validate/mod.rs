@@ -2,8 +2,9 @@
 //! at the first. One file per section, each naming the keys it checks; `checker.rs` holds
 //! the checks they share, `mod.rs` (the config module) adds the line numbers.
 
+use super::model::{Config, Environment};
+use super::problem::Problem;
 use super::raw::RawConfig;
-use super::{Config, Environment, Problem};
 use checker::Checker;
 use std::path::Path;
 
