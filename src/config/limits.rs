@@ -3,6 +3,12 @@
 
 use std::time::Duration;
 
+/// The default of `limits.min_refresh_interval_on_401` (see `crate::token::rejection`).
+pub const DEFAULT_MIN_REFRESH_INTERVAL_ON_401: Duration = Duration::from_secs(30);
+
+/// The default of `limits.token_store_wait` (see `crate::token::group`).
+pub const DEFAULT_TOKEN_STORE_WAIT: Duration = Duration::from_secs(5);
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Limits {
     pub max_header_bytes: usize,
@@ -48,9 +54,8 @@ impl Default for Limits {
             max_upstream_requests_per_connection: 64,
             max_upstream_requests_per_client: 128,
             request_body_min_rate: 1024,
-            min_refresh_interval_on_401:
-                crate::token::rejection::DEFAULT_MIN_REFRESH_INTERVAL_ON_401,
-            token_store_wait: crate::token::manager::DEFAULT_TOKEN_STORE_WAIT,
+            min_refresh_interval_on_401: DEFAULT_MIN_REFRESH_INTERVAL_ON_401,
+            token_store_wait: DEFAULT_TOKEN_STORE_WAIT,
         }
     }
 }

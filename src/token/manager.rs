@@ -144,7 +144,7 @@ impl TokenManager {
             lineage: HeldLineage::new(held),
             refresh_lock: tokio::sync::Mutex::new(()),
             outcome: ArcSwapOption::empty(),
-            store_wait_ms: AtomicU64::new(millis(DEFAULT_TOKEN_STORE_WAIT)),
+            store_wait_ms: AtomicU64::new(millis(crate::config::DEFAULT_TOKEN_STORE_WAIT)),
             client: Arc::default(),
             seed,
             store_failure: ArcSwapOption::empty(),
@@ -316,9 +316,6 @@ impl TokenManager {
         }
     }
 }
-
-/// The default of `limits.token_store_wait`.
-pub const DEFAULT_TOKEN_STORE_WAIT: Duration = Duration::from_secs(5);
 
 fn millis(duration: Duration) -> u64 {
     u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)

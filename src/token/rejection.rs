@@ -20,9 +20,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-/// The default of `limits.min_refresh_interval_on_401`.
-pub const DEFAULT_MIN_REFRESH_INTERVAL_ON_401: Duration = Duration::from_secs(30);
-
 /// What to do after Wise answered 401 to a request sent with the user's token.
 #[derive(Debug)]
 pub enum Rejection {
@@ -46,7 +43,9 @@ pub(super) struct RefreshFloor {
 impl Default for RefreshFloor {
     fn default() -> Self {
         RefreshFloor {
-            interval_ms: AtomicU64::new(DEFAULT_MIN_REFRESH_INTERVAL_ON_401.as_millis() as u64),
+            interval_ms: AtomicU64::new(
+                crate::config::DEFAULT_MIN_REFRESH_INTERVAL_ON_401.as_millis() as u64,
+            ),
             obtained: Mutex::new(None),
         }
     }
