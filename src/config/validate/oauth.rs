@@ -9,6 +9,9 @@ use http::Uri;
 use std::path::PathBuf;
 use std::time::Duration;
 
+/// The default of `oauth.refresh_before`.
+const DEFAULT_REFRESH_BEFORE: Duration = Duration::from_secs(6 * 3600);
+
 pub(super) fn oauth(
     c: &mut Checker<'_>,
     raw: Option<RawOAuth>,
@@ -32,7 +35,7 @@ pub(super) fn oauth(
                 .parse()
                 .expect("URL built from a valid URL"),
             authorize_url: environment.authorize_url().to_owned(),
-            refresh_before: Duration::from_secs(6 * 3600),
+            refresh_before: DEFAULT_REFRESH_BEFORE,
         };
     };
     let client_id = c
@@ -42,7 +45,44 @@ pub(super) fn oauth(
             "the client id Wise gave you",
         )
         .unwrap_or_default();
-    let client_secret = match (raw.client_secret_file, raw.client_secret_env) {
+    let client_secret = client_secret(c, raw.client_secret_file, raw.client_secret_env);
+    let redirect_uri = redirect_uri(c, raw.redirect_uri);
+    // With [[account]] tables each account names its store (accounts.rs checks them).
+    let token_store = if accounts_given {
+        TokenStoreConfig::File(PathBuf::new())
+    } else {
+        let redis = RedisKeys {
+            password_file: raw.redis_password_file.as_deref(),
+            key_prefix: raw.redis_key_prefix.as_deref(),
+            ca_file: raw.redis_ca_file.as_deref(),
+            sentinel_password_file: raw.redis_sentinel_password_file.as_deref(),
+        };
+        single_account_store(c, raw.token_store.as_deref(), redis, &client_id)
+    };
+    let token_url = token_url(c, raw.token_url, &default_token_url);
+    let authorize_url = authorize_url(c, raw.authorize_url, environment);
+    OAuth {
+        client_id,
+        client_secret,
+        redirect_uri,
+        token_store,
+        refresh_token_file: c.path(
+            "oauth.refresh_token_file",
+            raw.refresh_token_file.as_deref(),
+        ),
+        token_url,
+        authorize_url,
+        refresh_before: c.duration(
+            "oauth.refresh_before",
+            raw.refresh_before.as_deref(),
+            DEFAULT_REFRESH_BEFORE,
+        ),
+    }
+}
+
+/// `oauth.client_secret_file` or `oauth.client_secret_env`: exactly one of them.
+fn client_secret(c: &mut Checker<'_>, file: Option<String>, env: Option<String>) -> SecretSource {
+    match (file, env) {
         (Some(file), None) => SecretSource::File(
             c.path("oauth.client_secret_file", Some(&file))
                 .unwrap_or_default(),
@@ -59,11 +99,15 @@ pub(super) fn oauth(
             c.problem("oauth.client_secret_file", "is required: the file holding your client secret (or name an environment variable in client_secret_env)");
             SecretSource::Env(String::new())
         }
-    };
+    }
+}
+
+/// `oauth.redirect_uri`: required, an absolute URL.
+fn redirect_uri(c: &mut Checker<'_>, raw: Option<String>) -> String {
     let redirect_uri = c
         .text(
             "oauth.redirect_uri",
-            raw.redirect_uri,
+            raw,
             "the redirect URL registered with Wise, exactly as registered",
         )
         .unwrap_or_default();
@@ -77,48 +121,50 @@ pub(super) fn oauth(
             format!("`{redirect_uri}` is not an absolute URL"),
         );
     }
-    // With [[account]] tables each account names its store (accounts.rs checks them).
-    let token_store = if accounts_given {
-        TokenStoreConfig::File(PathBuf::new())
-    } else {
-        let store = c.required(
-            "oauth.token_store",
-            raw.token_store,
-            "a file where wisegate keeps the tokens, e.g. \"state/tokens.json\", or a redis:// URL shared by replicas",
-        );
-        token_store(
-            c,
-            "oauth.token_store",
-            store.as_deref(),
-            RedisKeys {
-                password_file: raw.redis_password_file.as_deref(),
-                key_prefix: raw.redis_key_prefix.as_deref(),
-                ca_file: raw.redis_ca_file.as_deref(),
-                sentinel_password_file: raw.redis_sentinel_password_file.as_deref(),
-            },
-            &client_id,
-        )
-    };
-    let token_url = match raw.token_url {
-        None => default_token_url
+    redirect_uri
+}
+
+/// `oauth.token_store` (required without `[[account]]` tables) with the `oauth.redis_*`
+/// keys.
+fn single_account_store(
+    c: &mut Checker<'_>,
+    store: Option<&str>,
+    redis: RedisKeys<'_>,
+    client_id: &str,
+) -> TokenStoreConfig {
+    let store = c.required(
+        "oauth.token_store",
+        store,
+        "a file where wisegate keeps the tokens, e.g. \"state/tokens.json\", or a redis:// URL shared by replicas",
+    );
+    token_store(c, "oauth.token_store", store, redis, client_id)
+}
+
+/// `oauth.token_url`: an https URL; by default the mTLS host's `/oauth/token`.
+fn token_url(c: &mut Checker<'_>, raw: Option<String>, default_token_url: &str) -> Uri {
+    let default = || {
+        default_token_url
             .parse()
-            .expect("URL built from a valid URL"),
-        Some(text) => match text.parse::<Uri>() {
-            Ok(uri) if uri.scheme_str() == Some("https") && uri.host().is_some() => uri,
-            _ => {
-                c.problem(
-                    "oauth.token_url",
-                    format!("`{text}` must be an https URL such as \"{default_token_url}\""),
-                );
-                default_token_url
-                    .parse()
-                    .expect("URL built from a valid URL")
-            }
-        },
+            .expect("URL built from a valid URL")
     };
-    let authorize_url = raw
-        .authorize_url
-        .unwrap_or_else(|| environment.authorize_url().to_owned());
+    let Some(text) = raw else {
+        return default();
+    };
+    match text.parse::<Uri>() {
+        Ok(uri) if uri.scheme_str() == Some("https") && uri.host().is_some() => uri,
+        _ => {
+            c.problem(
+                "oauth.token_url",
+                format!("`{text}` must be an https URL such as \"{default_token_url}\""),
+            );
+            default()
+        }
+    }
+}
+
+/// `oauth.authorize_url`: an absolute URL; by default the environment's.
+fn authorize_url(c: &mut Checker<'_>, raw: Option<String>, environment: Environment) -> String {
+    let authorize_url = raw.unwrap_or_else(|| environment.authorize_url().to_owned());
     if authorize_url
         .parse::<Uri>()
         .map_or(true, |uri| uri.host().is_none())
@@ -128,21 +174,5 @@ pub(super) fn oauth(
             format!("`{authorize_url}` is not an absolute URL"),
         );
     }
-    OAuth {
-        client_id,
-        client_secret,
-        redirect_uri,
-        token_store,
-        refresh_token_file: c.path(
-            "oauth.refresh_token_file",
-            raw.refresh_token_file.as_deref(),
-        ),
-        token_url,
-        authorize_url,
-        refresh_before: c.duration(
-            "oauth.refresh_before",
-            raw.refresh_before.as_deref(),
-            Duration::from_secs(6 * 3600),
-        ),
-    }
+    authorize_url
 }
