@@ -131,9 +131,9 @@ pub async fn authorize_account<R: AsyncBufRead + Unpin>(
         None => {
             let state = format!("{:032x}", rand::rng().random::<u128>());
             let url = authorize_url(config, &state);
-            let whose = match config.account_tables.is_empty() {
-                true => String::new(),
-                false => format!(" (as the user of the Wise account for `{}`)", account.name),
+            let whose = match config.has_account_tables() {
+                false => String::new(),
+                true => format!(" (as the user of the Wise account for `{}`)", account.name),
             };
             say(&format!(
                 "Open this URL in a browser, sign in to Wise{whose} and approve access:\n\n  {url}\n"

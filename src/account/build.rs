@@ -52,7 +52,7 @@ pub async fn build(
     let mut added = Vec::new();
     // `oauth.token_store` (the single-account keys) takes effect after a restart, as
     // documented; an `[[account]]`'s token_store is a new lineage at once.
-    let store_after_restart = config.account_tables.is_empty();
+    let store_after_restart = !config.has_account_tables();
     for mut account_config in config.accounts() {
         let personal_bearer = account_config
             .personal_token

@@ -42,9 +42,9 @@ pub async fn run(
 
 /// " account NAME" with `[[account]]` tables, nothing with the single-account keys.
 fn named(config: &Config, account: &AccountConfig) -> String {
-    match config.account_tables.is_empty() {
-        true => String::new(),
-        false => format!(" account {}", account.name),
+    match config.has_account_tables() {
+        false => String::new(),
+        true => format!(" account {}", account.name),
     }
 }
 

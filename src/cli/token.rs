@@ -15,7 +15,7 @@ pub async fn status(config: &Config, account: Option<&str>) -> anyhow::Result<()
         None => config.accounts(),
     };
     let running = wisegate::status::fetch_running(config.admin.address).await;
-    let named = !config.account_tables.is_empty();
+    let named = config.has_account_tables();
     for (index, account) in accounts.iter().enumerate() {
         if named {
             if index > 0 {

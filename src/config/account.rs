@@ -10,6 +10,35 @@ use std::path::PathBuf;
 /// The name of the account the single-account keys describe.
 pub const DEFAULT_ACCOUNT: &str = "default";
 
+/// The accounts a config serves, as it writes them.
+#[derive(Debug, Clone)]
+pub enum Accounts {
+    /// No `[[account]]` table: the one account named [`DEFAULT_ACCOUNT`] that the
+    /// single-account keys (`oauth.token_store`, `oauth.refresh_token_file`,
+    /// `[personal_token]`) describe.
+    Single(Box<AccountConfig>),
+    /// The `[[account]]` tables, in file order.
+    Tables(Vec<AccountConfig>),
+}
+
+impl Accounts {
+    /// Every account, in file order.
+    pub fn as_slice(&self) -> &[AccountConfig] {
+        match self {
+            Accounts::Single(account) => std::slice::from_ref(&**account),
+            Accounts::Tables(accounts) => accounts,
+        }
+    }
+
+    /// The account of the single-account keys; `None` with `[[account]]` tables.
+    pub fn single(&self) -> Option<&AccountConfig> {
+        match self {
+            Accounts::Single(account) => Some(account),
+            Accounts::Tables(_) => None,
+        }
+    }
+}
+
 /// One account: its lineage (where it is stored), the app tokens that select it and
 /// its personal-token side.
 #[derive(Clone, PartialEq, Eq)]

@@ -26,7 +26,7 @@ mod validate;
 
 use std::path::Path;
 
-pub use account::{AccountConfig, PersonalTokenConfig, DEFAULT_ACCOUNT};
+pub use account::{AccountConfig, Accounts, PersonalTokenConfig, DEFAULT_ACCOUNT};
 pub use limits::{Limits, DEFAULT_MIN_REFRESH_INTERVAL_ON_401, DEFAULT_TOKEN_STORE_WAIT};
 pub use model::{
     Admin, Config, Environment, Listen, Log, LogFormat, Mtls, OAuth, SecretSource, Upstream,

@@ -2,9 +2,8 @@
 //! and everything else reads them. The limits are in `limits.rs`, the accounts in
 //! `account.rs`, the token stores in `store.rs`.
 
-use super::account::{self, AccountConfig, PersonalTokenConfig, DEFAULT_ACCOUNT};
+use super::account::{self, AccountConfig, Accounts};
 use super::limits::Limits;
-use super::store::TokenStoreConfig;
 use crate::route::RouteTable;
 use http::Uri;
 use std::net::SocketAddr;
@@ -54,16 +53,15 @@ pub struct Config {
     pub upstream: Upstream,
     pub mtls: Mtls,
     pub oauth: OAuth,
-    pub personal_token: Option<PersonalTokenConfig>,
     pub limits: Limits,
     pub rollback_all: bool,
     /// How often the legacy host is probed (rollback readiness); `None`: "off".
     pub rollback_probe_interval: Option<std::time::Duration>,
     pub routes: RouteTable,
     pub log: Log,
-    /// The `[[account]]` tables as validated; empty with the single-account keys (read
-    /// both through [`Config::accounts`]).
-    pub account_tables: Vec<AccountConfig>,
+    /// The `[[account]]` tables, or the one account of the single-account keys (its
+    /// token store, refresh token file and personal token).
+    pub accounts: Accounts,
 }
 
 #[derive(Debug, Clone)]
@@ -113,10 +111,6 @@ pub struct OAuth {
     pub client_id: String,
     pub client_secret: SecretSource,
     pub redirect_uri: String,
-    /// `oauth.token_store`: a file, or a shared Redis store for several replicas.
-    pub token_store: TokenStoreConfig,
-    /// A read-only file holding a refresh token that seeds an empty token store.
-    pub refresh_token_file: Option<PathBuf>,
     pub token_url: Uri,
     pub authorize_url: String,
     pub refresh_before: Duration,
@@ -139,17 +133,13 @@ impl Config {
     /// The accounts this config serves, in file order: the `[[account]]` tables, or the
     /// one `default` account of the single-account keys.
     pub fn accounts(&self) -> Vec<AccountConfig> {
-        if !self.account_tables.is_empty() {
-            return self.account_tables.clone();
-        }
-        vec![AccountConfig {
-            name: DEFAULT_ACCOUNT.to_owned(),
-            app_token_sha256: Vec::new(),
-            token_store: self.oauth.token_store.clone(),
-            refresh_token_file: self.oauth.refresh_token_file.clone(),
-            personal_token: self.personal_token.clone(),
-            rollback: false,
-        }]
+        self.accounts.as_slice().to_vec()
+    }
+
+    /// Whether the accounts are `[[account]]` tables (each named in what is shown), not
+    /// the single-account keys.
+    pub fn has_account_tables(&self) -> bool {
+        matches!(self.accounts, Accounts::Tables(_))
     }
 
     /// The account `--account NAME` names (`None`: the only one), or what to pass.

@@ -2,7 +2,7 @@
 //! a restart, and applies the rest. This table is the one list: [`crate::reload`] asks
 //! it, and its tests hold docs/operations.md to it.
 
-use super::Config;
+use super::{Config, TokenStoreConfig};
 
 /// A key (or section) that a running wisegate does not take up on reload.
 pub struct RestartOnly {
@@ -38,7 +38,7 @@ pub const RESTART_ONLY: &[RestartOnly] = &[
     RestartOnly {
         key: "oauth.token_store",
         note: None,
-        changed: |old, new| old.oauth.token_store != new.oauth.token_store,
+        changed: |old, new| single_account_store(old) != single_account_store(new),
     },
     RestartOnly {
         key: "limits.max_header_bytes",
@@ -71,6 +71,12 @@ pub const RESTART_ONLY: &[RestartOnly] = &[
         changed: |old, new| old.log.format != new.log.format || old.log.level != new.log.level,
     },
 ];
+
+/// `oauth.token_store`: the single account's store; `None` with `[[account]]` tables
+/// (each of those is a lineage of its own, taken up at once).
+fn single_account_store(config: &Config) -> Option<&TokenStoreConfig> {
+    config.accounts.single().map(|account| &account.token_store)
+}
 
 /// The entries of [`RESTART_ONLY`] whose value differs between `old` and `new`.
 pub fn needs_restart<'t>(old: &Config, new: &Config) -> Vec<&'t RestartOnly> {
@@ -109,7 +115,10 @@ mod tests {
              [log]\nlevel = \"debug\"\n",
         );
         let mut after = after;
-        after.oauth.token_store = crate::config::TokenStoreConfig::File("/w/other.json".into());
+        let crate::config::Accounts::Single(account) = &mut after.accounts else {
+            panic!("the single-account keys");
+        };
+        account.token_store = TokenStoreConfig::File("/w/other.json".into());
         let every: Vec<&str> = RESTART_ONLY.iter().map(|entry| entry.key).collect();
         assert_eq!(keys(&before, &after), every);
         assert!(keys(&before, &before.clone()).is_empty());

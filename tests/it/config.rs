@@ -54,7 +54,7 @@ fn a_good_config_gets_presets_and_resolved_paths() {
         Path::new("/etc/wisegate/tls/client.crt")
     );
     assert_eq!(
-        config.oauth.token_store.file(),
+        config.accounts.single().unwrap().token_store.file(),
         Some(Path::new("/etc/wisegate/state/tokens.json"))
     );
     assert_eq!(config.listen.address.to_string(), "127.0.0.1:8080");
@@ -329,7 +329,10 @@ fn the_example_config_is_valid_has_no_routes_and_needs_no_personal_token() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config.example.toml");
     let config = Config::load(&path).unwrap_or_else(|error| panic!("{error}"));
     assert!(config.routes.routes().is_empty(), "example routes are live");
-    assert!(config.personal_token.is_none(), "[personal_token] is live");
+    assert!(
+        config.accounts.single().unwrap().personal_token.is_none(),
+        "[personal_token] is live"
+    );
     assert!(!config.rollback_all);
 }
 
@@ -378,7 +381,7 @@ fn the_example_configs_commented_routes_are_valid_when_uncommented() {
         .map(|r| r.name.as_str())
         .collect();
     assert_eq!(names, ["profile-webhooks", "application-webhooks"]);
-    assert!(config.personal_token.is_some());
+    assert!(config.accounts.single().unwrap().personal_token.is_some());
 }
 
 #[test]
@@ -411,7 +414,7 @@ fn a_redis_token_store_is_parsed_with_a_default_key_prefix() {
         "token_store = \"redis://wisegate:s3cret-pw@redis.example.svc:6379/2\"",
     );
     let config = Config::parse(Path::new("/etc/w.toml"), &text).unwrap();
-    let TokenStoreConfig::Redis(redis) = &config.oauth.token_store else {
+    let TokenStoreConfig::Redis(redis) = &config.accounts.single().unwrap().token_store else {
         panic!("a Redis store");
     };
     assert_eq!(redis.key_prefix, "wisegate:yourapp:");
@@ -485,7 +488,7 @@ fn redis_keys_are_checked_and_named() {
         "token_store = \"redis+sentinel://s1:26379/mymaster\"\nredis_sentinel_password_file = \"s\"",
     );
     let config = Config::parse(Path::new("w.toml"), &sentinel).expect("a Sentinel store");
-    match &config.oauth.token_store {
+    match &config.accounts.single().unwrap().token_store {
         TokenStoreConfig::Redis(redis) => assert_eq!(
             redis.sentinel_password_file.as_deref(),
             Some(Path::new("s"))
@@ -515,7 +518,7 @@ fn a_sentinel_token_store_is_parsed_and_a_malformed_one_says_what_to_write() {
         "token_store = \"rediss+sentinel://app:s3cret-pw@s0.redis:26380,s1.redis/mymaster/2\"\nredis_ca_file = \"ca.pem\"",
     );
     let config = Config::parse(Path::new("w.toml"), &sentinel).unwrap();
-    let TokenStoreConfig::Redis(redis) = &config.oauth.token_store else {
+    let TokenStoreConfig::Redis(redis) = &config.accounts.single().unwrap().token_store else {
         panic!("a Redis store");
     };
     assert_eq!(

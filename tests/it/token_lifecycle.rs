@@ -12,7 +12,7 @@ use fake_wise::{FakeWiseConfig, TokenEndpointMode};
 use http::{Request, StatusCode};
 use http_body_util::Full;
 use std::time::{Duration, Instant};
-use wisegate::config::{Config, TokenStoreConfig};
+use wisegate::config::{Accounts, Config, TokenStoreConfig};
 
 fn short_lived(seconds: u64) -> HarnessBuilder {
     Harness::builder().fake(FakeWiseConfig {
@@ -245,7 +245,10 @@ async fn an_empty_store_is_seeded_from_refresh_token_file() {
     // Authorize elsewhere (a workstation), keep only the refresh token (a Secret).
     let mut workstation = Config::load(&config_path).unwrap();
     let workstation_store = dir.path().join("workstation.json");
-    workstation.oauth.token_store = TokenStoreConfig::File(workstation_store.clone());
+    let Accounts::Single(account) = &mut workstation.accounts else {
+        panic!("the single-account keys");
+    };
+    account.token_store = TokenStoreConfig::File(workstation_store.clone());
     common::authorize_with_code(&workstation, &wise).await;
     let stored: serde_json::Value =
         serde_json::from_slice(&std::fs::read(&workstation_store).unwrap()).unwrap();
@@ -261,7 +264,7 @@ async fn an_empty_store_is_seeded_from_refresh_token_file() {
     );
     std::fs::write(&config_path, text).unwrap();
     let config = Config::load(&config_path).unwrap();
-    let store = config.oauth.token_store.file().unwrap().to_owned();
+    let store = config.accounts()[0].token_store.file().unwrap().to_owned();
     assert!(!store.exists());
     let proxy = serve(config).await.proxy;
     let served = eventually(Duration::from_secs(10), async || {

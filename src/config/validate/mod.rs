@@ -2,6 +2,7 @@
 //! at the first. One file per section, each naming the keys it checks; `checker.rs` holds
 //! the checks they share, `mod.rs` (the config module) adds the line numbers.
 
+use super::account::{AccountConfig, Accounts, DEFAULT_ACCOUNT};
 use super::model::{Config, Environment};
 use super::problem::Problem;
 use super::raw::RawConfig;
@@ -40,7 +41,7 @@ pub fn validate(file: &Path, raw: RawConfig) -> Result<Config, Vec<Problem>> {
             oauth.redis_sentinel_password_file.clone(),
         )
     });
-    let oauth = oauth::oauth(
+    let (oauth, single_account_store) = oauth::oauth(
         &mut c,
         raw.oauth,
         environment,
@@ -74,6 +75,17 @@ pub fn validate(file: &Path, raw: RawConfig) -> Result<Config, Vec<Problem>> {
     if !c.problems.is_empty() {
         return Err(c.problems);
     }
+    let accounts = match single_account_store {
+        Some(store) => Accounts::Single(Box::new(AccountConfig {
+            name: DEFAULT_ACCOUNT.to_owned(),
+            app_token_sha256: Vec::new(),
+            token_store: store.token_store,
+            refresh_token_file: store.refresh_token_file,
+            personal_token,
+            rollback: false,
+        })),
+        None => Accounts::Tables(account_tables),
+    };
     Ok(Config {
         file: file.to_owned(),
         sha256: String::new(),
@@ -83,13 +95,12 @@ pub fn validate(file: &Path, raw: RawConfig) -> Result<Config, Vec<Problem>> {
         upstream,
         mtls,
         oauth,
-        personal_token,
         limits,
         rollback_all,
         rollback_probe_interval,
         routes,
         log,
-        account_tables,
+        accounts,
     })
 }
 

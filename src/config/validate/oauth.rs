@@ -1,5 +1,6 @@
 //! The `[oauth]` section: the client Wise registered (id, secret, redirect URL), where the
-//! tokens are kept (`token_store.rs`) and the token and authorization endpoints.
+//! single account's tokens are kept (`token_store.rs`) and the token and authorization
+//! endpoints.
 
 use super::checker::Checker;
 use super::token_store::{token_store, RedisKeys};
@@ -12,31 +13,43 @@ use std::time::Duration;
 /// The default of `oauth.refresh_before`.
 const DEFAULT_REFRESH_BEFORE: Duration = Duration::from_secs(6 * 3600);
 
+/// The single-account keys of `[oauth]`: where the one account's lineage is kept.
+pub(super) struct SingleAccountStore {
+    pub(super) token_store: TokenStoreConfig,
+    pub(super) refresh_token_file: Option<PathBuf>,
+}
+
+/// `[oauth]`, and its single-account keys unless `accounts_given` (`[[account]]` tables,
+/// each naming its own store, which accounts.rs checks).
 pub(super) fn oauth(
     c: &mut Checker<'_>,
     raw: Option<RawOAuth>,
     environment: Environment,
     mtls_url: &Uri,
     accounts_given: bool,
-) -> OAuth {
+) -> (OAuth, Option<SingleAccountStore>) {
     let default_token_url = format!("{}/oauth/token", mtls_url.to_string().trim_end_matches('/'));
     let Some(raw) = c.required(
         "oauth",
         raw,
         "add an [oauth] section with client_id, client_secret_file, redirect_uri and token_store",
     ) else {
-        return OAuth {
+        let oauth = OAuth {
             client_id: String::new(),
             client_secret: SecretSource::Env(String::new()),
             redirect_uri: String::new(),
-            token_store: TokenStoreConfig::File(PathBuf::new()),
-            refresh_token_file: None,
             token_url: default_token_url
                 .parse()
                 .expect("URL built from a valid URL"),
             authorize_url: environment.authorize_url().to_owned(),
             refresh_before: DEFAULT_REFRESH_BEFORE,
         };
+        // Never reaches a Config: the missing section is a problem.
+        let store = (!accounts_given).then(|| SingleAccountStore {
+            token_store: TokenStoreConfig::File(PathBuf::new()),
+            refresh_token_file: None,
+        });
+        return (oauth, store);
     };
     let client_id = c
         .text(
@@ -47,9 +60,8 @@ pub(super) fn oauth(
         .unwrap_or_default();
     let client_secret = client_secret(c, raw.client_secret_file, raw.client_secret_env);
     let redirect_uri = redirect_uri(c, raw.redirect_uri);
-    // With [[account]] tables each account names its store (accounts.rs checks them).
     let token_store = if accounts_given {
-        TokenStoreConfig::File(PathBuf::new())
+        None
     } else {
         let redis = RedisKeys {
             password_file: raw.redis_password_file.as_deref(),
@@ -57,19 +69,23 @@ pub(super) fn oauth(
             ca_file: raw.redis_ca_file.as_deref(),
             sentinel_password_file: raw.redis_sentinel_password_file.as_deref(),
         };
-        single_account_store(c, raw.token_store.as_deref(), redis, &client_id)
+        Some(single_account_store(
+            c,
+            raw.token_store.as_deref(),
+            redis,
+            &client_id,
+        ))
     };
     let token_url = token_url(c, raw.token_url, &default_token_url);
     let authorize_url = authorize_url(c, raw.authorize_url, environment);
-    OAuth {
+    let refresh_token_file = c.path(
+        "oauth.refresh_token_file",
+        raw.refresh_token_file.as_deref(),
+    );
+    let oauth = OAuth {
         client_id,
         client_secret,
         redirect_uri,
-        token_store,
-        refresh_token_file: c.path(
-            "oauth.refresh_token_file",
-            raw.refresh_token_file.as_deref(),
-        ),
         token_url,
         authorize_url,
         refresh_before: c.duration(
@@ -77,7 +93,12 @@ pub(super) fn oauth(
             raw.refresh_before.as_deref(),
             DEFAULT_REFRESH_BEFORE,
         ),
-    }
+    };
+    let store = token_store.map(|token_store| SingleAccountStore {
+        token_store,
+        refresh_token_file,
+    });
+    (oauth, store)
 }
 
 /// `oauth.client_secret_file` or `oauth.client_secret_env`: exactly one of them.
