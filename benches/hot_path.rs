@@ -213,10 +213,11 @@ fn rewrite(c: &mut Criterion) {
     group.bench_function("guard::check", |b| {
         b.iter(|| black_box(guard::check(black_box(&request), 1 << 20)))
     });
+    let connection = wisegate::slots::AppConnection::new(([127, 0, 0, 1], 40000).into());
     group.bench_function("rewrite::head/12 headers", |b| {
         b.iter_batched(
             || request.clone().into_parts().0,
-            |parts| black_box(rewrite::head(parts, upstream.authority())),
+            |parts| black_box(rewrite::head(parts, upstream.authority(), connection)),
             BatchSize::SmallInput,
         )
     });

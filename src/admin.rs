@@ -16,6 +16,7 @@ use crate::account::Account;
 use crate::body::{full, ProxyBody};
 use crate::lineage_metrics::LineageState;
 use crate::readiness::{degraded_reasons, not_ready_reasons, unavailable_accounts};
+use crate::slots::AppConnection;
 use crate::timestamps::unix_seconds;
 use crate::token::adopt::Reloaded;
 use crate::Shared;
@@ -27,7 +28,12 @@ use std::sync::Arc;
 /// running another config (or another version of it) refuses with 409.
 pub const CONFIG_SHA256_HEADER: &str = "x-wisegate-config-sha256";
 
-pub async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> Response<ProxyBody> {
+/// Answers one request to the admin listener, which came on `connection`.
+pub async fn handle(
+    shared: Arc<Shared>,
+    request: Request<Incoming>,
+    connection: AppConnection,
+) -> Response<ProxyBody> {
     match request.uri().path() {
         "/healthz" => json(StatusCode::OK, serde_json::json!({ "status": "ok" })),
         "/readyz" => {
@@ -52,8 +58,8 @@ pub async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> Response
         }
         "/metrics" => metrics(&shared),
         "/status" => status(&shared, &request),
-        "/token/refresh" => token_refresh(shared, &request).await,
-        "/token/reload" => token_reload(shared, &request).await,
+        "/token/refresh" => token_refresh(shared, &request, connection).await,
+        "/token/reload" => token_reload(shared, &request, connection).await,
         _ => json(
             StatusCode::NOT_FOUND,
             crate::error::error_body(
@@ -138,8 +144,12 @@ fn json(status: StatusCode, value: serde_json::Value) -> Response<ProxyBody> {
 
 /// `POST /token/refresh`: refreshes the held lineage now, as a task of its own (a caller
 /// that hangs up must not drop a refresh Wise already answered).
-async fn token_refresh(shared: Arc<Shared>, request: &Request<Incoming>) -> Response<ProxyBody> {
-    if let Some(refused) = refuse_token_call(&shared, request) {
+async fn token_refresh(
+    shared: Arc<Shared>,
+    request: &Request<Incoming>,
+    connection: AppConnection,
+) -> Response<ProxyBody> {
+    if let Some(refused) = refuse_token_call(&shared, request, connection) {
         return refused;
     }
     let account = match named_account(&shared, request) {
@@ -163,8 +173,12 @@ async fn token_refresh(shared: Arc<Shared>, request: &Request<Incoming>) -> Resp
 }
 
 /// `POST /token/reload`: re-reads the token store and adopts a newer lineage.
-async fn token_reload(shared: Arc<Shared>, request: &Request<Incoming>) -> Response<ProxyBody> {
-    if let Some(refused) = refuse_token_call(&shared, request) {
+async fn token_reload(
+    shared: Arc<Shared>,
+    request: &Request<Incoming>,
+    connection: AppConnection,
+) -> Response<ProxyBody> {
+    if let Some(refused) = refuse_token_call(&shared, request, connection) {
         return refused;
     }
     let account = match named_account(&shared, request) {
@@ -252,7 +266,11 @@ fn host_is_loopback(request: &Request<Incoming>) -> bool {
 
 /// Why a token call is refused, if it is: not POST, not from loopback, or not naming
 /// the config this process runs.
-fn refuse_token_call(shared: &Shared, request: &Request<Incoming>) -> Option<Response<ProxyBody>> {
+fn refuse_token_call(
+    shared: &Shared,
+    request: &Request<Incoming>,
+    connection: AppConnection,
+) -> Option<Response<ProxyBody>> {
     if request.method() != Method::POST {
         let mut refused = admin_error(
             StatusCode::METHOD_NOT_ALLOWED,
@@ -264,10 +282,7 @@ fn refuse_token_call(shared: &Shared, request: &Request<Incoming>) -> Option<Res
             .insert(header::ALLOW, HeaderValue::from_static("POST"));
         return Some(refused);
     }
-    let loopback = request
-        .extensions()
-        .get::<crate::slots::AppConnection>()
-        .is_some_and(|connection| connection.peer().ip().to_canonical().is_loopback());
+    let loopback = connection.peer().ip().to_canonical().is_loopback();
     if !loopback {
         return Some(admin_error(
             StatusCode::FORBIDDEN,

@@ -148,9 +148,12 @@ fn spawn_admin(
         lanes: 0,
     };
     let shared = shared.clone();
-    tokio::spawn(server::serve(listener, listening, stop, move |request| {
-        admin::handle(shared.clone(), request)
-    }))
+    tokio::spawn(server::serve(
+        listener,
+        listening,
+        stop,
+        move |request, connection| admin::handle(shared.clone(), request, connection),
+    ))
 }
 
 /// The app listener until `shutdown`, then until its requests in flight have drained
@@ -176,8 +179,8 @@ async fn serve_app(
         lanes: shared.lanes,
     };
     let shared = shared.clone();
-    let serving = server::serve(listener, listening, shutdown, move |request| {
-        proxy::handle(shared.clone(), request)
+    let serving = server::serve(listener, listening, shutdown, move |request, connection| {
+        proxy::handle(shared.clone(), request, connection)
     });
     tokio::join!(marking, serving);
 }

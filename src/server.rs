@@ -8,6 +8,7 @@
 use crate::admission::{Admission, Admitted};
 use crate::config::Limits;
 use crate::lanes::{Lanes, Open};
+use crate::slots::AppConnection;
 use crate::watchdog::{Activity, Timeouts, Watchdog, Watched, MAX_ABANDONED_STREAMS};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
@@ -25,19 +26,20 @@ use tokio::task::JoinSet;
 use tokio_io_timeout::TimeoutStream;
 use tokio_util::sync::CancellationToken;
 
-/// What answers the requests of a connection: a function from request to response.
+/// What answers the requests of a connection: a function from a request and the app
+/// connection it came on to the response.
 pub trait Handler: Clone + Send + Sync + 'static {
     type Body: http_body::Body<Data: Send, Error: Into<Box<dyn std::error::Error + Send + Sync>>>
         + Send
         + Unpin
         + 'static;
     type Answer: Future<Output = Response<Self::Body>> + Send + 'static;
-    fn call(&self, request: Request<Incoming>) -> Self::Answer;
+    fn call(&self, request: Request<Incoming>, connection: AppConnection) -> Self::Answer;
 }
 
 impl<H, F, B> Handler for H
 where
-    H: Fn(Request<Incoming>) -> F + Clone + Send + Sync + 'static,
+    H: Fn(Request<Incoming>, AppConnection) -> F + Clone + Send + Sync + 'static,
     F: Future<Output = Response<B>> + Send + 'static,
     B: http_body::Body<Data: Send, Error: Into<Box<dyn std::error::Error + Send + Sync>>>
         + Send
@@ -46,8 +48,8 @@ where
 {
     type Body = B;
     type Answer = F;
-    fn call(&self, request: Request<Incoming>) -> F {
-        self(request)
+    fn call(&self, request: Request<Incoming>, connection: AppConnection) -> F {
+        self(request, connection)
     }
 }
 
@@ -246,16 +248,17 @@ fn spawn_connection<H: Handler>(
     let connection = held.connection();
     let (peer, activity) = (connection.peer, connection.activity.clone());
     let requests = activity.clone();
-    // Who the request came from, for its share of the upstream slots.
-    let app_connection = crate::slots::AppConnection::new(peer);
-    let service = service_fn(move |mut request: Request<Incoming>| {
-        request.extensions_mut().insert(app_connection);
+    // Who the request came from, for its share of the upstream slots. Handed to the
+    // handler with each request, not put in the request's extensions: inserting there
+    // costs three allocations per request (the map, its table, the boxed value).
+    let app_connection = AppConnection::new(peer);
+    let service = service_fn(move |request: Request<Incoming>| {
         let pending = requests.request_started(request.version());
         // A connection that abandons streams may be resetting each one right away: its
         // new streams yield once first, so a stream already reset (hyper looks when the
         // answer is not ready) is dropped before it takes an upstream slot or connects.
         let look_first = requests.abandons_streams();
-        let response = handler.call(request);
+        let response = handler.call(request, app_connection);
         async move {
             if look_first {
                 tokio::task::yield_now().await;

@@ -16,8 +16,8 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
-/// One app connection as the request path sees it: put in the extensions of each of its
-/// requests where connections are served ([`crate::server`]).
+/// One app connection as the request path sees it: handed to the handler with each of
+/// its requests where connections are served ([`crate::server`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AppConnection {
     id: u64,

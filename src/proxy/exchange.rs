@@ -24,6 +24,7 @@ use crate::metrics::RouteReasonLabels;
 use crate::route::Mode;
 use crate::sca;
 use crate::shared::Shared;
+use crate::slots::AppConnection;
 use crate::token::CredentialError;
 use crate::upstream::UpstreamBody;
 use http::{HeaderMap, Request, Response, Version};
@@ -32,14 +33,15 @@ use hyper::body::Incoming;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Forwards one request: the three phases in order. `log` learns the route as soon as it
-/// is chosen and the side once an answer came.
+/// Forwards one request (which came on `connection`): the three phases in order. `log`
+/// learns the route as soon as it is chosen and the side once an answer came.
 pub async fn forward(
     shared: &Arc<Shared>,
     request: Request<Incoming>,
+    connection: AppConnection,
     log: &mut AccessLog,
 ) -> Result<Response<ProxyBody>, ProxyError> {
-    let mut exchange = Exchange::plan(shared, request, log).await?;
+    let mut exchange = Exchange::plan(shared, request, connection, log).await?;
     let (side, response) = exchange.send_with_fallback().await?;
     let served_as = side.served_as(exchange.mode);
     log.mode = served_as.as_str();
@@ -76,6 +78,7 @@ impl<'a> Exchange<'a> {
     pub async fn plan(
         shared: &'a Arc<Shared>,
         request: Request<Incoming>,
+        connection: AppConnection,
         log: &mut AccessLog,
     ) -> Result<Exchange<'a>, ProxyError> {
         let snapshot = shared.snapshot.load_full();
@@ -93,7 +96,8 @@ impl<'a> Exchange<'a> {
         let shadow = selected.shadow && shadow::applies(request.method());
         let idempotent = request.method().is_idempotent();
         let (parts, body) = request.into_parts();
-        let head = rewrite::head(parts, Side::of(mode).upstream(&snapshot).authority());
+        let authority = Side::of(mode).upstream(&snapshot).authority();
+        let head = rewrite::head(parts, authority, connection);
         let body = AppBody::prepare(body, keep, &snapshot.config.limits).await?;
         Ok(Exchange {
             shared,

@@ -20,6 +20,7 @@ pub use migration::Migration;
 pub use send::{RequestHead, REPLAY_BUFFER_BYTES};
 
 use crate::body::ProxyBody;
+use crate::slots::AppConnection;
 use crate::Shared;
 use access::{AccessLog, InFlight};
 use http::{Request, Response};
@@ -27,8 +28,13 @@ use hyper::body::Incoming;
 use std::sync::Arc;
 use std::time::Instant;
 
-/// Handles one request from the app; never fails (errors become wisegate's answers).
-pub async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> Response<ProxyBody> {
+/// Handles one request from the app, which came on `connection`; never fails (errors
+/// become wisegate's answers).
+pub async fn handle(
+    shared: Arc<Shared>,
+    request: Request<Incoming>,
+    connection: AppConnection,
+) -> Response<ProxyBody> {
     let started = Instant::now();
     // What only the access line needs is copied only when the line is written (the
     // copies share the request's buffers).
@@ -41,7 +47,7 @@ pub async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> Response
     });
     let mut log = AccessLog::new();
     let in_flight = InFlight::enter(&shared.metrics.in_flight);
-    let response = exchange::forward(&shared, request, &mut log).await;
+    let response = exchange::forward(&shared, request, connection, &mut log).await;
     drop(in_flight);
     let response = match response {
         Ok(response) => response,

@@ -5,12 +5,18 @@
 
 use super::send::RequestHead;
 use crate::headers::{join_cookies, strip_hop_by_hop};
+use crate::slots::AppConnection;
 use crate::upstream;
 use http::header;
 use http::uri::Authority;
 
-/// Rewrites the parts of an accepted request for `authority`.
-pub fn head(mut parts: http::request::Parts, authority: &Authority) -> RequestHead {
+/// Rewrites the parts of an accepted request, which came on `connection`, for
+/// `authority`.
+pub fn head(
+    mut parts: http::request::Parts,
+    authority: &Authority,
+    connection: AppConnection,
+) -> RequestHead {
     strip_hop_by_hop(&mut parts.headers);
     parts.headers.remove(header::HOST);
     parts.headers.remove(header::AUTHORIZATION);
@@ -19,6 +25,6 @@ pub fn head(mut parts: http::request::Parts, authority: &Authority) -> RequestHe
         uri: upstream::uri(authority, parts.uri.path_and_query()),
         method: parts.method,
         headers: parts.headers,
-        connection: parts.extensions.get().copied(),
+        connection,
     }
 }

@@ -28,7 +28,7 @@ pub struct RequestHead {
     pub uri: Uri,
     pub headers: HeaderMap,
     /// The app connection it came on: it takes that connection's share of the slots.
-    pub connection: Option<AppConnection>,
+    pub connection: AppConnection,
 }
 
 impl RequestHead {
@@ -137,7 +137,7 @@ pub async fn send_once(
             .send_watched(
                 head.request(bearer, full(bytes.clone())),
                 None,
-                head.connection.as_ref(),
+                Some(&head.connection),
             )
             .await
             .map_err(answer(limit, None)),
@@ -152,7 +152,7 @@ pub async fn send_once(
                 .send_watched(
                     head.request(bearer, streamed),
                     Some(watch.progress()),
-                    head.connection.as_ref(),
+                    Some(&head.connection),
                 )
                 .await
                 .map_err(answer(limit, Some(&watch)))
