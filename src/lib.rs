@@ -16,7 +16,8 @@
 //! - [`app`]: assembles the parts; an [`app::Snapshot`] is one config's request-path state.
 //! - [`server`]: the app-facing listener; [`watchdog`]: its per-connection deadlines;
 //!   [`admission`]: `max_connections`; [`lanes`]: one single-threaded runtime per core.
-//! - [`reload`]: file watch + SIGHUP -> a new validated snapshot, swapped in atomically.
+//! - [`reload`]: file watch + SIGHUP -> a new validated snapshot, swapped in atomically;
+//!   [`last_reload`]: its last outcome, for `/status`.
 //!
 //! The request path:
 //! - [`proxy`]: the request path as phases (plan, send with fallback, finish).
@@ -74,6 +75,7 @@ pub mod file_safety;
 pub mod headers;
 pub mod history;
 pub mod lanes;
+pub mod last_reload;
 pub mod lineage_metrics;
 pub mod metrics;
 pub mod proxy;

@@ -13,6 +13,7 @@ use crate::account::reload as account_reload;
 use crate::app::{self, Snapshot};
 use crate::config::restart::needs_restart;
 use crate::config::Config;
+use crate::last_reload::LastReload;
 use crate::metrics::{ResultLabels, RouteModeLabels};
 use crate::route::Mode;
 use crate::tls::ClientIdentity;
@@ -26,17 +27,6 @@ use tokio_util::sync::CancellationToken;
 
 /// How long a burst of file events is left to settle before one reload.
 const SETTLE: Duration = Duration::from_millis(250);
-
-/// The last reload's outcome, for `/status`: a rejected reload leaves the old config
-/// running, which otherwise looks exactly like nothing happened.
-#[derive(Debug, Clone)]
-pub struct LastReload {
-    pub at: std::time::SystemTime,
-    /// `success`, `failure` or `cert_rejected` (the metric's `result`).
-    pub result: &'static str,
-    /// Why it was rejected: file, line and key (config values, never secrets).
-    pub error: Option<String>,
-}
 
 /// Applies config changes; one reload at a time.
 #[derive(Debug)]

@@ -8,6 +8,7 @@ use crate::account::AccountSet;
 use crate::app::{self, BuildError, Snapshot};
 use crate::config::{Config, TokenStoreConfig};
 use crate::history::{Clock, History};
+use crate::last_reload::LastReload;
 use crate::metrics::Metrics;
 use crate::proxy::Migration;
 use crate::rollback_readiness::Readiness;
@@ -31,7 +32,7 @@ pub struct Shared {
     /// Whether a rollback would work: the last probe of the legacy path.
     pub rollback_readiness: Readiness,
     /// The last config reload's outcome (none yet: the config of the start).
-    pub last_reload: ArcSwapOption<crate::reload::LastReload>,
+    pub last_reload: ArcSwapOption<LastReload>,
     /// The serving lanes, counted once at start (upstream clients are made per lane).
     pub lanes: usize,
     /// The last hour for `/status`: route series and the event time line.
