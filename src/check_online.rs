@@ -95,7 +95,8 @@ async fn legacy(
     bearer: Option<http::HeaderValue>,
     account: Option<&str>,
 ) {
-    use crate::rollback_readiness::{probe, LegacyPath};
+    use crate::legacy_path::LegacyPath;
+    use crate::rollback_readiness::probe;
     if bearer.is_some() {
         let probe = probe(snapshot, bearer.as_ref()).await;
         let of = account

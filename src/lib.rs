@@ -44,7 +44,8 @@
 //!   [`readiness`]: what `/readyz` says; [`status`]: `/status` as JSON and HTML;
 //!   [`history`]: its last hour; [`admin_client`]: the command line's way to a running
 //!   wisegate.
-//! - [`rollback_readiness`]: whether the legacy path would work if ops rolled back.
+//! - [`rollback_readiness`]: whether the legacy path would work if ops rolled back;
+//!   [`legacy_path`]: what its last probe found.
 //! - [`metrics`]: the Prometheus metrics. [`expiry`]: the daily certificate-expiry warning.
 //!   [`timestamps`]: Unix seconds and RFC 3339, as wisegate writes times.
 //!
@@ -76,6 +77,7 @@ pub mod headers;
 pub mod history;
 pub mod lanes;
 pub mod last_reload;
+pub mod legacy_path;
 pub mod lineage_metrics;
 pub mod metrics;
 pub mod proxy;

@@ -2,8 +2,8 @@
 //! names from the config (never raw paths), modes, status codes, results. Gauges that
 //! mirror state (expiry times, rollback) are set when they change or at scrape time.
 
+use crate::legacy_path::LegacyPath;
 use crate::lineage_metrics::LineageMetrics;
-use crate::rollback_readiness::LegacyPath;
 use crate::route::{Mode, Route};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;

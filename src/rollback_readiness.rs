@@ -14,14 +14,13 @@
 
 use crate::account::AccountSet;
 use crate::app::Snapshot;
+use crate::legacy_path::{LegacyPath, Probe};
 use crate::upstream::UpstreamError;
 use crate::Shared;
-use arc_swap::ArcSwapOption;
 use http::{header, Request, StatusCode};
 use rand::Rng;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
-use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 /// The probe's `User-Agent`.
@@ -30,64 +29,6 @@ pub const PROBE_USER_AGENT: &str = concat!(
     env!("CARGO_PKG_VERSION"),
     " (rollback readiness probe)"
 );
-
-/// What the last probe found.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LegacyPath {
-    /// The legacy host accepted the personal token: a rollback would work.
-    Available,
-    /// The legacy host answered 401/403 to the personal token.
-    Refused,
-    /// The legacy host could not be asked (connection, TLS, timeout, 5xx, 429).
-    Unreachable,
-    /// No personal token is configured: there is nothing to roll back to.
-    NotConfigured,
-}
-
-impl LegacyPath {
-    pub const ALL: [LegacyPath; 4] = [
-        LegacyPath::Available,
-        LegacyPath::Refused,
-        LegacyPath::Unreachable,
-        LegacyPath::NotConfigured,
-    ];
-
-    /// The `state` label and the name `/status` shows.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            LegacyPath::Available => "available",
-            LegacyPath::Refused => "refused",
-            LegacyPath::Unreachable => "unreachable",
-            LegacyPath::NotConfigured => "not_configured",
-        }
-    }
-}
-
-/// One probe's result: the state, when, and a sentence saying what was seen.
-#[derive(Debug, Clone)]
-pub struct Probe {
-    pub state: LegacyPath,
-    pub at: SystemTime,
-    pub detail: String,
-}
-
-/// The last probe, and a way to ask for the next one now.
-#[derive(Debug, Default)]
-pub struct Readiness {
-    last: ArcSwapOption<Probe>,
-    now: Notify,
-}
-
-impl Readiness {
-    pub fn last(&self) -> Option<Arc<Probe>> {
-        self.last.load_full()
-    }
-
-    /// Asks the probe loop to probe at once (the personal token changed).
-    pub fn probe_now(&self) {
-        self.now.notify_one();
-    }
-}
 
 /// Probes the legacy path of `snapshot` once with `personal_bearer` (an account's).
 pub async fn probe(snapshot: &Snapshot, personal_bearer: Option<&http::HeaderValue>) -> Probe {
@@ -183,7 +124,7 @@ pub async fn keep_probing(shared: Arc<Shared>, shutdown: CancellationToken) {
         });
         tokio::select! {
             _ = shutdown.cancelled() => return,
-            _ = shared.rollback_readiness.now.notified() => {}
+            _ = shared.rollback_readiness.probe_requested() => {}
             _ = tokio::time::sleep(wait) => {}
         }
     }
@@ -221,7 +162,7 @@ fn record(shared: &Shared, probe: Probe) {
         .history
         .timeline()
         .readiness_probe(probe.state == LegacyPath::Available, &probe.detail);
-    shared.rollback_readiness.last.store(Some(Arc::new(probe)));
+    shared.rollback_readiness.set_last(probe);
 }
 
 /// After a reload: probes again when a personal token changed, and says loudly when
