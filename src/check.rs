@@ -5,51 +5,12 @@
 //! ([`crate::check_online`]).
 
 use crate::app;
+use crate::checklist::Checklist;
 use crate::config::{AccountConfig, Config, SecretSource};
 use crate::expiry;
 use crate::timestamps::rfc3339;
 use crate::tls::{self, ClientIdentity};
-use std::fmt::Write as _;
 use std::time::SystemTime;
-
-/// The checklist being written.
-#[derive(Default)]
-pub struct Checklist {
-    pub text: String,
-    pub failures: usize,
-}
-
-impl Checklist {
-    pub(crate) fn ok(&mut self, what: impl AsRef<str>) {
-        let _ = writeln!(self.text, "  ok    {}", what.as_ref());
-    }
-
-    pub(crate) fn warn(&mut self, what: impl AsRef<str>) {
-        let _ = writeln!(self.text, "  warn  {}", what.as_ref());
-    }
-
-    pub(crate) fn fail(&mut self, what: impl AsRef<str>) {
-        self.failures += 1;
-        let _ = writeln!(self.text, "  FAIL  {}", what.as_ref());
-    }
-
-    fn result<T, E: std::fmt::Display>(
-        &mut self,
-        result: Result<T, E>,
-        ok: impl FnOnce(&T) -> String,
-    ) -> Option<T> {
-        match result {
-            Ok(value) => {
-                self.ok(ok(&value));
-                Some(value)
-            }
-            Err(error) => {
-                self.fail(error.to_string());
-                None
-            }
-        }
-    }
-}
 
 /// Checks the files `config` names (and, with `online`, Wise itself).
 pub async fn check(config: &Config, online: bool) -> Checklist {

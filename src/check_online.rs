@@ -7,7 +7,7 @@
 
 use crate::admin_client::{self, Lookup};
 use crate::app::{self, Snapshot};
-use crate::check::Checklist;
+use crate::checklist::Checklist;
 use crate::config::{AccountConfig, Config, DEFAULT_ACCOUNT};
 use crate::tls::{self, ClientIdentity};
 use crate::token::bearer_header;

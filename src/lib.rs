@@ -52,7 +52,8 @@
 //! The command line's steps (the binary, `src/main.rs` and `src/cli/`, parses arguments
 //! and calls these):
 //! - [`authorize`]: the one-time OAuth authorization step. [`check`]: `wisegate check`;
-//!   [`check_online`]: its `--online` part, which changes nothing.
+//!   [`check_online`]: its `--online` part, which changes nothing; [`checklist`]: the
+//!   lines both write.
 //! - [`csr`]: `wisegate csr`, the private key and CSR for Wise's Developer Hub.
 //!
 //! Tests and embedders call [`run()`](fn@run) with listeners they bound themselves.
@@ -68,6 +69,7 @@ pub mod body;
 pub mod body_stall;
 pub mod check;
 pub mod check_online;
+pub mod checklist;
 pub mod config;
 pub mod csr;
 pub mod error;
