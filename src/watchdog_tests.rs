@@ -1,6 +1,7 @@
 //! The watchdog's deadlines on a paused clock, with a stand-in for hyper's connection.
 
 use super::*;
+use http::Version;
 use std::sync::Mutex;
 use std::task::Waker;
 
