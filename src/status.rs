@@ -32,11 +32,6 @@ fn responses(counts: &RouteCounts) -> Responses {
     }
 }
 
-/// The status as JSON.
-pub fn json(shared: &Shared) -> serde_json::Value {
-    serde_json::to_value(gather(shared)).unwrap_or_default()
-}
-
 /// The status now.
 pub fn gather(shared: &Shared) -> Status {
     let snapshot = shared.snapshot.load_full();
