@@ -5,16 +5,18 @@
 //! unread, and a graceful drain on shutdown (stop accepting, let requests in flight
 //! finish, within a grace).
 
+mod connection_settings;
+
 use crate::admission::{Admission, Admitted};
 use crate::config::Limits;
 use crate::lanes::{Lanes, Open};
 use crate::slots::AppConnection;
-use crate::watchdog::{Activity, Timeouts, Watchdog, Watched, MAX_ABANDONED_STREAMS};
+use crate::watchdog::{Activity, Watchdog, Watched};
+use connection_settings::ConnectionSettings;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper::{Request, Response};
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
+use hyper_util::rt::TokioIo;
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -80,7 +82,6 @@ pub async fn serve<H: Handler>(
     } = listening;
     let settings = Arc::new(ConnectionSettings::new(&limits));
     let admission = Admission::new(limits.max_connections);
-    let mut connections = JoinSet::new();
     let lanes = (lanes > 0).then(|| {
         let settings = settings.clone();
         let handler = handler.clone();
@@ -88,11 +89,39 @@ pub async fn serve<H: Handler>(
             serve_lane(connections, settings.clone(), handler.clone(), grace)
         })
     });
+    let mut serving = Serving {
+        settings,
+        handler,
+        lanes,
+        connections: JoinSet::new(),
+    };
+    accept_until(&listener, &admission, &shutdown, &mut serving).await;
+    drop(listener);
+    admission.close_all();
+    serving.drain(name, grace).await;
+}
+
+/// Where the acceptor puts the connections it admits: on a lane, or on its own runtime.
+struct Serving<H: Handler> {
+    settings: Arc<ConnectionSettings>,
+    handler: H,
+    lanes: Option<Lanes<Handed>>,
+    /// The connections served on the acceptor's runtime.
+    connections: JoinSet<()>,
+}
+
+/// Accepts and admits connections and hands them to `serving`, until `shutdown`.
+async fn accept_until<H: Handler>(
+    listener: &TcpListener,
+    admission: &Arc<Admission>,
+    shutdown: &CancellationToken,
+    serving: &mut Serving<H>,
+) {
     loop {
         let (stream, peer) = tokio::select! {
             _ = shutdown.cancelled() => break,
             // Ended connections are reaped as they go.
-            Some(_) = connections.join_next() => continue,
+            Some(_) = serving.connections.join_next() => continue,
             accepted = listener.accept() => match accepted {
                 Ok(accepted) => accepted,
                 Err(error) => {
@@ -114,52 +143,67 @@ pub async fn serve<H: Handler>(
             activity,
             _admitted: admitted,
         };
-        let Some(lanes) = &lanes else {
+        serving.place(stream, connection);
+    }
+}
+
+impl<H: Handler> Serving<H> {
+    /// Serves `connection` on a lane, or here when there are no lanes or none takes it.
+    fn place(&mut self, stream: TcpStream, connection: Connection) {
+        let Some(lanes) = &self.lanes else {
             spawn_connection(
-                &mut connections,
-                &settings,
+                &mut self.connections,
+                &self.settings,
                 stream,
-                handler.clone(),
+                self.handler.clone(),
                 connection,
             );
-            continue;
+            return;
         };
+        let peer = connection.peer;
         let handed = match stream.into_std() {
             Ok(stream) => lanes.dispatch((stream, connection)),
             Err(error) => {
                 tracing::warn!(%peer, %error, "cannot hand a connection to a lane");
-                continue;
+                return;
             }
         };
         // No lane could take it: served here.
         if let Err((stream, connection)) = handed {
             serve_handed(
-                &mut connections,
-                &settings,
+                &mut self.connections,
+                &self.settings,
                 stream,
-                handler.clone(),
+                self.handler.clone(),
                 connection,
             );
         }
     }
-    drop(listener);
-    admission.close_all();
-    let drained = async {
-        let own = async { while connections.join_next().await.is_some() {} };
-        match lanes {
-            Some(lanes) => tokio::join!(own, lanes.finish()).0,
-            None => own.await,
+
+    /// Lets the connections (its own and the lanes') finish, for at most `grace`.
+    async fn drain(self, name: &'static str, grace: Duration) {
+        let Serving {
+            lanes,
+            mut connections,
+            ..
+        } = self;
+        let drained = async {
+            let own = async { while connections.join_next().await.is_some() {} };
+            match lanes {
+                Some(lanes) => tokio::join!(own, lanes.finish()).0,
+                None => own.await,
+            }
+        };
+        // (`connections` still open past the grace are dropped with the join set.)
+        match tokio::time::timeout(grace, drained).await {
+            Ok(()) if name == "app" => tracing::info!("all app connections drained"),
+            Ok(()) => tracing::debug!(listener = name, "all connections drained"),
+            Err(_) => tracing::warn!(
+                listener = name,
+                grace_s = grace.as_secs(),
+                "shutdown grace elapsed with requests still in flight"
+            ),
         }
-    };
-    // (`connections` still open past the grace are dropped with the join set.)
-    match tokio::time::timeout(grace, drained).await {
-        Ok(()) if name == "app" => tracing::info!("all app connections drained"),
-        Ok(()) => tracing::debug!(listener = name, "all connections drained"),
-        Err(_) => tracing::warn!(
-            listener = name,
-            grace_s = grace.as_secs(),
-            "shutdown grace elapsed with requests still in flight"
-        ),
     }
 }
 
@@ -304,55 +348,6 @@ fn timed_out(error: &(dyn std::error::Error + 'static)) -> bool {
         cause = error.source();
     }
     false
-}
-
-/// HTTP/2 flow-control window of one app stream: what the app may send ahead of wisegate.
-const APP_STREAM_WINDOW: u32 = 1024 * 1024;
-/// HTTP/2 flow-control window of one app connection, shared by its streams.
-const APP_CONNECTION_WINDOW: u32 = 8 * APP_STREAM_WINDOW;
-
-/// How app connections are served, fixed at start: HTTP/1.1 and h2c with `limits`'
-/// header size bounds, the watchdog's deadlines and `limits.response_write_timeout`.
-struct ConnectionSettings {
-    http: auto::Builder<TokioExecutor>,
-    timeouts: Timeouts,
-    write_timeout: Duration,
-}
-
-impl ConnectionSettings {
-    fn new(limits: &Limits) -> ConnectionSettings {
-        let mut http = auto::Builder::new(TokioExecutor::new());
-        http.http1()
-            .timer(TokioTimer::new())
-            // The watchdog bounds heads: hyper's own deadline starts as a connection goes
-            // idle, so it closed idle keep-alive connections after header_read_timeout.
-            .header_read_timeout(None)
-            .max_buf_size(limits.max_header_bytes.max(8192))
-            // The same count the request guard holds h2c requests to.
-            .max_headers(crate::headers::MAX_HEADER_FIELDS)
-            .keep_alive(true);
-        http.http2()
-            .timer(TokioTimer::new())
-            .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX))
-            .keep_alive_interval(Some(Duration::from_secs(30)))
-            // hyper's default connection window equals one stream's (1 MiB): a single upload
-            // wisegate cannot read yet (waiting for an upstream slot or a token) took it all
-            // and every other stream of the connection stalled into 408. Eight streams' worth,
-            // as towards Wise: buffered request data stays bounded per connection.
-            .initial_stream_window_size(APP_STREAM_WINDOW)
-            .initial_connection_window_size(APP_CONNECTION_WINDOW)
-            // Streams reset before they are accepted (h2's default, made explicit); those
-            // abandoned after are counted by the watchdog against the same number.
-            .max_pending_accept_reset_streams(MAX_ABANDONED_STREAMS as usize);
-        ConnectionSettings {
-            http,
-            timeouts: Timeouts {
-                header_read: limits.header_read_timeout,
-                idle: limits.idle_timeout,
-            },
-            write_timeout: limits.response_write_timeout,
-        }
-    }
 }
 
 #[cfg(test)]
