@@ -9,6 +9,9 @@
 //! symlink in mounted ConfigMaps and Secrets. SIGHUP also re-reads the token store, so a
 //! lineage `wisegate authorize` stored meanwhile is taken up.
 
+mod watched;
+
+use crate::account::build::{Built, Company};
 use crate::account::reload as account_reload;
 use crate::app::{self, Snapshot};
 use crate::config::restart::needs_restart;
@@ -18,12 +21,12 @@ use crate::metrics::{ResultLabels, RouteModeLabels};
 use crate::route::Mode;
 use crate::tls::ClientIdentity;
 use crate::Shared;
-use notify::Watcher;
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
+use watched::{relevant, rewatch, watched_files};
 
 /// How long a burst of file events is left to settle before one reload.
 const SETTLE: Duration = Duration::from_millis(250);
@@ -51,93 +54,63 @@ impl Reloader {
     /// Rebuilds from the files; true when a new snapshot was applied.
     pub async fn reload(&self) -> bool {
         let _one_at_a_time = self.lock.lock().await;
-        let shared = &self.shared;
-        let old = shared.snapshot.load_full();
-        let reject = |message: String| {
-            tracing::error!(
-                generation = old.generation,
-                "config reload rejected, the running config stays: {message}"
-            );
-            shared
-                .metrics
-                .config_reloads
-                .get_or_create(&ResultLabels::of("failure"))
-                .inc();
-            shared.history.reload_rejected(&message);
-            shared.last_reload.store(Some(Arc::new(LastReload {
-                at: std::time::SystemTime::now(),
-                result: "failure",
-                error: Some(message),
-            })));
-            false
-        };
-        let text = match std::fs::read_to_string(&self.file) {
-            Ok(text) => text,
-            Err(error) => return reject(format!("cannot read {}: {error}", self.file.display())),
-        };
-        let config = match Config::parse(&self.file, &text) {
-            Ok(config) => config,
-            Err(error) => return reject(error.to_string()),
-        };
-        for setting in needs_restart(&old.config, &config) {
-            let key = setting.key;
-            let note = setting
-                .note
-                .map(|note| format!(" ({note})"))
-                .unwrap_or_default();
-            tracing::warn!("{key} changed: it takes effect after a restart{note}; the rest of the config applies now");
+        let old = self.shared.snapshot.load_full();
+        match self.validate_and_build(&old).await {
+            Ok(built) => {
+                self.swap(&old, built);
+                true
+            }
+            Err(message) => {
+                self.reject(&old, message);
+                false
+            }
         }
+    }
 
-        let mut cert_rejected = false;
-        match ClientIdentity::load_current(&config.mtls.cert_file, &config.mtls.key_file) {
-            Ok(identity) => {
-                let current = shared.resolver.current();
-                if identity.key.cert != current.key.cert || identity.cert_file != current.cert_file
-                {
-                    tracing::warn!(
-                        cert_file = %identity.cert_file.display(),
-                        expires_unix = identity.not_after_unix(),
-                        "client certificate rotated: new connections present the new certificate"
-                    );
-                    shared.resolver.replace(identity);
-                }
-            }
-            Err(error) => {
-                tracing::error!("the new client certificate/key cannot be used, keeping the current pair: {error}");
-                cert_rejected = true;
-            }
-        }
-        let oauth = match app::oauth_client(&config, &shared.resolver) {
-            Ok(oauth) => oauth,
-            Err(error) => return reject(error.to_string()),
-        };
-        let mut snapshot =
-            match Snapshot::build(config, &shared.resolver, old.generation + 1, shared.lanes) {
-                Ok(snapshot) => snapshot,
-                Err(error) => return reject(error.to_string()),
-            };
-        let accounts = match account_reload::prepare(shared, &snapshot.config, oauth).await {
-            Ok(accounts) => accounts,
-            Err(error) => return reject(error.to_string()),
-        };
+    /// Reads, validates and builds the new config whole; the error is why it is
+    /// rejected. Nothing the requests see changes, but for a new client certificate,
+    /// which is taken up here (a broken one is kept out: `cert_rejected`).
+    async fn validate_and_build(&self, old: &Snapshot) -> Result<Rebuilt, String> {
+        let shared = &self.shared;
+        let text = std::fs::read_to_string(&self.file)
+            .map_err(|error| format!("cannot read {}: {error}", self.file.display()))?;
+        let config = Config::parse(&self.file, &text).map_err(|error| error.to_string())?;
+        warn_restart_only(&old.config, &config);
+        let cert_rejected = !rotate_certificate(shared, &config);
+        let oauth = app::oauth_client(&config, &shared.resolver).map_err(|e| e.to_string())?;
+        let generation = old.generation + 1;
+        let mut snapshot = Snapshot::build(config, &shared.resolver, generation, shared.lanes)
+            .map_err(|error| error.to_string())?;
+        let accounts = account_reload::prepare(shared, &snapshot.config, oauth)
+            .await
+            .map_err(|error| error.to_string())?;
         snapshot.series = shared.history.series_for(&snapshot.labels);
-        let personal = |shared: &Shared| {
-            let accounts = shared.accounts.load();
-            let bearers = accounts
-                .iter()
-                .map(|a| (a.name.clone(), a.personal_bearer.clone()));
-            bearers.collect::<Vec<_>>()
-        };
-        let personal_before = personal(shared);
+        Ok(Rebuilt {
+            snapshot,
+            accounts,
+            cert_rejected,
+        })
+    }
+
+    /// Publishes the rebuilt accounts and snapshot, then the metrics, the rollback
+    /// readiness, `/status`'s last reload and history, and the log lines that say so.
+    fn swap(&self, old: &Arc<Snapshot>, rebuilt: Rebuilt) {
+        let shared = &self.shared;
+        let Rebuilt {
+            snapshot,
+            accounts,
+            cert_rejected,
+        } = rebuilt;
+        let personal_before = personal_bearers(shared);
         account_reload::publish(shared, &snapshot.config, accounts, &self.shutdown);
-        let personal_changed = personal(shared) != personal_before;
-        snapshot.carry_counts_from(&old);
-        let changes = mode_changes(&old, &snapshot);
+        let personal_changed = personal_bearers(shared) != personal_before;
+        snapshot.carry_counts_from(old);
+        let changes = mode_changes(old, &snapshot);
         let generation = snapshot.generation;
         let snapshot = Arc::new(snapshot);
         shared.snapshot.store(snapshot.clone());
         publish(shared, &snapshot);
-        crate::rollback_readiness::after_reload(shared, &old, &snapshot, personal_changed);
+        crate::rollback_readiness::after_reload(shared, old, &snapshot, personal_changed);
         let result = if cert_rejected {
             "cert_rejected"
         } else {
@@ -162,8 +135,80 @@ impl Reloader {
         for (route, (before, after)) in changes {
             tracing::warn!(generation, %route, "route mode changed: {before} -> {after}");
         }
-        true
     }
+
+    /// Says a reload was rejected (log, metric, history, `/status`); the old config stays.
+    fn reject(&self, old: &Snapshot, message: String) {
+        let shared = &self.shared;
+        tracing::error!(
+            generation = old.generation,
+            "config reload rejected, the running config stays: {message}"
+        );
+        shared
+            .metrics
+            .config_reloads
+            .get_or_create(&ResultLabels::of("failure"))
+            .inc();
+        shared.history.reload_rejected(&message);
+        shared.last_reload.store(Some(Arc::new(LastReload {
+            at: std::time::SystemTime::now(),
+            result: "failure",
+            error: Some(message),
+        })));
+    }
+}
+
+/// What a reload built before it is swapped in.
+struct Rebuilt {
+    snapshot: Snapshot,
+    accounts: (Built, Company),
+    cert_rejected: bool,
+}
+
+/// Warns about each changed key that takes effect only after a restart.
+fn warn_restart_only(old: &Config, new: &Config) {
+    for setting in needs_restart(old, new) {
+        let key = setting.key;
+        let note = setting
+            .note
+            .map(|note| format!(" ({note})"))
+            .unwrap_or_default();
+        tracing::warn!("{key} changed: it takes effect after a restart{note}; the rest of the config applies now");
+    }
+}
+
+/// Takes up `config`'s client certificate and key when they changed; false when they
+/// cannot be used (the current pair stays).
+fn rotate_certificate(shared: &Shared, config: &Config) -> bool {
+    match ClientIdentity::load_current(&config.mtls.cert_file, &config.mtls.key_file) {
+        Ok(identity) => {
+            let current = shared.resolver.current();
+            if identity.key.cert != current.key.cert || identity.cert_file != current.cert_file {
+                tracing::warn!(
+                    cert_file = %identity.cert_file.display(),
+                    expires_unix = identity.not_after_unix(),
+                    "client certificate rotated: new connections present the new certificate"
+                );
+                shared.resolver.replace(identity);
+            }
+            true
+        }
+        Err(error) => {
+            tracing::error!(
+                "the new client certificate/key cannot be used, keeping the current pair: {error}"
+            );
+            false
+        }
+    }
+}
+
+/// Each account's name and personal-token bearer, to tell whether a reload changed one.
+fn personal_bearers(shared: &Shared) -> Vec<(Arc<str>, Option<http::HeaderValue>)> {
+    let accounts = shared.accounts.load();
+    let bearers = accounts
+        .iter()
+        .map(|a| (a.name.clone(), a.personal_bearer.clone()));
+    bearers.collect()
 }
 
 /// Sets the metrics that mirror a snapshot: rollback state and each route's mode.
@@ -225,44 +270,6 @@ fn mode_changes(old: &Snapshot, new: &Snapshot) -> Vec<(String, (String, String)
             )
         })
         .collect()
-}
-
-/// The files whose change triggers a reload, as (folder, file name) pairs.
-fn watched_files(config: &Config) -> Vec<(PathBuf, std::ffi::OsString)> {
-    let mut files = vec![
-        config.file.clone(),
-        config.mtls.cert_file.clone(),
-        config.mtls.key_file.clone(),
-    ];
-    files.extend(config.upstream.ca_file.clone());
-    for account in config.accounts() {
-        if let Some(personal) = account.personal_token {
-            files.push(personal.token_file);
-            files.extend(personal.sca_key_file);
-        }
-    }
-    files
-        .into_iter()
-        .filter_map(|file| {
-            let folder = match file.parent() {
-                Some(folder) if !folder.as_os_str().is_empty() => folder.to_owned(),
-                _ => PathBuf::from("."),
-            };
-            Some((folder, file.file_name()?.to_owned()))
-        })
-        .collect()
-}
-
-/// Whether a file event concerns one of `files` (or a Kubernetes `..data` swap).
-fn relevant(event: &notify::Event, files: &[(PathBuf, std::ffi::OsString)]) -> bool {
-    // Reading the files (as a reload does) is no change.
-    if matches!(event.kind, notify::EventKind::Access(_)) {
-        return false;
-    }
-    event.paths.iter().any(|path| {
-        let name = path.file_name().unwrap_or_default();
-        name.to_string_lossy().starts_with("..") || files.iter().any(|(_, watched)| watched == name)
-    })
 }
 
 /// Watches the folders of the config and the files it names, and SIGHUP, until
@@ -341,26 +348,4 @@ async fn adopt_stored_lineage(shared: &Shared) {
             tracing::warn!(account, "SIGHUP: the token store was not re-read: {error}");
         }
     }
-}
-
-fn rewatch(
-    watcher: &mut notify::RecommendedWatcher,
-    watched: &mut Vec<PathBuf>,
-    files: &[(PathBuf, std::ffi::OsString)],
-) {
-    let mut wanted: Vec<PathBuf> = files.iter().map(|(folder, _)| folder.clone()).collect();
-    wanted.sort();
-    wanted.dedup();
-    for folder in watched.iter().filter(|f| !wanted.contains(f)) {
-        let _ = watcher.unwatch(folder);
-    }
-    for folder in wanted.iter().filter(|f| !watched.contains(f)) {
-        match watcher.watch(Path::new(folder), notify::RecursiveMode::NonRecursive) {
-            Ok(()) => tracing::debug!(folder = %folder.display(), "watching for changes"),
-            Err(error) => {
-                tracing::error!(folder = %folder.display(), "cannot watch for changes: {error}")
-            }
-        }
-    }
-    *watched = wanted;
 }
