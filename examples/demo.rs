@@ -98,7 +98,7 @@ async fn main() -> Result<()> {
     println!("Authorized. profileId: {profile}");
     println!(
         "Tokens stored in {}",
-        wisegate::app::token_store(&config)?.describe()
+        wisegate::assembly::token_store(&config)?.describe()
     );
 
     println!();

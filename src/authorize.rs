@@ -3,7 +3,7 @@
 //! `oauth.redirect_uri` is a loopback `http://` URL, else pasted by the operator, or
 //! given with `--code`), check `state`, exchange the code over mTLS and store the tokens.
 
-use crate::app::{self, BuildError};
+use crate::assembly::{self, BuildError};
 use crate::config::{AccountConfig, Config};
 use crate::secret::AuthorizationCode;
 use crate::token::token_set;
@@ -119,9 +119,9 @@ pub async fn authorize_account<R: AsyncBufRead + Unpin>(
     input: R,
     mut say: impl FnMut(&str),
 ) -> Result<Authorized, AuthorizeError> {
-    let resolver = app::load_identity(config).map_err(BuildError::from)?;
-    let oauth = app::oauth_client(config, &resolver)?;
-    let store = app::store_of(&account.token_store)?;
+    let resolver = assembly::load_identity(config).map_err(BuildError::from)?;
+    let oauth = assembly::oauth_client(config, &resolver)?;
+    let store = assembly::store_of(&account.token_store)?;
     // A code is single use: make sure the tokens can be stored before spending one.
     if let Some(redis) = store.redis() {
         redis.ping().await?;

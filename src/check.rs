@@ -4,7 +4,7 @@
 //! them too, and says so. `--online` also talks to Wise without changing anything
 //! ([`crate::check_online`]).
 
-use crate::app;
+use crate::assembly;
 use crate::checklist::Checklist;
 use crate::config::{AccountConfig, Config, SecretSource};
 use crate::expiry;
@@ -55,7 +55,7 @@ pub async fn check(config: &Config, online: bool) -> Checklist {
             });
         }
         SecretSource::Env(var) => {
-            list.result(app::client_secret(&config.oauth.client_secret), |_| {
+            list.result(assembly::client_secret(&config.oauth.client_secret), |_| {
                 format!("client secret variable {var} is set")
             });
         }
@@ -114,7 +114,7 @@ async fn check_account(list: &mut Checklist, account: &AccountConfig, several: b
         false => "wisegate authorize".to_owned(),
     };
     let seeded = account.refresh_token_file.is_some();
-    let store = match app::store_of(&account.token_store) {
+    let store = match assembly::store_of(&account.token_store) {
         Ok(store) => store,
         Err(error) => return list.fail(error.to_string()),
     };

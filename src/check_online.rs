@@ -6,7 +6,7 @@
 //! invalidate the token a running wisegate holds, and its next requests would meet 401.
 
 use crate::admin_client::{self, Lookup};
-use crate::app::{self, Snapshot};
+use crate::assembly::{self, Snapshot};
 use crate::checklist::Checklist;
 use crate::config::{AccountConfig, Config, DEFAULT_ACCOUNT};
 use crate::tls::{self, ClientIdentity};
@@ -28,7 +28,11 @@ pub async fn check_online(list: &mut Checklist, config: &Config, identity: Clien
     running(list, config).await;
     let accounts = config.accounts();
     for account in &accounts {
-        let bearer = match account.personal_token.as_ref().map(app::personal_bearer) {
+        let bearer = match account
+            .personal_token
+            .as_ref()
+            .map(assembly::personal_bearer)
+        {
             Some(Ok(bearer)) => Some(bearer),
             Some(Err(error)) => return list.fail(error.to_string()),
             None => None,
@@ -37,7 +41,7 @@ pub async fn check_online(list: &mut Checklist, config: &Config, identity: Clien
         legacy(list, &snapshot, bearer, name).await;
     }
 
-    let oauth = match app::oauth_client(config, &resolver) {
+    let oauth = match assembly::oauth_client(config, &resolver) {
         Ok(oauth) => oauth,
         Err(error) => return list.fail(error.to_string()),
     };
@@ -139,7 +143,7 @@ async fn legacy(
 /// The stored access token when it is still valid; else a line saying why there is
 /// none (not refreshed here: see the module docs).
 async fn stored_user_token(list: &mut Checklist, account: &AccountConfig) -> Option<HeaderValue> {
-    let store = app::store_of(&account.token_store).ok()?;
+    let store = assembly::store_of(&account.token_store).ok()?;
     let tokens = store.load().await.ok()??.tokens;
     if tokens.expires_at <= SystemTime::now() {
         list.warn(format!("the stored access token has expired{}; check does not refresh it (a running wisegate refreshes its own, or run `wisegate token refresh{}`)", of_account(account), for_account(account)));

@@ -13,7 +13,8 @@
 //! - [`run`](mod@run): [`run()`](fn@run) builds everything from a config and serves until
 //!   shutdown; [`Listeners`] are the two sockets it serves on.
 //! - [`shared`]: [`Shared`], the state every request and background task reads.
-//! - [`app`]: assembles the parts; an [`app::Snapshot`] is one config's request-path state.
+//! - [`assembly`]: builds the parts from a config; an [`assembly::Snapshot`] is one
+//!   config's request-path state. ("app" always means the client application.)
 //! - [`server`]: the app-facing listener; [`watchdog`]: its per-connection deadlines;
 //!   [`admission`]: `max_connections`; [`lanes`]: one single-threaded runtime per core.
 //! - [`reload`]: file watch + SIGHUP -> a new validated snapshot, swapped in atomically;
@@ -62,8 +63,8 @@ pub mod account;
 pub mod admin;
 pub mod admin_client;
 pub mod admission;
-pub mod app;
 pub mod app_body;
+pub mod assembly;
 pub mod authorize;
 pub mod body;
 pub mod body_stall;

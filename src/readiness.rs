@@ -12,7 +12,7 @@
 //! no account can serve is the process unready.
 
 use crate::account::Account;
-use crate::app::Snapshot;
+use crate::assembly::Snapshot;
 use crate::route::Mode;
 use crate::Shared;
 use std::sync::atomic::Ordering;

@@ -13,7 +13,7 @@ mod watched;
 
 use crate::account::build::{Built, Company};
 use crate::account::reload as account_reload;
-use crate::app::{self, Snapshot};
+use crate::assembly::{self, Snapshot};
 use crate::config::restart::needs_restart;
 use crate::config::Config;
 use crate::last_reload::LastReload;
@@ -77,7 +77,7 @@ impl Reloader {
         let config = Config::parse(&self.file, &text).map_err(|error| error.to_string())?;
         warn_restart_only(&old.config, &config);
         let cert_rejected = !rotate_certificate(shared, &config);
-        let oauth = app::oauth_client(&config, &shared.resolver).map_err(|e| e.to_string())?;
+        let oauth = assembly::oauth_client(&config, &shared.resolver).map_err(|e| e.to_string())?;
         let generation = old.generation + 1;
         let mut snapshot = Snapshot::build(config, &shared.resolver, generation, shared.lanes)
             .map_err(|error| error.to_string())?;

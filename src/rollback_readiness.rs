@@ -13,7 +13,7 @@
 //! can tell it from app traffic.
 
 use crate::account::AccountSet;
-use crate::app::Snapshot;
+use crate::assembly::Snapshot;
 use crate::legacy_path::{LegacyPath, Probe};
 use crate::upstream::UpstreamError;
 use crate::Shared;

@@ -4,7 +4,7 @@
 //! cancelled stops them in order: the app listener drains its requests first, the admin
 //! listener stays up until then, the background tasks stop last.
 
-use crate::app::BuildError;
+use crate::assembly::BuildError;
 use crate::config::{Config, Limits};
 use crate::history::Clock;
 use crate::shared::Shared;

@@ -5,7 +5,7 @@
 
 use crate::account::build::{self as accounts, Company};
 use crate::account::AccountSet;
-use crate::app::{self, BuildError, Snapshot};
+use crate::assembly::{self, BuildError, Snapshot};
 use crate::config::{Config, TokenStoreConfig};
 use crate::history::{Clock, History};
 use crate::last_reload::LastReload;
@@ -49,10 +49,10 @@ impl Shared {
         clock: Clock,
     ) -> Result<(Arc<Shared>, Arc<Snapshot>), BuildError> {
         let history = History::new(clock);
-        let resolver = app::load_identity(&config)?;
+        let resolver = assembly::load_identity(&config)?;
         resolver.events.attach(history.timeline().clone());
         let company = Company {
-            oauth: Arc::new(app::oauth_client(&config, &resolver)?),
+            oauth: Arc::new(assembly::oauth_client(&config, &resolver)?),
             client_token: Arc::default(),
         };
         let shared_store = config

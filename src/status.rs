@@ -69,7 +69,7 @@ pub fn gather(shared: &Shared) -> Status {
 }
 
 /// The routes of `snapshot` in table order, the default route last.
-fn routes(shared: &Shared, snapshot: &crate::app::Snapshot) -> Vec<RouteStatus> {
+fn routes(shared: &Shared, snapshot: &crate::assembly::Snapshot) -> Vec<RouteStatus> {
     let open = shared.migration.breakers.open();
     let rollback = snapshot.config.rollback_all;
     snapshot

@@ -8,7 +8,7 @@
 //! OAuth client and its one client-credentials token.
 
 use super::set::{Account, AccountSet};
-use crate::app::{self, BuildError};
+use crate::assembly::{self, BuildError};
 use crate::config::Config;
 use crate::lineage_metrics::LineageMetrics;
 use crate::token::{ClientToken, OAuthClient};
@@ -57,10 +57,10 @@ pub async fn build(
         let personal_bearer = account_config
             .personal_token
             .as_ref()
-            .map(app::personal_bearer)
+            .map(assembly::personal_bearer)
             .transpose()?;
         let sca = match &account_config.personal_token {
-            Some(personal) => app::sca_signer(personal)?,
+            Some(personal) => assembly::sca_signer(personal)?,
             None => None,
         };
         let kept = running
@@ -77,7 +77,7 @@ pub async fn build(
             Some(old) => (old.tokens.clone(), old.stop.clone(), false),
             None => {
                 let manager =
-                    app::account_token_manager(config, &account_config, company.oauth.clone())
+                    assembly::account_token_manager(config, &account_config, company.oauth.clone())
                         .await?
                         .with_client_token(company.client_token.clone())
                         .counting_into(metrics.counters_for(&account_config.name));

@@ -6,7 +6,7 @@
 
 use super::build::{build, Built, Company};
 use super::tasks;
-use crate::app::BuildError;
+use crate::assembly::BuildError;
 use crate::config::Config;
 use crate::token::OAuthClient;
 use crate::Shared;

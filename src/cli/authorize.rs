@@ -6,7 +6,7 @@ use wisegate::admin_client::{self, Lookup};
 use wisegate::config::{AccountConfig, Config};
 use wisegate::timestamps::rfc3339;
 use wisegate::token::TokenStore;
-use wisegate::{app, authorize};
+use wisegate::{assembly, authorize};
 
 /// Authorizes `account` (the only one when `None`), stores the tokens and hands them to
 /// a running wisegate.
@@ -19,7 +19,7 @@ pub async fn run(
     let account = config
         .account(account.as_deref())
         .map_err(anyhow::Error::msg)?;
-    let store = app::store_of(&account.token_store)?;
+    let store = assembly::store_of(&account.token_store)?;
     confirm_replacing(&store, force).await?;
     let stdin = tokio::io::BufReader::new(tokio::io::stdin());
     let say = |text: &str| println!("{text}");

@@ -3,7 +3,7 @@
 use anyhow::Context;
 use std::time::SystemTime;
 use wisegate::admin_client::{self, Lookup};
-use wisegate::app;
+use wisegate::assembly;
 use wisegate::config::{AccountConfig, Config};
 use wisegate::timestamps::rfc3339;
 
@@ -39,7 +39,7 @@ async fn account_status(
         true => format!("wisegate authorize --account {}", account.name),
         false => "wisegate authorize".to_owned(),
     };
-    let store = app::store_of(&account.token_store)?;
+    let store = assembly::store_of(&account.token_store)?;
     match store.load().await? {
         None => println!(
             "No tokens stored in {}: run `{authorize}`.",
@@ -123,9 +123,9 @@ pub async fn refresh(config: &Config, account: Option<&str>) -> anyhow::Result<(
         ),
         Lookup::NotRunning => {}
     }
-    let resolver = app::load_identity(config)?;
-    let oauth = std::sync::Arc::new(app::oauth_client(config, &resolver)?);
-    let tokens = app::account_token_manager(config, &account, oauth).await?;
+    let resolver = assembly::load_identity(config)?;
+    let oauth = std::sync::Arc::new(assembly::oauth_client(config, &resolver)?);
+    let tokens = assembly::account_token_manager(config, &account, oauth).await?;
     tokens.refresh_now().await.context("refresh failed")?;
     let status = tokens.status();
     println!(

@@ -3,7 +3,7 @@
 //! route's `/status` counts and last hour, and `wisegate_requests_in_flight` while it runs.
 
 use super::side::Side;
-use crate::app::Snapshot;
+use crate::assembly::Snapshot;
 use crate::history::Way;
 use crate::metrics::{Metrics, RequestLabels, RouteLabels, RouteModeLabels};
 use crate::route::Mode;

@@ -15,7 +15,7 @@ use super::send::{self, AppBody, RequestHead};
 use super::side::Side;
 use super::{fallback, guard, rewrite, shadow};
 use crate::account::Account;
-use crate::app::Snapshot;
+use crate::assembly::Snapshot;
 use crate::body::{stream, ProxyBody};
 use crate::body_stall::{BodyStalled, Sender, StallGuard};
 use crate::error::ProxyError;

@@ -7,7 +7,7 @@
 use super::send::RequestHead;
 use super::side::Side;
 use crate::account::Account;
-use crate::app::Snapshot;
+use crate::assembly::Snapshot;
 use crate::history::ShadowResult;
 use crate::metrics::RouteResultLabels;
 use crate::Shared;

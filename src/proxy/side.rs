@@ -3,7 +3,7 @@
 //! [`Mode`]: an OAuth route's request that falls back goes to the legacy side, and a
 //! shadow copy goes to the side the answer did not come from.
 
-use crate::app::Snapshot;
+use crate::assembly::Snapshot;
 use crate::route::Mode;
 use crate::upstream::Upstream;
 

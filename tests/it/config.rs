@@ -419,7 +419,7 @@ fn a_redis_token_store_is_parsed_with_a_default_key_prefix() {
     };
     assert_eq!(redis.key_prefix, "wisegate:yourapp:");
     assert_eq!(
-        wisegate::app::token_store(&config).unwrap().describe(),
+        wisegate::assembly::token_store(&config).unwrap().describe(),
         "redis://wisegate:redacted@redis.example.svc:6379/2"
     );
     let debug = format!("{config:?}");

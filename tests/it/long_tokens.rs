@@ -155,12 +155,12 @@ async fn debug_output_holds_no_piece_of_a_long_token() {
         .await;
     let config = Config::load(&setup.config_path).unwrap();
     common::authorize_with_code(&config, &setup.wise).await;
-    let resolver = wisegate::app::load_identity(&config).unwrap();
-    let manager = wisegate::app::token_manager(&config, &resolver)
+    let resolver = wisegate::assembly::load_identity(&config).unwrap();
+    let manager = wisegate::assembly::token_manager(&config, &resolver)
         .await
         .unwrap();
     let bearer = manager.client_bearer().await.unwrap();
-    let lineage = wisegate::app::token_store(&config)
+    let lineage = wisegate::assembly::token_store(&config)
         .unwrap()
         .load()
         .await

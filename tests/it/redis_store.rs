@@ -152,16 +152,16 @@ async fn a_401_after_another_replica_refreshed_adopts_the_stored_token() {
     let redis = RedisServer::start(None).await;
     let g = group(FakeWiseConfig::default(), &redis, 0).await;
     let config = Config::load(&g.config_path).unwrap();
-    let resolver = wisegate::app::load_identity(&config).unwrap();
+    let resolver = wisegate::assembly::load_identity(&config).unwrap();
     // Two replicas' token managers, without their sync tasks: no notification arrives,
     // so the second still sends the token the first one's refresh invalidated.
     let first = std::sync::Arc::new(
-        wisegate::app::token_manager(&config, &resolver)
+        wisegate::assembly::token_manager(&config, &resolver)
             .await
             .unwrap(),
     );
     let second = std::sync::Arc::new(
-        wisegate::app::token_manager(&config, &resolver)
+        wisegate::assembly::token_manager(&config, &resolver)
             .await
             .unwrap(),
     );

@@ -172,7 +172,7 @@ pub struct Harness {
     pub proxy: SocketAddr,
     pub admin: SocketAddr,
     pub shutdown: CancellationToken,
-    pub task: JoinHandle<Result<(), wisegate::app::BuildError>>,
+    pub task: JoinHandle<Result<(), wisegate::assembly::BuildError>>,
 }
 
 /// fake-wise started with a fresh PKI; returns it, the client CA and the server CA.
@@ -369,7 +369,7 @@ pub struct Running {
     pub proxy: SocketAddr,
     pub admin: SocketAddr,
     pub shutdown: CancellationToken,
-    pub task: JoinHandle<Result<(), wisegate::app::BuildError>>,
+    pub task: JoinHandle<Result<(), wisegate::assembly::BuildError>>,
 }
 
 /// Runs wisegate with `config` on fresh loopback listeners, in this process.
