@@ -37,6 +37,8 @@
 //! - [`tls`]: PEM loading, the client identity and its resolver, rustls configs.
 //! - [`token`]: the OAuth client, the token store (a file, or Redis shared by replicas)
 //!   and the token manager.
+//! - [`account`]: the Wise accounts one wisegate serves, each with its own token
+//!   manager, personal token and SCA key; which account an app token selects.
 //! - [`secret`]: redacting secret types. [`file_safety`]: credential files and the token
 //!   store folder others may read or write.
 //!
@@ -47,7 +49,8 @@
 //!   wisegate.
 //! - [`rollback_readiness`]: whether the legacy path would work if ops rolled back;
 //!   [`legacy_path`]: what its last probe found.
-//! - [`metrics`]: the Prometheus metrics. [`expiry`]: the daily certificate-expiry warning.
+//! - [`metrics`]: the Prometheus metrics; [`lineage_metrics`]: the per-account series.
+//!   [`expiry`]: the daily certificate-expiry warning.
 //!   [`timestamps`]: Unix seconds and RFC 3339, as wisegate writes times.
 //!
 //! The command line's steps (the binary, `src/main.rs` and `src/cli/`, parses arguments
