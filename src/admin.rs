@@ -149,10 +149,7 @@ async fn token_refresh(
     request: &Request<Incoming>,
     connection: AppConnection,
 ) -> Response<ProxyBody> {
-    if let Some(refused) = refuse_token_call(&shared, request, connection) {
-        return refused;
-    }
-    let account = match named_account(&shared, request) {
+    let account = match token_call_account(&shared, request, connection) {
         Ok(account) => account,
         Err(refused) => return *refused,
     };
@@ -178,10 +175,7 @@ async fn token_reload(
     request: &Request<Incoming>,
     connection: AppConnection,
 ) -> Response<ProxyBody> {
-    if let Some(refused) = refuse_token_call(&shared, request, connection) {
-        return refused;
-    }
-    let account = match named_account(&shared, request) {
+    let account = match token_call_account(&shared, request, connection) {
         Ok(account) => account,
         Err(refused) => return *refused,
     };
@@ -206,6 +200,19 @@ fn token_answer(account: &Account, changed: bool) -> serde_json::Value {
         .expires_at
         .map(crate::timestamps::rfc3339);
     serde_json::json!({ "account": &*account.name, "changed": changed, "expires_at": expires_at })
+}
+
+/// The account a token call may act on: the call refused (see [`refuse_token_call`]),
+/// or the account it names.
+fn token_call_account(
+    shared: &Shared,
+    request: &Request<Incoming>,
+    connection: AppConnection,
+) -> Result<Arc<Account>, Box<Response<ProxyBody>>> {
+    if let Some(refused) = refuse_token_call(shared, request, connection) {
+        return Err(Box::new(refused));
+    }
+    named_account(shared, request)
 }
 
 /// The account a token call is for: `?account=NAME`, or the only one.
