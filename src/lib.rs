@@ -15,8 +15,9 @@
 //! - [`shared`]: [`Shared`], the state every request and background task reads.
 //! - [`assembly`]: builds the parts from a config; an [`assembly::Snapshot`] is one
 //!   config's request-path state. ("app" always means the client application.)
-//! - [`server`]: the app-facing listener; [`watchdog`]: its per-connection deadlines;
-//!   [`admission`]: `max_connections`; [`lanes`]: one single-threaded runtime per core.
+//! - [`server`]: the app-facing listener (its writes gathered into one per run of a
+//!   connection's task); [`watchdog`]: its per-connection deadlines; [`admission`]:
+//!   `max_connections`; [`lanes`]: one single-threaded runtime per core.
 //! - [`reload`]: file watch + SIGHUP -> a new validated snapshot, swapped in atomically;
 //!   [`last_reload`]: its last outcome, for `/status`.
 //!

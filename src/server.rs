@@ -2,10 +2,12 @@
 //! knowledge) on one port, at most `max_connections` connections (the longest idle make
 //! room: [`crate::admission`]), header size limits, deadlines for a request's head and
 //! for idle connections ([`crate::watchdog`]), a limit on how long an answer may stay
-//! unread, and a graceful drain on shutdown (stop accepting, let requests in flight
-//! finish, within a grace).
+//! unread, a graceful drain on shutdown (stop accepting, let requests in flight
+//! finish, within a grace), and what a connection writes in one run of its task sent
+//! with one write (`server/gathered.rs`).
 
 mod connection_settings;
+mod gathered;
 
 use crate::admission::{Admission, Admitted};
 use crate::config::Limits;
@@ -315,11 +317,14 @@ fn spawn_connection<H: Handler>(
     // connection, and the answer's upstream slot is freed.
     let mut stream = TimeoutStream::new(stream);
     stream.set_write_timeout(Some(settings.write_timeout));
-    let io = Watched::new(Box::pin(stream), activity.clone());
+    // Its writes are gathered and sent once per run of its task ([`gathered`]).
+    let (io, sender) = gathered::gather(Box::pin(stream));
+    let io = Watched::new(io, activity.clone());
     let served = settings
         .http
         .serve_connection(TokioIo::new(io), service)
         .into_owned();
+    let served = gathered::Gathering::new(served, sender);
     let watched = Watchdog::new(served, activity, settings.timeouts, peer);
     let write_timeout = settings.write_timeout;
     connections.spawn(async move {
