@@ -126,7 +126,7 @@ impl<'a> Exchange<'a> {
             let breakers = &self.shared.migration.breakers;
             if breakers.decide(&self.route, cooldown) == Decision::Legacy {
                 self.count_fallback("circuit_open");
-                return Ok((Side::Legacy, self.send_legacy_instead().await?));
+                return Ok((Side::Legacy, Box::pin(self.send_legacy_instead()).await?));
             }
         }
         match self.send_oauth().await {
@@ -136,7 +136,9 @@ impl<'a> Exchange<'a> {
                 }
                 Ok((Side::Mtls, response))
             }
-            Err(error) => Ok((Side::Legacy, self.fall_back(error).await?)),
+            // Boxed, as every rare path here: inline, they made each request's future
+            // (moved whole into an HTTP/2 stream's task) larger.
+            Err(error) => Ok((Side::Legacy, Box::pin(self.fall_back(error)).await?)),
         }
     }
 
@@ -267,7 +269,7 @@ impl<'a> Exchange<'a> {
         let signature = signer.sign(&one_time_token);
         sca::approve(&mut signed.headers, &one_time_token, &signature);
         tracing::info!("SCA challenge on the personal-token path: signed and repeated once");
-        send::send_once(legacy, &signed, &mut self.body, bearer)
+        Box::pin(send::send_once(legacy, &signed, &mut self.body, bearer))
             .await
             .map(sca::mark_signed)
     }

@@ -175,7 +175,9 @@ pub async fn send_with_user_token(
     if first.status() != StatusCode::UNAUTHORIZED {
         return Ok(first);
     }
-    let rejection = tokens.on_rejection(&bearer).await;
+    // The 401 paths are boxed: inline, they made every request's future (moved whole
+    // into each HTTP/2 stream's task) larger by 3.5 KB.
+    let rejection = Box::pin(tokens.on_rejection(&bearer)).await;
     if !body.is_kept() {
         if let Rejection::Refresh = rejection {
             let tokens = tokens.clone();
@@ -190,8 +192,8 @@ pub async fn send_with_user_token(
     drop(first);
     let fresh = match rejection {
         Rejection::Replay(newer) => newer,
-        _ => tokens.replace_rejected(&bearer).await?,
+        _ => Box::pin(tokens.replace_rejected(&bearer)).await?,
     };
     tracing::info!("Wise answered 401; replaying once with the refreshed token");
-    send_once(upstream, head, body, fresh).await
+    Box::pin(send_once(upstream, head, body, fresh)).await
 }

@@ -35,7 +35,8 @@ impl ClientToken {
         if let Some(bearer) = fresh(&self.held.load_full()) {
             return Ok(bearer);
         }
-        let response = match oauth.client_credentials().await {
+        // Boxed: this rare path would otherwise make every request's future larger.
+        let response = match Box::pin(oauth.client_credentials()).await {
             Ok(response) => response,
             Err(error) => {
                 tracing::warn!("client-credentials token request failed: {error}");
