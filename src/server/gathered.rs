@@ -6,13 +6,14 @@
 //! each a trip through the kernel's network stack and a wake-up of the app; gathered,
 //! they are one. HTTP/1.1 answers were already one write each, and still are.
 //!
-//! Backpressure is kept: at most [`GATHER_LIMIT`] bytes wait here; past it, a write waits
-//! for the socket as before. A write of [`DIRECT_FROM`] bytes or more with nothing
+//! Backpressure is kept: the buffer holds at most [`GATHER_LIMIT`] bytes; past it, a
+//! write waits for the socket as before. A write of [`DIRECT_FROM`] bytes or more with nothing
 //! gathered goes straight to the socket (a download's chunks are not copied). hyper's
 //! flush returns at once (the run's end sends); its shutdown sends what is gathered
 //! first, and a connection that ends without one (after an answer to `CONNECT`) ends once
-//! its last bytes are sent. A failed send (the socket closed, `limits.response_write_timeout`) is handed
-//! to hyper at its next read or write of the connection, which ends it with that error.
+//! its last bytes are sent. A failed send (the socket closed,
+//! `limits.response_write_timeout`) is handed to hyper at its next read or write of the
+//! connection, which ends it with that error; every later send fails at once.
 //!
 //! [`gather`] splits a connection's IO into the part hyper owns ([`GatheredIo`]) and the
 //! part that wraps hyper's connection future ([`Gathering`]) and sends after each run.
@@ -38,19 +39,32 @@ struct Gather<S> {
     sent: usize,
     /// A send that failed at the end of a run, for hyper's next read or write.
     failed: Option<io::Error>,
+    /// Once a send failed, its kind: every later send or write fails at once with it
+    /// (a socket whose write timed out is not waited on again for another timeout).
+    broken: Option<io::ErrorKind>,
 }
 
 impl<S: AsyncWrite + Unpin> Gather<S> {
     /// Writes what is gathered; `Ready(Ok)` once all of it is in the socket.
     fn poll_send(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if let Some(kind) = self.broken {
+            return Poll::Ready(Err(kind.into()));
+        }
         while self.sent < self.buffer.len() {
-            let n = std::task::ready!(
-                Pin::new(&mut self.io).poll_write(cx, &self.buffer[self.sent..])
-            )?;
-            if n == 0 {
-                return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+            let written = match Pin::new(&mut self.io).poll_write(cx, &self.buffer[self.sent..]) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Ok(0)) => Err(io::ErrorKind::WriteZero.into()),
+                Poll::Ready(written) => written,
+            };
+            match written {
+                Ok(n) => self.sent += n,
+                Err(error) => {
+                    self.broken = Some(error.kind());
+                    self.buffer = Vec::new();
+                    self.sent = 0;
+                    return Poll::Ready(Err(error));
+                }
             }
-            self.sent += n;
         }
         // Nothing is kept between runs: an idle connection holds no buffer.
         self.buffer = Vec::new();
@@ -60,8 +74,13 @@ impl<S: AsyncWrite + Unpin> Gather<S> {
 }
 
 impl<S> Gather<S> {
+    /// The failed send's error for hyper, once; after it, the kind of failure, every time.
     fn take_failure(&mut self) -> io::Result<()> {
-        self.failed.take().map_or(Ok(()), Err)
+        match (self.failed.take(), self.broken) {
+            (Some(error), _) => Err(error),
+            (None, Some(kind)) => Err(kind.into()),
+            (None, None) => Ok(()),
+        }
     }
 }
 
@@ -77,6 +96,7 @@ pub(super) fn gather<S>(io: S) -> (GatheredIo<S>, Sender<S>) {
         buffer: Vec::new(),
         sent: 0,
         failed: None,
+        broken: None,
     }));
     (GatheredIo(gather.clone()), Sender(gather))
 }
@@ -116,8 +136,9 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for GatheredIo<S> {
         let mut gather = lock(&self.0);
         gather.take_failure()?;
         let len: usize = bufs.iter().map(|buf| buf.len()).sum();
-        let waiting = gather.buffer.len() - gather.sent;
-        if len >= DIRECT_FROM || waiting + len > GATHER_LIMIT {
+        // The buffer's whole length counts: what was sent of it is only let go once all
+        // of it was.
+        if len >= DIRECT_FROM || gather.buffer.len() + len > GATHER_LIMIT {
             std::task::ready!(gather.poll_send(cx))?;
             if len >= DIRECT_FROM {
                 return Pin::new(&mut gather.io).poll_write_vectored(cx, bufs);
@@ -168,7 +189,12 @@ impl<C: Future, S> Gathering<C, S> {
     }
 }
 
-impl<C: Future, S: AsyncWrite + Unpin> Future for Gathering<C, S> {
+impl<C, E, S> Future for Gathering<C, S>
+where
+    C: Future<Output = Result<(), E>>,
+    E: From<io::Error>,
+    S: AsyncWrite + Unpin,
+{
     type Output = C::Output;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<C::Output> {
@@ -180,16 +206,19 @@ impl<C: Future, S: AsyncWrite + Unpin> Future for Gathering<C, S> {
         }
         let mut gather = lock(this.gather);
         let sent = gather.poll_send(cx);
-        match this.ended.take() {
-            // hyper's last answer is sent (or cannot be) before the connection ends.
-            Some(output) if sent.is_ready() => Poll::Ready(output),
-            Some(output) => {
+        match (this.ended.take(), sent) {
+            // hyper's last answer is sent (or cannot be) before the connection ends; a
+            // send that failed is the connection's error (the write timeout's, say).
+            (Some(Ok(())), Poll::Ready(Err(error))) => Poll::Ready(Err(error.into())),
+            (Some(output), Poll::Ready(_)) => Poll::Ready(output),
+            (Some(output), Poll::Pending) => {
                 *this.ended = Some(output);
                 Poll::Pending
             }
-            None => {
+            (None, sent) => {
                 if let Poll::Ready(Err(error)) = sent {
-                    // hyper learns of it at its next read or write, on the next run.
+                    // hyper learns of it at its next read or write, on the next run (a
+                    // later send fails at once: nothing is retried).
                     gather.failed = Some(error);
                     cx.waker().wake_by_ref();
                 }
@@ -199,7 +228,12 @@ impl<C: Future, S: AsyncWrite + Unpin> Future for Gathering<C, S> {
     }
 }
 
-impl<C: Graceful, S: AsyncWrite + Unpin> Graceful for Gathering<C, S> {
+impl<C, E, S> Graceful for Gathering<C, S>
+where
+    C: Graceful + Future<Output = Result<(), E>>,
+    E: From<io::Error>,
+    S: AsyncWrite + Unpin,
+{
     fn graceful_shutdown(self: Pin<&mut Self>) {
         self.project().connection.graceful_shutdown();
     }

@@ -78,6 +78,14 @@ fn byte(i: usize) -> u8 {
 }
 
 fn write_all_now(io: &mut GatheredIo<Counted>, cx: &mut Context<'_>, data: &[u8]) {
+    write_all_now_to(io, cx, data);
+}
+
+fn write_all_now_to<S: AsyncWrite + Unpin>(
+    io: &mut GatheredIo<S>,
+    cx: &mut Context<'_>,
+    data: &[u8],
+) {
     match Pin::new(&mut *io).poll_write(cx, data) {
         Poll::Ready(Ok(n)) => assert_eq!(n, data.len(), "the whole write is taken"),
         other => panic!("the write was not taken at once: {other:?}"),
@@ -106,7 +114,7 @@ async fn the_writes_and_flushes_of_one_run_reach_the_socket_as_one_write() {
                 "nothing is written during the run"
             );
         }
-        Poll::<()>::Pending
+        Poll::<io::Result<()>>::Pending
     });
     let mut gathering = Box::pin(Gathering::new(run, sender));
     assert!(poll_once(&mut gathering).await.is_pending());
@@ -138,13 +146,39 @@ async fn a_large_write_with_nothing_gathered_goes_straight_to_the_socket() {
             counted.load(Ordering::SeqCst) >= 1,
             "written during the run, not gathered"
         );
-        Poll::<()>::Pending
+        Poll::<io::Result<()>>::Pending
     });
     let mut gathering = Box::pin(Gathering::new(run, sender));
     assert!(poll_once(&mut gathering).await.is_pending());
     let mut got = vec![0; sent.len()];
     peer.read_exact(&mut got).await.unwrap();
     assert_eq!(got, sent);
+}
+
+#[tokio::test]
+async fn a_large_write_after_gathered_ones_keeps_their_order() {
+    let (mut io, sender, _writes, mut peer) = connected().await;
+    let sent: Vec<u8> = (0..1024 + DIRECT_FROM).map(byte).collect();
+    let data = sent.clone();
+    let mut taken = 0;
+    let run = std::future::poll_fn(move |cx| {
+        if taken == 0 {
+            write_all_now(&mut io, cx, &data[..1024]);
+            taken = 1024;
+        }
+        while taken < data.len() {
+            match Pin::new(&mut io).poll_write(cx, &data[taken..]) {
+                Poll::Ready(Ok(n)) => taken += n,
+                other => panic!("a loopback socket with room took nothing: {other:?}"),
+            }
+        }
+        Poll::<io::Result<()>>::Pending
+    });
+    let mut gathering = Box::pin(Gathering::new(run, sender));
+    assert!(poll_once(&mut gathering).await.is_pending());
+    let mut got = vec![0; sent.len()];
+    peer.read_exact(&mut got).await.unwrap();
+    assert_eq!(got, sent, "the gathered kilobyte first");
 }
 
 #[tokio::test]
@@ -169,13 +203,10 @@ async fn a_peer_that_does_not_read_holds_back_writes_beyond_the_limit() {
                 Poll::Ready(Err(error)) => panic!("{error}"),
                 Poll::Pending => refused = true,
             }
-            let held = {
-                let gather = lock(&gather);
-                gather.buffer.len() - gather.sent
-            };
-            assert!(held <= GATHER_LIMIT, "{held} bytes gathered");
+            let held = lock(&gather).buffer.len();
+            assert!(held <= GATHER_LIMIT, "{held} bytes in the buffer");
         }
-        Poll::<()>::Pending
+        Poll::<io::Result<()>>::Pending
     });
     let gathering = tokio::spawn(Gathering::new(run, sender));
     // Once the peer reads, everything taken arrives, in order (the task is woken when
@@ -234,9 +265,9 @@ async fn a_connection_that_ends_without_a_shutdown_ends_once_its_last_bytes_are_
             Pin::new(&mut io).poll_flush(cx),
             Poll::Ready(Ok(()))
         ));
-        Poll::Ready("ended")
+        Poll::Ready(Ok::<(), io::Error>(()))
     });
-    assert_eq!(Gathering::new(run, sender).await, "ended");
+    assert!(Gathering::new(run, sender).await.is_ok());
     assert_eq!(writes.load(Ordering::SeqCst), 1);
     let mut got = vec![0; sent.len()];
     peer.read_exact(&mut got).await.unwrap();
@@ -244,7 +275,10 @@ async fn a_connection_that_ends_without_a_shutdown_ends_once_its_last_bytes_are_
 }
 
 /// A socket whose writes fail as the write timeout fails them.
-struct TimedOut;
+#[derive(Default)]
+struct TimedOut {
+    attempts: Arc<AtomicUsize>,
+}
 
 impl AsyncRead for TimedOut {
     fn poll_read(
@@ -258,6 +292,7 @@ impl AsyncRead for TimedOut {
 
 impl AsyncWrite for TimedOut {
     fn poll_write(self: Pin<&mut Self>, _: &mut Context<'_>, _: &[u8]) -> Poll<io::Result<usize>> {
+        self.attempts.fetch_add(1, Ordering::SeqCst);
         Poll::Ready(Err(io::ErrorKind::TimedOut.into()))
     }
 
@@ -280,7 +315,9 @@ impl Wake for CountWakes {
 
 #[test]
 fn a_send_that_fails_after_the_run_fails_hypers_next_read_and_wakes_it() {
-    let (io, sender) = gather(TimedOut);
+    let socket = TimedOut::default();
+    let attempts = socket.attempts.clone();
+    let (io, sender) = gather(socket);
     let io = Arc::new(Mutex::new(io));
     let writer = io.clone();
     let run = std::future::poll_fn(move |cx| {
@@ -290,7 +327,7 @@ fn a_send_that_fails_after_the_run_fails_hypers_next_read_and_wakes_it() {
             matches!(taken, Poll::Ready(Ok(9))),
             "gathered, not yet sent"
         );
-        Poll::<()>::Pending
+        Poll::<io::Result<()>>::Pending
     });
     let wakes = Arc::new(CountWakes(AtomicUsize::new(0)));
     let waker = Waker::from(wakes.clone());
@@ -309,4 +346,25 @@ fn a_send_that_fails_after_the_run_fails_hypers_next_read_and_wakes_it() {
         Poll::Ready(Err(error)) => assert_eq!(error.kind(), io::ErrorKind::TimedOut),
         other => panic!("the failure was not handed on: {other:?}"),
     }
+    // Nothing is tried on the socket again: no second wait for a write timeout.
+    let mut shutdown = Pin::new(&mut *io).poll_shutdown(&mut cx);
+    assert!(matches!(shutdown, Poll::Ready(Err(ref e)) if e.kind() == io::ErrorKind::TimedOut));
+    shutdown = Pin::new(&mut *io).poll_shutdown(&mut cx);
+    assert!(matches!(shutdown, Poll::Ready(Err(ref e)) if e.kind() == io::ErrorKind::TimedOut));
+    assert!(matches!(
+        Pin::new(&mut *io).poll_write(&mut cx, b"more"),
+        Poll::Ready(Err(_))
+    ));
+    assert_eq!(attempts.load(Ordering::SeqCst), 1, "one send tried");
+}
+
+#[tokio::test]
+async fn a_last_send_that_fails_is_the_connections_error() {
+    let (mut io, sender) = gather(TimedOut::default());
+    let run = std::future::poll_fn(move |cx| {
+        write_all_now_to(&mut io, cx, b"the last answer");
+        Poll::Ready(Ok::<(), io::Error>(()))
+    });
+    let ended = Gathering::new(run, sender).await;
+    assert_eq!(ended.unwrap_err().kind(), io::ErrorKind::TimedOut);
 }
