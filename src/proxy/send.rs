@@ -176,7 +176,7 @@ pub async fn send_with_user_token(
         return Ok(first);
     }
     // The 401 paths are boxed: inline, they made every request's future (moved whole
-    // into each HTTP/2 stream's task) larger by 3.5 KB.
+    // into each HTTP/2 stream's task) about 3 KB larger.
     let rejection = Box::pin(tokens.on_rejection(&bearer)).await;
     if !body.is_kept() {
         if let Rejection::Refresh = rejection {

@@ -1,4 +1,4 @@
-//! Writes gathered per turn: what hyper writes to an app connection while the
+//! Writes gathered per run: what hyper writes to an app connection while the
 //! connection's task runs is copied into one buffer and sent when the run ends, with one
 //! write. hyper's HTTP/2 side writes every DATA frame of 256 bytes or more on its own (h2
 //! keeps the payload instead of copying it, and flushes before it takes the next frame),
@@ -50,26 +50,24 @@ impl<S: AsyncWrite + Unpin> Gather<S> {
         if let Some(kind) = self.broken {
             return Poll::Ready(Err(kind.into()));
         }
+        let mut outcome = Ok(());
         while self.sent < self.buffer.len() {
-            let written = match Pin::new(&mut self.io).poll_write(cx, &self.buffer[self.sent..]) {
-                Poll::Pending => return Poll::Pending,
-                Poll::Ready(Ok(0)) => Err(io::ErrorKind::WriteZero.into()),
-                Poll::Ready(written) => written,
-            };
-            match written {
+            match std::task::ready!(Pin::new(&mut self.io).poll_write(cx, &self.buffer[self.sent..]))
+            {
+                Ok(0) => outcome = Err(io::ErrorKind::WriteZero.into()),
                 Ok(n) => self.sent += n,
-                Err(error) => {
-                    self.broken = Some(error.kind());
-                    self.buffer = Vec::new();
-                    self.sent = 0;
-                    return Poll::Ready(Err(error));
-                }
+                Err(error) => outcome = Err(error),
+            }
+            if let Err(error) = &outcome {
+                self.broken = Some(error.kind());
+                break;
             }
         }
-        // Nothing is kept between runs: an idle connection holds no buffer.
+        // Nothing is kept between runs (an idle connection holds no buffer), nor after a
+        // failure.
         self.buffer = Vec::new();
         self.sent = 0;
-        Poll::Ready(Ok(()))
+        Poll::Ready(outcome)
     }
 }
 

@@ -92,6 +92,22 @@ fn write_all_now_to<S: AsyncWrite + Unpin>(
     }
 }
 
+/// Writes `data` from `*taken` on until all of it is taken (a loopback socket with room
+/// takes a direct write at once).
+fn write_rest_now(
+    io: &mut GatheredIo<Counted>,
+    cx: &mut Context<'_>,
+    data: &[u8],
+    taken: &mut usize,
+) {
+    while *taken < data.len() {
+        match Pin::new(&mut *io).poll_write(cx, &data[*taken..]) {
+            Poll::Ready(Ok(n)) => *taken += n,
+            other => panic!("a loopback socket with room took nothing: {other:?}"),
+        }
+    }
+}
+
 #[tokio::test]
 async fn the_writes_and_flushes_of_one_run_reach_the_socket_as_one_write() {
     let (mut io, sender, writes, mut peer) = connected().await;
@@ -136,12 +152,7 @@ async fn a_large_write_with_nothing_gathered_goes_straight_to_the_socket() {
     let counted = writes.clone();
     let mut taken = 0;
     let run = std::future::poll_fn(move |cx| {
-        while taken < data.len() {
-            match Pin::new(&mut io).poll_write(cx, &data[taken..]) {
-                Poll::Ready(Ok(n)) => taken += n,
-                other => panic!("a loopback socket with room took nothing: {other:?}"),
-            }
-        }
+        write_rest_now(&mut io, cx, &data, &mut taken);
         assert!(
             counted.load(Ordering::SeqCst) >= 1,
             "written during the run, not gathered"
@@ -166,12 +177,7 @@ async fn a_large_write_after_gathered_ones_keeps_their_order() {
             write_all_now(&mut io, cx, &data[..1024]);
             taken = 1024;
         }
-        while taken < data.len() {
-            match Pin::new(&mut io).poll_write(cx, &data[taken..]) {
-                Poll::Ready(Ok(n)) => taken += n,
-                other => panic!("a loopback socket with room took nothing: {other:?}"),
-            }
-        }
+        write_rest_now(&mut io, cx, &data, &mut taken);
         Poll::<io::Result<()>>::Pending
     });
     let mut gathering = Box::pin(Gathering::new(run, sender));
