@@ -19,6 +19,12 @@ pub fn current() -> Option<usize> {
     LANE.with(Cell::get)
 }
 
+/// Makes this thread count as `lane`'s (tests of lane-aware code on one thread).
+#[cfg(test)]
+pub fn set_current_for_test(lane: Option<usize>) {
+    LANE.with(|cell| cell.set(lane));
+}
+
 /// How many lanes `threads` asks for: itself when set, else one per available core.
 pub fn count(threads: Option<usize>) -> usize {
     threads

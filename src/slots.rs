@@ -16,6 +16,9 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
+mod lane_pool;
+use lane_pool::{LanePool, PoolSlot};
+
 /// One app connection as the request path sees it: handed to the handler with each of
 /// its requests where connections are served ([`crate::server`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -99,7 +102,7 @@ type Shares = Mutex<HashMap<Holder, (Arc<Semaphore>, usize)>>;
 /// The slots of one upstream host.
 #[derive(Debug)]
 pub struct Slots {
-    all: Arc<Semaphore>,
+    all: Arc<LanePool>,
     shares: Arc<Shares>,
     bounds: SlotBounds,
 }
@@ -107,7 +110,7 @@ pub struct Slots {
 /// A slot held: given back (with its holders' shares) when dropped.
 #[derive(Debug)]
 pub struct Slot {
-    _all: OwnedSemaphorePermit,
+    _all: PoolSlot,
     _connection: Option<Share>,
     _client: Option<Share>,
 }
@@ -142,7 +145,7 @@ impl Slots {
     pub fn new(bounds: SlotBounds) -> Slots {
         let all = bounds.all.max(1);
         Slots {
-            all: Arc::new(Semaphore::new(all)),
+            all: LanePool::new(all),
             shares: Arc::default(),
             bounds: SlotBounds {
                 all,
@@ -181,7 +184,7 @@ impl Slots {
                 );
             }
         }
-        let all = take(&self.all, deadline).await.ok_or(Full::All {
+        let all = self.all.acquire(deadline).await.ok_or(Full::All {
             limit: self.bounds.all,
         })?;
         Ok(Slot {
