@@ -29,15 +29,25 @@ struct State {
 #[derive(Debug, Default)]
 struct Lane {
     held: usize,
-    waiting: VecDeque<(u64, oneshot::Sender<PoolSlot>)>,
+    waiting: VecDeque<(u64, Sender)>,
 }
 
+type Sender = oneshot::Sender<PoolSlot>;
+
 /// A slot of the pool, given back when dropped.
-#[derive(Debug)]
 pub struct PoolSlot {
     pool: Arc<LanePool>,
     lane: usize,
     armed: bool,
+}
+
+impl std::fmt::Debug for PoolSlot {
+    /// The lane only: the pool's queues are not this slot's business.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PoolSlot")
+            .field("lane", &self.lane)
+            .finish()
+    }
 }
 
 impl Drop for PoolSlot {
@@ -61,9 +71,9 @@ impl State {
         &mut self.lanes[index]
     }
 
-    /// The lane whose waiter gets a slot freed on lane `from`, with its given-up waits
-    /// dropped from the front.
-    fn next_lane(&mut self, from: usize, size: usize) -> Option<usize> {
+    /// The waiter that gets a slot freed on lane `from`, taken out of its queue with its
+    /// lane's index; given-up waits are dropped from the front of every queue first.
+    fn next_waiter(&mut self, from: usize, size: usize) -> Option<(usize, Sender)> {
         for lane in &mut self.lanes {
             while lane.waiting.front().is_some_and(|(_, tx)| tx.is_closed()) {
                 lane.waiting.pop_front();
@@ -84,10 +94,12 @@ impl State {
                 .min()
                 .map(|(_, index)| index)
         };
-        match self.lanes.get(from) {
-            Some(lane) if !lane.waiting.is_empty() && lane.held < fair => Some(from),
-            _ => oldest(true).or_else(|| oldest(false)),
-        }
+        let to = match self.lanes.get(from) {
+            Some(lane) if !lane.waiting.is_empty() && lane.held < fair => from,
+            _ => oldest(true).or_else(|| oldest(false))?,
+        };
+        let (_, sender) = self.lanes[to].waiting.pop_front()?;
+        Some((to, sender))
     }
 }
 
@@ -125,10 +137,11 @@ impl LanePool {
             state.lane(lane).waiting.push_back((seq, sender));
             (seq, receiver)
         };
-        let waiting = Waiting {
+        let mut waiting = Waiting {
             pool: self,
             lane,
             seq,
+            taken_out: false,
         };
         let mut receiver = receiver;
         let handed = match tokio::time::timeout_at(deadline, &mut receiver).await {
@@ -136,7 +149,8 @@ impl LanePool {
             // A slot handed just as the deadline passed is still taken.
             Err(_) => receiver.try_recv().ok(),
         };
-        drop(waiting);
+        // A handed slot came through a sender already taken out of the queue.
+        waiting.taken_out = handed.is_some();
         handed
     }
 
@@ -148,19 +162,16 @@ impl LanePool {
         }
     }
 
-    /// Takes back a slot held by `lane` and hands it to the waiter [`State::next_lane`]
+    /// Takes back a slot held by `lane` and hands it to the waiter [`State::next_waiter`]
     /// picks, or frees it.
     fn give_back(self: &Arc<Self>, lane: usize) {
         let from = this_lane();
         let mut state = self.lock();
         state.lane(lane).held -= 1;
         loop {
-            let Some(to) = state.next_lane(from, self.size) else {
+            let Some((to, sender)) = state.next_waiter(from, self.size) else {
                 state.free += 1;
                 return;
-            };
-            let Some((_, sender)) = state.lanes[to].waiting.pop_front() else {
-                continue;
             };
             state.lanes[to].held += 1;
             drop(state);
@@ -181,10 +192,15 @@ struct Waiting<'a> {
     pool: &'a LanePool,
     lane: usize,
     seq: u64,
+    /// Set when a slot came: its sender left the queue then, so there is nothing to scan.
+    taken_out: bool,
 }
 
 impl Drop for Waiting<'_> {
     fn drop(&mut self) {
+        if self.taken_out {
+            return;
+        }
         let mut state = self.pool.lock();
         let waiting = &mut state.lane(self.lane).waiting;
         if let Some(at) = waiting.iter().position(|(seq, _)| *seq == self.seq) {
