@@ -68,15 +68,16 @@ build() {
     target=$(cd "$ROOT" && cargo metadata --format-version 1 --no-deps |
         python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
     if [[ ${SKIP_BUILD:-0} != 1 ]]; then
-        log "cargo build --release (wisegate, bench-fake-wise); a cold build takes a few minutes on 2 cores"
+        log "cargo build --release (wisegate, bench-fake-wise, bench-bare-proxy); a cold build takes a few minutes on 2 cores"
         # Two invocations: built together, the binary would get the features the
         # example's dev-dependencies switch on, and not be the binary users run.
         (cd "$ROOT" && cargo build --release --bin wisegate -p wisegate &&
-            cargo build --release -p wisegate --example bench-fake-wise) ||
+            cargo build --release -p wisegate --example bench-fake-wise --example bench-bare-proxy) ||
             die "build failed"
     fi
     WISEGATE=${WISEGATE:-$target/release/wisegate}
     FAKE_WISE=${FAKE_WISE:-$target/release/examples/bench-fake-wise}
+    BARE_PROXY=${BARE_PROXY:-$target/release/examples/bench-bare-proxy}
     [[ -x $WISEGATE && -x $FAKE_WISE ]] || die "missing $WISEGATE or $FAKE_WISE"
 }
 

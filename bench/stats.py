@@ -121,12 +121,13 @@ def table(path):
                 f"{fmt(s['p99_ms']):>8} {fmt(s['cpu'], 3):>9} {fmt(s['rss'], 1):>7} {s['errors']:>4} "
                 f"{fmt(s['upstream'], 3):>11} {fmt(s['chain'], 3):>11} {fmt(s['other'], 0):>7}"
             )
-        for base_name in ("nginx", "nginx-ka1024", "haproxy"):
+        # `bare` (bench/bare_proxy.rs) is the floor: wisegate / bare is wisegate's own cost.
+        for base_name in ("nginx", "nginx-ka1024", "haproxy", "bare"):
             base = summary.get(base_name)
             if base is None:
                 continue
             for proxy, s in summary.items():
-                if proxy.startswith(("nginx", "haproxy")):
+                if proxy.startswith(("nginx", "haproxy")) or proxy == base_name:
                     continue
                 ratio = lambda key: s[key] / base[key] if base[key] else float("nan")
                 lines.append(
