@@ -11,10 +11,18 @@ use tokio::sync::oneshot;
 use tokio::time::Instant;
 
 /// A fixed number of slots, shared by the lanes.
-#[derive(Debug)]
 pub struct LanePool {
     size: usize,
     state: Mutex<State>,
+}
+
+impl std::fmt::Debug for LanePool {
+    /// The size only: the queues' senders are nothing to print.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LanePool")
+            .field("size", &self.size)
+            .finish_non_exhaustive()
+    }
 }
 
 #[derive(Debug, Default)]
@@ -42,11 +50,11 @@ pub struct PoolSlot {
 }
 
 impl std::fmt::Debug for PoolSlot {
-    /// The lane only: the pool's queues are not this slot's business.
+    /// The serving lane it is charged to (`None`: no lane's thread), not the pool.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PoolSlot")
-            .field("lane", &self.lane)
-            .finish()
+            .field("lane", &self.lane.checked_sub(1))
+            .finish_non_exhaustive()
     }
 }
 
