@@ -1,14 +1,18 @@
 //! Bench-only floor of wisegate's request path (the `bench-bare-proxy` example, a
 //! `bench/run` candidate): the same stack as wisegate, with nothing of wisegate's own.
 //!
-//! Same as wisegate: mimalloc, one current-thread runtime per core (a lane) with its own
-//! upstream client, hyper-util's server (HTTP/1.1 and h2c) towards the app, hyper-util's
-//! legacy client over hyper-rustls (ring, mTLS, HTTP/2 by ALPN, the same window sizes)
-//! towards the upstream. Left out: config validation, routes, tokens, header hygiene
-//! beyond `Host`, hop-by-hop fields and a static `Authorization`, slots and limits,
-//! timeouts, metrics, logs, the watchdog, gathered writes and the admin server (a bare
-//! 200 on the admin address, for `/readyz`). The lanes share the listen port through
-//! `SO_REUSEPORT` instead of wisegate's acceptor.
+//! Same as wisegate with its default limits: mimalloc, one current-thread runtime per
+//! core (a lane) with its own upstream client, hyper-util's server (HTTP/1.1 and h2c)
+//! towards the app and hyper-util's legacy client over hyper-rustls (ring, mTLS, HTTP/2 by
+//! ALPN) towards the upstream, with the settings of `src/server/connection_settings.rs`
+//! and `src/upstream/mod.rs`: timers, header bounds, HTTP/2 windows and keep-alive pings
+//! on both sides (hyper records every frame for those), connect and idle timeouts. Left
+//! out: config validation, routes, tokens, header hygiene beyond `Host`, hop-by-hop fields
+//! and a static `Authorization`, slots, deadlines, metrics, logs, the watchdog, gathered
+//! writes and the admin server (a bare 200 on the admin address, for `/readyz`). The lanes
+//! share the listen port through `SO_REUSEPORT` instead of wisegate's acceptor. Built as
+//! an example, it gets the dev-dependencies' features (tokio's `test-util`), if anything
+//! a little dearer than a binary would be.
 //!
 //! Measured beside wisegate, its CPU per request is what the libraries cost; the rest of
 //! wisegate's is wisegate's. It reads the listen, admin, upstream and certificate paths
@@ -23,10 +27,12 @@ use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -51,18 +57,25 @@ fn main() {
         }
     };
     let lanes = std::thread::available_parallelism().map_or(1, usize::from);
-    let threads: Vec<_> = (0..lanes)
-        .map(|lane| {
-            let settings = settings.clone();
-            std::thread::spawn(move || run_lane(&settings, lane == 0))
-        })
-        .collect();
-    for thread in threads {
-        if let Ok(Err(problem)) = thread.join() {
-            eprintln!("bench-bare-proxy: {problem}");
-            std::process::exit(1);
-        }
+    // A lane ends only when it fails: the first to end takes the process with it, so the
+    // proxy never runs on fewer lanes than it says.
+    let (ended, first_end) = std::sync::mpsc::channel();
+    for lane in 0..lanes {
+        let (settings, ended) = (settings.clone(), ended.clone());
+        std::thread::spawn(move || {
+            let lane_run = std::panic::AssertUnwindSafe(|| run_lane(&settings, lane == 0));
+            let outcome = std::panic::catch_unwind(lane_run);
+            let _ = ended.send(match outcome {
+                Ok(Ok(())) => format!("lane {lane} ended"),
+                Ok(Err(problem)) => problem,
+                Err(_) => format!("lane {lane} panicked"),
+            });
+        });
     }
+    if let Ok(problem) = first_end.recv() {
+        eprintln!("bench-bare-proxy: {problem}");
+    }
+    std::process::exit(1);
 }
 
 fn settings() -> Result<Settings, String> {
@@ -79,7 +92,7 @@ fn settings() -> Result<Settings, String> {
             .and_then(|value| value.get(key))
             .and_then(toml::Value::as_str)
             .map(str::to_owned)
-            .ok_or(format!("{file}: {table}.{key} is missing"))
+            .ok_or_else(|| format!("{file}: {table}.{key} is missing"))
     };
     let address = |table: &str| {
         get(table, "address")?
@@ -168,6 +181,7 @@ fn upstream_client(tls: rustls::ClientConfig) -> Upstream {
     let mut http = HttpConnector::new();
     http.enforce_http(false);
     http.set_nodelay(true);
+    http.set_connect_timeout(Some(Duration::from_secs(5)));
     let connector = hyper_rustls::HttpsConnectorBuilder::new()
         .with_tls_config(tls)
         .https_only()
@@ -177,6 +191,9 @@ fn upstream_client(tls: rustls::ClientConfig) -> Upstream {
     Client::builder(TokioExecutor::new())
         .timer(TokioTimer::new())
         .pool_timer(TokioTimer::new())
+        .pool_idle_timeout(Duration::from_secs(90))
+        .http2_keep_alive_interval(Duration::from_secs(30))
+        .http2_keep_alive_timeout(Duration::from_secs(10))
         .http2_initial_stream_window_size(1024 * 1024)
         .http2_initial_connection_window_size(8 * 1024 * 1024)
         .build(connector)
@@ -188,19 +205,40 @@ where
     H: Fn(Request<Incoming>) -> F + Clone + Send + Sync + 'static,
     F: std::future::Future<Output = Result<Response<Body>, hyper::Error>> + Send + 'static,
 {
+    let http = Arc::new(app_side());
     loop {
         let Ok((stream, _)) = listener.accept().await else {
+            // Out of descriptors, most likely: wait instead of spinning.
+            tokio::time::sleep(Duration::from_millis(50)).await;
             continue;
         };
         let _ = stream.set_nodelay(true);
-        let handle = handle.clone();
+        let (handle, http) = (handle.clone(), http.clone());
         tokio::spawn(async move {
             let service = hyper::service::service_fn(handle);
-            let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
+            let _ = http.serve_connection(TokioIo::new(stream), service).await;
         });
     }
+}
+
+/// The app side as wisegate's defaults set it up (`src/server/connection_settings.rs`:
+/// `limits.max_header_bytes` 64 KiB, 100 header fields, 1 MiB / 8 MiB HTTP/2 windows).
+fn app_side() -> auto::Builder<TokioExecutor> {
+    let mut http = auto::Builder::new(TokioExecutor::new());
+    http.http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(None)
+        .max_buf_size(64 * 1024)
+        .max_headers(100)
+        .keep_alive(true);
+    http.http2()
+        .timer(TokioTimer::new())
+        .max_header_list_size(64 * 1024)
+        .keep_alive_interval(Some(Duration::from_secs(30)))
+        .initial_stream_window_size(1024 * 1024)
+        .initial_connection_window_size(8 * 1024 * 1024)
+        .max_pending_accept_reset_streams(20);
+    http
 }
 
 async fn forward(

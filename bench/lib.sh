@@ -62,7 +62,7 @@ ensure_tools() {
 }
 
 # Builds (or reuses, when up to date: cargo decides) the release wisegate binary and the
-# bench-fake-wise example; sets WISEGATE and FAKE_WISE.
+# bench-fake-wise and bench-bare-proxy examples; sets WISEGATE, FAKE_WISE and BARE_PROXY.
 build() {
     local target
     target=$(cd "$ROOT" && cargo metadata --format-version 1 --no-deps |
