@@ -2,17 +2,18 @@
 //! `bench/run` candidate): the same stack as wisegate, with nothing of wisegate's own.
 //!
 //! Same as wisegate with its default limits: mimalloc, one current-thread runtime per
-//! core (a lane) with its own upstream client, hyper-util's server (HTTP/1.1 and h2c)
-//! towards the app and hyper-util's legacy client over hyper-rustls (ring, mTLS, HTTP/2 by
-//! ALPN) towards the upstream, with the settings of `src/server/connection_settings.rs`
-//! and `src/upstream/mod.rs`: timers, header bounds, HTTP/2 windows and keep-alive pings
-//! on both sides (hyper records every frame for those), connect and idle timeouts. Left
-//! out: config validation, routes, tokens, header hygiene beyond `Host`, hop-by-hop fields
-//! and a static `Authorization`, slots, deadlines, metrics, logs, the watchdog, gathered
-//! writes and the admin server (a bare 200 on the admin address, for `/readyz`). The lanes
-//! share the listen port through `SO_REUSEPORT` instead of wisegate's acceptor. Built as
-//! an example, it gets the dev-dependencies' features (tokio's `test-util`), if anything
-//! a little dearer than a binary would be.
+//! core (a lane) with its own upstream client, and wisegate's own builders for both
+//! sides, so the library settings cannot drift apart: [`wisegate::server::app_http`]
+//! (HTTP/1.1 and h2c towards the app: timers, header bounds, HTTP/2 windows and
+//! keep-alive pings) and [`wisegate::upstream::connector`] and
+//! [`wisegate::upstream::client`] (hyper-util's legacy client over hyper-rustls: mTLS,
+//! HTTP/2 by ALPN, windows, pings, connect and idle timeouts). Left out: config
+//! validation, routes, tokens, header hygiene beyond `Host`, hop-by-hop fields and a
+//! static `Authorization`, slots, deadlines, metrics, logs, the watchdog, gathered writes
+//! and the admin server (a bare 200 on the admin address, for `/readyz`). The lanes share
+//! the listen port through `SO_REUSEPORT` instead of wisegate's acceptor. Built as an
+//! example, it gets the dev-dependencies' features (tokio's `test-util`), if anything a
+//! little dearer than a binary would be.
 //!
 //! Measured beside wisegate, its CPU per request is what the libraries cost; the rest of
 //! wisegate's is wisegate's. It reads the listen, admin, upstream and certificate paths
@@ -26,13 +27,14 @@ use hyper::body::Incoming;
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
+use hyper_util::rt::TokioIo;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
+use wisegate::config::Limits;
+use wisegate::upstream;
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -151,7 +153,9 @@ fn run_lane(settings: &Settings, with_admin: bool) -> Result<(), String> {
                 Ok::<_, hyper::Error>(text(StatusCode::OK, "ok\n"))
             }));
         }
-        let upstream = upstream_client(settings.tls.clone());
+        let limits = Limits::default();
+        let connector = upstream::connector(settings.tls.clone(), limits.upstream_connect_timeout);
+        let upstream: Upstream = upstream::client(connector, limits.idle_timeout, None);
         let authority = settings.upstream.authority().cloned();
         serve(listener, move |request| {
             forward(upstream.clone(), authority.clone(), request)
@@ -177,35 +181,13 @@ fn listen(address: SocketAddr) -> Result<tokio::net::TcpListener, String> {
         .map_err(|error| format!("{address}: {error}"))
 }
 
-fn upstream_client(tls: rustls::ClientConfig) -> Upstream {
-    let mut http = HttpConnector::new();
-    http.enforce_http(false);
-    http.set_nodelay(true);
-    http.set_connect_timeout(Some(Duration::from_secs(5)));
-    let connector = hyper_rustls::HttpsConnectorBuilder::new()
-        .with_tls_config(tls)
-        .https_only()
-        .enable_http1()
-        .enable_http2()
-        .wrap_connector(http);
-    Client::builder(TokioExecutor::new())
-        .timer(TokioTimer::new())
-        .pool_timer(TokioTimer::new())
-        .pool_idle_timeout(Duration::from_secs(90))
-        .http2_keep_alive_interval(Duration::from_secs(30))
-        .http2_keep_alive_timeout(Duration::from_secs(10))
-        .http2_initial_stream_window_size(1024 * 1024)
-        .http2_initial_connection_window_size(8 * 1024 * 1024)
-        .build(connector)
-}
-
 /// Serves every connection `listener` accepts (HTTP/1.1 or h2c) with `handle`.
 async fn serve<H, F>(listener: tokio::net::TcpListener, handle: H)
 where
     H: Fn(Request<Incoming>) -> F + Clone + Send + Sync + 'static,
     F: std::future::Future<Output = Result<Response<Body>, hyper::Error>> + Send + 'static,
 {
-    let http = Arc::new(app_side());
+    let http = Arc::new(wisegate::server::app_http(&Limits::default()));
     loop {
         let Ok((stream, _)) = listener.accept().await else {
             // Out of descriptors, most likely: wait instead of spinning.
@@ -219,26 +201,6 @@ where
             let _ = http.serve_connection(TokioIo::new(stream), service).await;
         });
     }
-}
-
-/// The app side as wisegate's defaults set it up (`src/server/connection_settings.rs`:
-/// `limits.max_header_bytes` 64 KiB, 100 header fields, 1 MiB / 8 MiB HTTP/2 windows).
-fn app_side() -> auto::Builder<TokioExecutor> {
-    let mut http = auto::Builder::new(TokioExecutor::new());
-    http.http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(None)
-        .max_buf_size(64 * 1024)
-        .max_headers(100)
-        .keep_alive(true);
-    http.http2()
-        .timer(TokioTimer::new())
-        .max_header_list_size(64 * 1024)
-        .keep_alive_interval(Some(Duration::from_secs(30)))
-        .initial_stream_window_size(1024 * 1024)
-        .initial_connection_window_size(8 * 1024 * 1024)
-        .max_pending_accept_reset_streams(20);
-    http
 }
 
 async fn forward(

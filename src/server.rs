@@ -14,6 +14,7 @@ use crate::config::Limits;
 use crate::lanes::{Lanes, Open};
 use crate::slots::AppConnection;
 use crate::watchdog::{Activity, Watchdog, Watched};
+pub use connection_settings::app_http;
 use connection_settings::ConnectionSettings;
 use hyper::body::Incoming;
 use hyper::service::service_fn;

@@ -107,35 +107,11 @@ impl std::fmt::Debug for Upstream {
 impl Upstream {
     /// `base` must be an `https://host[:port]` URL (checked by config validation).
     pub fn new(base: &Uri, tls: ClientConfig, settings: UpstreamSettings) -> Upstream {
-        let mut http = HttpConnector::new();
-        http.enforce_http(false);
-        http.set_nodelay(true);
-        http.set_connect_timeout(Some(settings.connect_timeout));
-        let connector = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_tls_config(tls)
-            .https_only()
-            .enable_http1()
-            .enable_http2()
-            .wrap_connector(http);
-        let client = || {
-            let mut builder = match &settings.runtime {
-                Some(runtime) => Client::builder(OnRuntime(runtime.clone())),
-                None => Client::builder(TokioExecutor::new()),
-            };
-            builder
-                .timer(TokioTimer::new())
-                .pool_timer(TokioTimer::new())
-                .pool_idle_timeout(settings.idle_timeout)
-                .http2_keep_alive_interval(Duration::from_secs(30))
-                .http2_keep_alive_timeout(Duration::from_secs(10))
-                // Fixed windows: an adaptive window can grow to 16 MiB per stream, which a
-                // slow-reading app would leave buffered here (measured up to +15 MB per 100 MB
-                // download); 1 MiB/8 MiB kept it at 1 MB with no loss at full speed.
-                .http2_initial_stream_window_size(1024 * 1024)
-                .http2_initial_connection_window_size(8 * 1024 * 1024)
-                .build(connector.clone())
-        };
-        let clients = (0..=settings.lanes).map(|_| client()).collect();
+        let connector = connector(tls, settings.connect_timeout);
+        let runtime = settings.runtime.as_ref();
+        let clients = (0..=settings.lanes)
+            .map(|_| client(connector.clone(), settings.idle_timeout, runtime))
+            .collect();
         let authority = base
             .authority()
             .cloned()
@@ -249,6 +225,51 @@ impl Upstream {
         let index = crate::lanes::current().map_or(0, |lane| lane + 1);
         &self.clients[index % self.clients.len()]
     }
+}
+
+/// The connector of every upstream client: TCP with `connect_timeout` and no Nagle, then
+/// TLS with `tls` (the client certificate), HTTP/2 or HTTP/1.1 by ALPN.
+pub fn connector(tls: ClientConfig, connect_timeout: Duration) -> HttpsConnector<HttpConnector> {
+    let mut http = HttpConnector::new();
+    http.enforce_http(false);
+    http.set_nodelay(true);
+    http.set_connect_timeout(Some(connect_timeout));
+    hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(tls)
+        .https_only()
+        .enable_http1()
+        .enable_http2()
+        .wrap_connector(http)
+}
+
+/// One pooled client over `connector` (one pool of connections): keep-alive pings and
+/// fixed HTTP/2 windows; its connections' tasks run on `runtime`, or on the runtime of
+/// the request that opened them. Also what the benchmark's `bare` proxy forwards with.
+pub fn client<B>(
+    connector: HttpsConnector<HttpConnector>,
+    idle_timeout: Duration,
+    runtime: Option<&tokio::runtime::Handle>,
+) -> Client<HttpsConnector<HttpConnector>, B>
+where
+    B: http_body::Body + Send + 'static,
+    B::Data: Send,
+{
+    let mut builder = match runtime {
+        Some(runtime) => Client::builder(OnRuntime(runtime.clone())),
+        None => Client::builder(TokioExecutor::new()),
+    };
+    builder
+        .timer(TokioTimer::new())
+        .pool_timer(TokioTimer::new())
+        .pool_idle_timeout(idle_timeout)
+        .http2_keep_alive_interval(Duration::from_secs(30))
+        .http2_keep_alive_timeout(Duration::from_secs(10))
+        // Fixed windows: an adaptive window can grow to 16 MiB per stream, which a
+        // slow-reading app would leave buffered here (measured up to +15 MB per 100 MB
+        // download); 1 MiB/8 MiB kept it at 1 MB with no loss at full speed.
+        .http2_initial_stream_window_size(1024 * 1024)
+        .http2_initial_connection_window_size(8 * 1024 * 1024)
+        .build(connector)
 }
 
 /// `https://<authority><path and query>`, the path and query kept byte for byte; `/`
