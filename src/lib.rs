@@ -51,6 +51,7 @@
 //! - [`rollback_readiness`]: whether the legacy path would work if ops rolled back;
 //!   [`legacy_path`]: what its last probe found.
 //! - [`metrics`]: the Prometheus metrics; [`lineage_metrics`]: the per-account series.
+//!   [`log_filter`]: `log.level` and `WISEGATE_LOG` read as a filter.
 //!   [`expiry`]: the daily certificate-expiry warning.
 //!   [`timestamps`]: Unix seconds and RFC 3339, as wisegate writes times.
 //!
@@ -86,6 +87,7 @@ pub mod lanes;
 pub mod last_reload;
 pub mod legacy_path;
 pub mod lineage_metrics;
+pub mod log_filter;
 pub mod metrics;
 pub mod proxy;
 pub mod readiness;

@@ -2,9 +2,10 @@
 //! (`--log-format` wins), then the subcommand's module.
 
 use super::args::{AccountAction, Cli, Command, LogFormatArg, TokenAction};
-use super::{account, authorize, check, serve, token};
+use super::{account, authorize, check, serve, token, EXIT_USAGE};
 use std::path::Path;
 use wisegate::config::{Config, LogFormat};
+use wisegate::log_filter;
 
 /// Runs the command `cli` names.
 pub async fn dispatch(cli: Cli) -> anyhow::Result<()> {
@@ -64,10 +65,23 @@ fn load(path: &Path, log_format: Option<LogFormatArg>) -> anyhow::Result<Config>
     Ok(config)
 }
 
+/// Starts logging with `WISEGATE_LOG` if it is set and not empty, else with `level`
+/// (`log.level`, which the config's validation has already checked). A bad `WISEGATE_LOG` is a usage error
+/// (exit 64), as a bad argument is: silently logging less is how incidents go unseen.
 fn init_logging(format: LogFormat, level: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("WISEGATE_LOG")
-        .or_else(|_| tracing_subscriber::EnvFilter::try_new(level))
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let (source, filter) = match std::env::var("WISEGATE_LOG") {
+        // Set but empty, as a manifest's placeholder leaves it: as if unset.
+        Ok(text) if text.trim().is_empty() => ("log.level", log_filter::parse(level)),
+        Ok(text) => ("the WISEGATE_LOG variable", log_filter::parse(&text)),
+        Err(std::env::VarError::NotPresent) => ("log.level", log_filter::parse(level)),
+        Err(std::env::VarError::NotUnicode(_)) => {
+            ("the WISEGATE_LOG variable", Err("is not UTF-8".to_owned()))
+        }
+    };
+    let filter = filter.unwrap_or_else(|problem| {
+        eprintln!("wisegate: {source}: {problem}");
+        std::process::exit(i32::from(EXIT_USAGE));
+    });
     // Colours only on a terminal: a log file or a collector gets plain text.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)

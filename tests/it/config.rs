@@ -322,6 +322,57 @@ fn the_binary_exits_64_naming_the_file_line_and_key() {
     );
 }
 
+/// `tracing` reads a bare word that is not a level as a target to trace, which turns
+/// every other log line off: `log.level` and `WISEGATE_LOG` refuse it instead.
+#[test]
+fn a_log_level_that_is_not_a_level_is_refused_where_it_is_written() {
+    let with = |level: &str| format!("{GOOD}\n[log]\nlevel = \"{level}\"\n");
+    for good in ["debug", "wisegate=debug,hyper=warn"] {
+        assert_eq!(
+            Config::parse(Path::new("w.toml"), &with(good))
+                .unwrap()
+                .log
+                .level,
+            good
+        );
+    }
+    for (bad, says) in [
+        ("warning", "log.level: `warning` is not a level: use off, error, warn, info, debug or trace, or TARGET=LEVEL"),
+        ("wisegate=loud", "log.level: is not a log filter"),
+    ] {
+        let error = refusal(&with(bad));
+        assert!(error.contains(says), "{error}");
+    }
+
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("wisegate.toml");
+    std::fs::write(&file, GOOD).unwrap();
+    // `wisegate run` with WISEGATE_LOG set to `value`: its exit code and stderr.
+    let run = |value: &str| {
+        let output = Command::new(env!("CARGO_BIN_EXE_wisegate"))
+            .args(["run", "--config"])
+            .arg(&file)
+            .env("WISEGATE_LOG", value)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+        (output.status.code(), stderr)
+    };
+    let (code, stderr) = run("verbose");
+    assert_eq!(code, Some(64), "{stderr}");
+    assert!(
+        stderr.contains("the WISEGATE_LOG variable: `verbose` is not a level"),
+        "{stderr}"
+    );
+    // Set but empty (a manifest's placeholder): log.level applies.
+    let (_, stderr) = run("");
+    assert!(!stderr.contains("WISEGATE_LOG"), "{stderr}");
+    assert!(
+        stderr.contains("mtls.cert_file"),
+        "it went on to the files: {stderr}"
+    );
+}
+
 /// A copy of config.example.toml is what a new user starts from: it must send every
 /// request the OAuth way and need no personal token, its routes being examples only.
 #[test]

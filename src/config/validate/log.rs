@@ -1,8 +1,10 @@
-//! The `[log]` section: the format (`text` or `json`) and the `tracing` filter.
+//! The `[log]` section: the format (`text` or `json`) and the `tracing` filter
+//! ([`crate::log_filter`]).
 
 use super::checker::Checker;
 use crate::config::raw::RawLog;
 use crate::config::{Log, LogFormat};
+use crate::log_filter;
 
 pub(super) fn log(c: &mut Checker<'_>, raw: RawLog) -> Log {
     Log {
@@ -17,6 +19,14 @@ pub(super) fn log(c: &mut Checker<'_>, raw: RawLog) -> Log {
                 LogFormat::Text
             }
         },
-        level: raw.level.unwrap_or_else(|| "info".to_owned()),
+        level: match raw.level {
+            Some(level) => {
+                if let Err(problem) = log_filter::parse(&level) {
+                    c.problem("log.level", problem);
+                }
+                level
+            }
+            None => "info".to_owned(),
+        },
     }
 }
