@@ -24,9 +24,6 @@ use http::uri::{Authority, Scheme};
 use http::{header, HeaderValue, Request, Response, StatusCode, Uri};
 use http_body_util::{combinators::UnsyncBoxBody, BodyExt, Full};
 use hyper::body::Incoming;
-use hyper_rustls::HttpsConnector;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioIo;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
@@ -40,7 +37,7 @@ use wisegate::upstream;
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 type Body = UnsyncBoxBody<Bytes, hyper::Error>;
-type Upstream = Client<HttpsConnector<HttpConnector>, Incoming>;
+type Upstream = upstream::UpstreamClient<Incoming>;
 
 /// What is read from the wisegate config.
 struct Settings {
@@ -155,7 +152,12 @@ fn run_lane(settings: &Settings, with_admin: bool) -> Result<(), String> {
         }
         let limits = Limits::default();
         let connector = upstream::connector(settings.tls.clone(), limits.upstream_connect_timeout);
-        let upstream: Upstream = upstream::client(connector, limits.idle_timeout, None);
+        let upstream: Upstream = upstream::client(
+            connector,
+            limits.upstream_connect_timeout,
+            limits.idle_timeout,
+            None,
+        );
         let authority = settings.upstream.authority().cloned();
         serve(listener, move |request| {
             forward(upstream.clone(), authority.clone(), request)

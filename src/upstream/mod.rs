@@ -2,13 +2,17 @@
 //! hyper-rustls, HTTP/2 where ALPN offers it, HTTP/1.1 keep-alive otherwise. Requests in
 //! flight are bounded (`limits.max_upstream_requests`): over HTTP/1.1 each one holds a
 //! connection, and without a bound a burst opens as many mTLS connections as requests.
+//! Until a host's protocol is known, its connects take turns ([`ProbeGate`]), so that a
+//! burst on a cold pool makes one HTTP/2 connection, not one per request.
 //! Failures are classified here into [`UpstreamError`], whose messages say what failed
 //! and where. What is sent is the caller's: a request body that fails is the caller's to
 //! explain (it knows whose body it was), so nothing here looks inside it.
 
 mod failure;
+mod probe;
 
 pub use failure::UpstreamError;
+pub use probe::ProbeGate;
 
 use crate::body::{Progress, ProxyBody};
 use crate::slots::{AppConnection, Full, Slot, SlotBounds, Slots};
@@ -42,6 +46,9 @@ pub struct UpstreamSettings {
     pub runtime: Option<tokio::runtime::Handle>,
 }
 
+/// A pooled client of [`client`]: its connects go through a [`ProbeGate`].
+pub type UpstreamClient<B> = Client<ProbeGate<HttpsConnector<HttpConnector>>, B>;
+
 /// Spawns connection tasks on one runtime, whichever runtime the request came from.
 #[derive(Clone)]
 struct OnRuntime(tokio::runtime::Handle);
@@ -61,7 +68,7 @@ where
 pub struct Upstream {
     /// One client (and so one pool of connections) per lane, the first for callers
     /// outside the lanes.
-    clients: Arc<[Client<HttpsConnector<HttpConnector>, ProxyBody>]>,
+    clients: Arc<[UpstreamClient<ProxyBody>]>,
     authority: Authority,
     target: String,
     timeout: Duration,
@@ -110,7 +117,15 @@ impl Upstream {
         let connector = connector(tls, settings.connect_timeout);
         let runtime = settings.runtime.as_ref();
         let clients = (0..=settings.lanes)
-            .map(|_| client(connector.clone(), settings.idle_timeout, runtime))
+            .map(|_| {
+                let connect_timeout = settings.connect_timeout;
+                client(
+                    connector.clone(),
+                    connect_timeout,
+                    settings.idle_timeout,
+                    runtime,
+                )
+            })
             .collect();
         let authority = base
             .authority()
@@ -221,7 +236,7 @@ impl Upstream {
     }
 
     /// This lane's client: a lane's requests share that lane's upstream connection.
-    fn client(&self) -> &Client<HttpsConnector<HttpConnector>, ProxyBody> {
+    fn client(&self) -> &UpstreamClient<ProxyBody> {
         let index = crate::lanes::current().map_or(0, |lane| lane + 1);
         &self.clients[index % self.clients.len()]
     }
@@ -242,14 +257,17 @@ pub fn connector(tls: ClientConfig, connect_timeout: Duration) -> HttpsConnector
         .wrap_connector(http)
 }
 
-/// One pooled client over `connector` (one pool of connections): keep-alive pings and
-/// fixed HTTP/2 windows; its connections' tasks run on `runtime`, or on the runtime of
-/// the request that opened them. Also what the benchmark's `bare` proxy forwards with.
+/// One pooled client over `connector` for one upstream host (one pool of connections,
+/// whose connects take turns at a [`ProbeGate`], waiting at most `connect_timeout` for
+/// one another): keep-alive pings and fixed HTTP/2 windows; its connections' tasks run on
+/// `runtime`, or on the runtime of the request that opened them. Also what the
+/// benchmark's `bare` proxy forwards with.
 pub fn client<B>(
     connector: HttpsConnector<HttpConnector>,
+    connect_timeout: Duration,
     idle_timeout: Duration,
     runtime: Option<&tokio::runtime::Handle>,
-) -> Client<HttpsConnector<HttpConnector>, B>
+) -> UpstreamClient<B>
 where
     B: http_body::Body + Send + 'static,
     B::Data: Send,
@@ -269,7 +287,7 @@ where
         // download); 1 MiB/8 MiB kept it at 1 MB with no loss at full speed.
         .http2_initial_stream_window_size(1024 * 1024)
         .http2_initial_connection_window_size(8 * 1024 * 1024)
-        .build(connector)
+        .build(ProbeGate::new(connector, connect_timeout))
 }
 
 /// `https://<authority><path and query>`, the path and query kept byte for byte; `/`
